@@ -92,7 +92,9 @@ struct alloc_config {
 
 #define ALLOC_DEFAULT_STOCK_BYTES (64u * 1024u)
 
-/* Returns NULL (errno set) if the allocator itself cannot be set up. */
+/* Returns NULL (errno set) if the allocator itself cannot be set up.
+ * config NULL: no limit, no balloon, ALLOC_DEFAULT_STOCK_BYTES, stderr.
+ * stock_bytes is capped at 1 GiB. */
 struct alloc *alloc_create(const struct alloc_config *config);
 /* All memory must have been freed; leaked bytes are reported on stderr. */
 void alloc_destroy(struct alloc *a);
@@ -108,10 +110,14 @@ void alloc_destroy(struct alloc *a);
 void *alloc_malloc(struct alloc *a, enum alloc_site site, size_t size, unsigned flags);
 
 /* Grow or shrink a block from alloc_malloc (same site). NULL on failure,
- * the old block untouched. ptr may be NULL. */
+ * the old block untouched. ptr may be NULL. Only the growth is charged; a
+ * block moved to another site is charged there whole and uncharged from its
+ * old site once the move succeeds. Counts as one call. */
 void *alloc_realloc(struct alloc *a, enum alloc_site site, void *ptr, size_t size, unsigned flags);
 
-/* Free a block from alloc_malloc/alloc_realloc/alloc_try. NULL is a no-op. */
+/* Free a block from alloc_malloc/alloc_realloc/alloc_try. NULL is a no-op.
+ * Any thread may free any block. A pointer that is not a live block of the
+ * allocator (double free, foreign pointer) is reported and abort()s. */
 void alloc_free(struct alloc *a, void *ptr);
 
 /* Bytes the caller asked for when ptr was allocated. */
@@ -150,6 +156,7 @@ struct alloc_retry {
 	uint64_t wait_ns;	/* back-off the policy asked for */
 	enum alloc_site site;
 	int verdict;		/* last pfs_verdict, -1 = none */
+	size_t size;		/* bytes asked for: what alloc_retry_wait() reclaims */
 };
 #define ALLOC_RETRY_INIT {.verdict = -1}
 
@@ -173,7 +180,8 @@ void alloc_set_mem_limit(struct alloc *a, uint64_t bytes);
 uint64_t alloc_mem_limit(const struct alloc *a);
 void alloc_set_balloon(struct alloc *a, uint64_t bytes);
 uint64_t alloc_balloon(const struct alloc *a);
-/* Bytes charged to the budget now (live bytes plus per-thread stock). */
+/* Bytes charged to the budget now (live bytes plus per-thread stock: at
+ * most 2 * stock_bytes per thread; a thread's stock goes back at its exit). */
 uint64_t alloc_charged(const struct alloc *a);
 /* Bytes live now, exact when no allocation is in flight. */
 uint64_t alloc_live(const struct alloc *a);
@@ -240,8 +248,8 @@ void alloc_set_inject(struct alloc *a, const struct alloc_inject *inject);
 void alloc_get_inject(const struct alloc *a, struct alloc_inject *inject);
 
 /*
- * Countdown for tests: the nth attempt from now fails (n >= 1), then `more`
- * further attempts fail too (0 = a single, transient failure;
+ * Countdown for tests: the nth attempt from now fails (n >= 1; cause
+ * "injected"), then `more` further attempts fail too (0 = a single, transient failure;
  * UINT64_MAX = every later attempt: persistent). Counts attempts at every
  * site. n = 0 disarms. Independent of the probability knobs.
  */
@@ -254,6 +262,20 @@ bool alloc_fail_nth_fired(const struct alloc *a);
 /*
  * The counters, one table: name, kind, meaning. kind is SUM (summed across
  * threads and sites), MAX (the largest seen) or GAUGE (a current value).
+ *
+ * calls counts each call once (alloc_try() calls resumed through
+ * alloc_retry_wait() are one call); budget/injected/system failures count
+ * attempts.
+ *
+ * peak, honestly: the total peak is the high-water mark of alloc_charged().
+ * With stock_bytes = 0 that is exact. With a stock it may exceed the true
+ * peak of live bytes by the unused stock of each thread (up to
+ * 2 * stock_bytes per thread). Per-site peaks are exact with stock_bytes = 0
+ * (shared per-site counters, updated on every call); with a stock they are
+ * samples of the site's live bytes taken whenever a thread's stock refills
+ * from the shared counter and at every alloc_stats_read(), so they are never
+ * below the live bytes seen at a read but may miss a short spike between
+ * two samples.
  */
 #define ALLOC_STATS(X)                                                                             \
 	X(calls, SUM, "allocation calls")                                                          \
@@ -294,12 +316,12 @@ const char *alloc_stat_help(enum alloc_stat stat);
 /* A snapshot; exact when no allocation is in flight. */
 void alloc_stats_read(struct alloc *a, struct alloc_stats *out);
 /*
- * The snapshot as one JSON object:
+ * The snapshot as one JSON object (policy "none" when none is installed):
  * {"mem_limit":..,"balloon":..,"charged":..,"policy":"retry",
  *  "total":{"calls":..,...},"sites":{"cache_page":{...},...},
  *  "stall_histogram_ms":{"<1":..,"<2":..,...}}
  * Writes at most len bytes (NUL included) like snprintf and returns the
- * length it needed.
+ * length it needed, NUL not included (as snprintf: buf NULL, len 0 asks).
  */
 size_t alloc_stats_json(struct alloc *a, char *buf, size_t len);
 /* Zero the SUM and MAX counters (not live). */

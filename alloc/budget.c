@@ -1,0 +1,398 @@
+/*
+ * The budget: mem_limit, the balloon, the shared `charged` counter and the
+ * per-thread stock in front of it (memcg's per-CPU stock, per thread here),
+ * the thread-local cache lookup, and waiting for memory (mempool style: a
+ * free touches the wait lock only when somebody waits).
+ *
+ * Invariant: charged = live bytes + every thread's stock, and a charge that
+ * would take charged past mem_limit - balloon is refused (compare-and-swap,
+ * never add-then-check), so use never passes the limit. Before refusing, a
+ * thread returns its own stock, bumps the drain epoch (every other thread returns
+ * its stock on its next call) and checks again: in a single-threaded program
+ * refusal is exact to the byte.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc_i.h"
+
+__thread struct alloc_tls _alloc_tls __attribute__((tls_model("initial-exec")));
+
+/* registry_lock protects `registry`, the list of live instances that a
+ * thread walks at exit to hand back its stock. */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct alloc *registry;
+
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t thread_key;
+static bool thread_key_ok;
+static _Atomic uint64_t next_thread_id;
+static _Atomic uint64_t next_instance_id;
+static __thread uint64_t tls_thread_id;
+
+uint64_t _alloc_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t thread_id(void)
+{
+	if (ALLOC_UNLIKELY(tls_thread_id == 0))
+		tls_thread_id = atomic_fetch_add(&next_thread_id, 1) + 1;
+	return tls_thread_id;
+}
+
+static void peak_raise(_Atomic uint64_t *peak, uint64_t value)
+{
+	uint64_t old = atomic_load_explicit(peak, memory_order_relaxed);
+
+	while (value > old && !atomic_compare_exchange_weak_explicit(
+	                          peak, &old, value, memory_order_relaxed, memory_order_relaxed))
+		;
+}
+
+/* Charge the shared counter; refuse what would pass mem_limit - balloon. */
+static int shared_charge(struct alloc *a, uint64_t amount)
+{
+	uint64_t limit = atomic_load_explicit(&a->mem_limit, memory_order_relaxed);
+	uint64_t balloon, room, old, new;
+
+	if (limit == 0) {
+		new = atomic_fetch_add(&a->charged, amount) + amount;
+		goto out_peak;
+	}
+	balloon = atomic_load_explicit(&a->balloon, memory_order_relaxed);
+	room = limit > balloon ? limit - balloon : 0;
+	old = atomic_load_explicit(&a->charged, memory_order_relaxed);
+	do {
+		if (amount > room || old > room - amount)
+			return -ENOMEM;
+		new = old + amount;
+	} while (!atomic_compare_exchange_weak(&a->charged, &old, new));
+out_peak:
+	peak_raise(&a->peak, new);
+	return 0;
+}
+
+static void shared_uncharge(struct alloc *a, uint64_t amount)
+{
+	if (amount == 0)
+		return;
+	atomic_fetch_sub(&a->charged, amount);
+	/* The RMW above is a full barrier: a waiter that registered before it
+	 * is seen here. */
+	if (atomic_load(&a->gate) & ALLOC_GATE_WAITERS_MASK)
+		_alloc_budget_wake(a);
+}
+
+/* Move the drain epoch on (wrapping inside its 32 bits); returns the new one. */
+static uint64_t drain_epoch_bump(struct alloc *a)
+{
+	uint64_t old = atomic_load(&a->gate), new;
+
+	do {
+		new = (old & ~ALLOC_GATE_EPOCH_MASK) | ((old + 1) & ALLOC_GATE_EPOCH_MASK);
+	} while (!atomic_compare_exchange_weak(&a->gate, &old, new));
+	return new &ALLOC_GATE_EPOCH_MASK;
+}
+
+bool _alloc_budget_fits(struct alloc *a, uint64_t size)
+{
+	uint64_t limit = atomic_load(&a->mem_limit);
+	uint64_t balloon = atomic_load(&a->balloon);
+	uint64_t room = limit > balloon ? limit - balloon : 0;
+
+	return limit == 0 || (size <= room && atomic_load(&a->charged) <= room - size);
+}
+
+/* Hand the whole stock back (epoch moved, a waiter, thread exit). */
+static void stock_return(struct alloc *a, struct alloc_tcache *tc)
+{
+	uint64_t stock = tc->stock;
+
+	tc->stock = 0;
+	shared_uncharge(a, stock);
+}
+
+int _alloc_budget_charge_slow(struct alloc *a, struct alloc_tcache *tc, unsigned site,
+                              uint64_t size)
+{
+	uint64_t epoch = _alloc_gate(a) & ALLOC_GATE_EPOCH_MASK;
+	uint64_t need;
+
+	if (a->stock_bytes == 0) {
+		if (shared_charge(a, size))
+			return -ENOMEM;
+		peak_raise(&a->site_peak[site],
+		           atomic_fetch_add(&a->site_charged[site], size) + size);
+		return 0;
+	}
+	if (tc->gate_seen != epoch) {
+		stock_return(a, tc);
+		tc->gate_seen = epoch;
+	}
+	if (size <= tc->stock) {
+		tc->stock -= size;
+		return 0;
+	}
+	need = size - tc->stock;
+	if (need + a->stock_bytes >= need && shared_charge(a, need + a->stock_bytes) == 0) {
+		tc->stock = a->stock_bytes;
+	} else if (shared_charge(a, need) == 0) {
+		tc->stock = 0;
+	} else {
+		/* Refusing: first make every stock come home, then check again. */
+		tc->gate_seen = drain_epoch_bump(a);
+		stock_return(a, tc);
+		if (shared_charge(a, size))
+			return -ENOMEM;
+	}
+	/* The stock just moved: a good moment to sample this site's peak. */
+	peak_raise(&a->site_peak[site], _alloc_site_live(a, site) + size);
+	return 0;
+}
+
+void _alloc_budget_uncharge_slow(struct alloc *a, struct alloc_tcache *tc, unsigned site,
+                                 uint64_t size)
+{
+	uint64_t gate = _alloc_gate(a);
+	uint64_t epoch = gate & ALLOC_GATE_EPOCH_MASK;
+
+	if (a->stock_bytes == 0) {
+		atomic_fetch_sub(&a->site_charged[site], size);
+		shared_uncharge(a, size);
+		return;
+	}
+	tc->stock += size;
+	if (tc->gate_seen != epoch || (gate & ALLOC_GATE_WAITERS_MASK)) {
+		tc->gate_seen = epoch;
+		stock_return(a, tc);
+	} else if (tc->stock > tc->stock_max) {
+		uint64_t excess = tc->stock - a->stock_bytes;
+
+		tc->stock = a->stock_bytes;
+		shared_uncharge(a, excess);
+	}
+}
+
+void _alloc_budget_uncharge_orphan(struct alloc *a, unsigned site, uint64_t size)
+{
+	if (a->stock_bytes == 0)
+		atomic_fetch_sub(&a->site_charged[site], size);
+	shared_uncharge(a, size);
+}
+
+/* ---- thread caches ---- */
+
+/* At thread exit: hand back this thread's stock in every live instance. */
+static void thread_exit(void *unused)
+{
+	uint64_t me = tls_thread_id;
+
+	pthread_mutex_lock(&registry_lock);
+	for (struct alloc *a = registry; a; a = a->registry_next) {
+		pthread_mutex_lock(&a->lock);
+		for (struct alloc_tcache *tc = atomic_load(&a->tcaches); tc; tc = tc->next) {
+			if (tc->owner != me)
+				continue;
+			stock_return(a, tc);
+			tc->owner = 0;
+		}
+		pthread_mutex_unlock(&a->lock);
+	}
+	pthread_mutex_unlock(&registry_lock);
+	memset(&_alloc_tls, 0, sizeof(_alloc_tls));
+}
+
+static void thread_key_make(void)
+{
+	thread_key_ok = pthread_key_create(&thread_key, thread_exit) == 0;
+}
+
+struct alloc_tcache *_alloc_tcache_slow(struct alloc *a)
+{
+	uint64_t me = thread_id();
+	struct alloc_tcache *tc;
+
+	pthread_once(&thread_key_once, thread_key_make);
+	pthread_mutex_lock(&a->lock);
+	for (tc = atomic_load(&a->tcaches); tc; tc = tc->next)
+		if (tc->owner == me)
+			goto out_unlock;
+	_Static_assert(sizeof(*tc) % ALLOC_CACHELINE == 0, "aligned_alloc wants a multiple");
+	tc = aligned_alloc(ALLOC_CACHELINE, sizeof(*tc));
+	if (!tc)
+		goto out_unlock;
+	memset(tc, 0, sizeof(*tc));
+	tc->owner = me;
+	tc->stock_max = 2 * a->stock_bytes;
+	tc->gate_seen = atomic_load(&a->gate) & ALLOC_GATE_EPOCH_MASK;
+	tc->next = atomic_load_explicit(&a->tcaches, memory_order_relaxed);
+	atomic_store_explicit(&a->tcaches, tc, memory_order_release);
+out_unlock:
+	pthread_mutex_unlock(&a->lock);
+	if (!tc)
+		return NULL;
+	if (thread_key_ok)
+		pthread_setspecific(thread_key, (void *)1);
+	_alloc_tls.a = a;
+	_alloc_tls.id = a->id;
+	_alloc_tls.tc = tc;
+	return tc;
+}
+
+/* ---- instance set-up ---- */
+
+int _alloc_budget_init(struct alloc *a, const struct alloc_config *config)
+{
+	pthread_condattr_t attr;
+	int err;
+
+	a->id = atomic_fetch_add(&next_instance_id, 1) + 1;
+	/* Bounded so that stock arithmetic can never overflow (the fast path
+	 * relies on size <= stock to bound size). */
+	a->stock_bytes = config->stock_bytes < ALLOC_STOCK_BYTES_MAX ? config->stock_bytes
+	                                                             : ALLOC_STOCK_BYTES_MAX;
+	atomic_init(&a->mem_limit, config->mem_limit);
+	atomic_init(&a->balloon, config->balloon);
+	err = pthread_condattr_init(&attr);
+	if (err)
+		return -err;
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	err = pthread_cond_init(&a->wait_cond, &attr);
+	pthread_condattr_destroy(&attr);
+	if (err)
+		return -err;
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_mutex_init(&a->wait_lock, NULL);
+
+	atomic_init(&a->tcaches, &a->orphan);
+
+	pthread_mutex_lock(&registry_lock);
+	a->registry_next = registry;
+	registry = a;
+	pthread_mutex_unlock(&registry_lock);
+	return 0;
+}
+
+void _alloc_budget_fini(struct alloc *a)
+{
+	struct alloc_tcache *tc, *next;
+
+	pthread_mutex_lock(&registry_lock);
+	for (struct alloc **p = &registry; *p; p = &(*p)->registry_next) {
+		if (*p == a) {
+			*p = a->registry_next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+
+	for (tc = atomic_load(&a->tcaches); tc; tc = next) {
+		next = tc->next;
+		if (tc != &a->orphan)
+			free(tc);
+	}
+	if (_alloc_tls.a == a)
+		memset(&_alloc_tls, 0, sizeof(_alloc_tls));
+	pthread_cond_destroy(&a->wait_cond);
+	pthread_mutex_destroy(&a->wait_lock);
+	pthread_mutex_destroy(&a->lock);
+}
+
+/* ---- limit, balloon, waiting ---- */
+
+void _alloc_budget_wake(struct alloc *a)
+{
+	pthread_mutex_lock(&a->wait_lock);
+	a->wake_gen++;
+	pthread_cond_broadcast(&a->wait_cond);
+	pthread_mutex_unlock(&a->wait_lock);
+}
+
+void alloc_set_mem_limit(struct alloc *a, uint64_t bytes)
+{
+	atomic_store(&a->mem_limit, bytes);
+	_alloc_budget_wake(a);
+}
+
+uint64_t alloc_mem_limit(const struct alloc *a)
+{
+	return atomic_load(&((struct alloc *)a)->mem_limit);
+}
+
+void alloc_set_balloon(struct alloc *a, uint64_t bytes)
+{
+	atomic_store(&a->balloon, bytes);
+	_alloc_budget_wake(a);
+}
+
+uint64_t alloc_balloon(const struct alloc *a)
+{
+	return atomic_load(&((struct alloc *)a)->balloon);
+}
+
+uint64_t alloc_charged(const struct alloc *a)
+{
+	return atomic_load(&((struct alloc *)a)->charged);
+}
+
+/*
+ * A waiter registers (so that frees and budget changes move wake_gen), reads
+ * wake_gen, checks for memory, and only then sleeps until wake_gen moves: a
+ * free between its check and its sleep is not lost (prepare_to_wait style).
+ */
+void _alloc_waiter_add(struct alloc *a)
+{
+	atomic_fetch_add(&a->gate, ALLOC_GATE_WAITER);
+}
+
+void _alloc_waiter_del(struct alloc *a)
+{
+	atomic_fetch_sub(&a->gate, ALLOC_GATE_WAITER);
+}
+
+uint64_t _alloc_wake_gen(struct alloc *a)
+{
+	uint64_t gen;
+
+	pthread_mutex_lock(&a->wait_lock);
+	gen = a->wake_gen;
+	pthread_mutex_unlock(&a->wait_lock);
+	return gen;
+}
+
+int _alloc_wait_since(struct alloc *a, uint64_t gen, uint64_t timeout_ns)
+{
+	uint64_t deadline = _alloc_now_ns() + timeout_ns;
+	struct timespec ts = {
+	    .tv_sec = (time_t)(deadline / 1000000000u),
+	    .tv_nsec = (long)(deadline % 1000000000u),
+	};
+	bool woken;
+
+	pthread_mutex_lock(&a->wait_lock);
+	while (gen == a->wake_gen) {
+		if (pthread_cond_timedwait(&a->wait_cond, &a->wait_lock, &ts) == ETIMEDOUT)
+			break;
+	}
+	woken = gen != a->wake_gen;
+	pthread_mutex_unlock(&a->wait_lock);
+	return woken ? 0 : -ETIMEDOUT;
+}
+
+int alloc_wait_for_memory(struct alloc *a, uint64_t timeout_ns)
+{
+	int rc;
+
+	_alloc_waiter_add(a);
+	rc = _alloc_wait_since(a, _alloc_wake_gen(a), timeout_ns);
+	_alloc_waiter_del(a);
+	return rc;
+}

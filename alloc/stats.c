@@ -1,0 +1,248 @@
+/*
+ * Statistics: one table (ALLOC_STATS in alloc.h) gives names, kinds and help;
+ * the fast-path counters live in the per-thread caches (single writer, summed
+ * here), the slow-path ones are shared atomics in the instance.
+ *
+ * Resetting cannot write another thread's counters, so it records a baseline
+ * that reads subtract.
+ *
+ * Peaks: the total peak is the high-water mark of `charged` (exact with
+ * stock_bytes = 0; otherwise it may include up to stock_bytes of unused stock
+ * per thread). Per-site peaks are exact with stock_bytes = 0 (shared per-site
+ * counters); with a stock they are sampled whenever a thread's stock refills
+ * and at every statistics read, so a short spike between two samples can be
+ * missed (see alloc.h).
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc_i.h"
+
+static const char *const stat_names[ALLOC_STAT_COUNT] = {
+#define STAT_NAME(name, kind, help) [ALLOC_STAT_##name] = #name,
+    ALLOC_STATS(STAT_NAME)
+#undef STAT_NAME
+};
+
+static const char *const stat_helps[ALLOC_STAT_COUNT] = {
+#define STAT_HELP(name, kind, help) [ALLOC_STAT_##name] = help,
+    ALLOC_STATS(STAT_HELP)
+#undef STAT_HELP
+};
+
+enum stat_kind { SUM, MAX, GAUGE };
+
+static const enum stat_kind stat_kinds[ALLOC_STAT_COUNT] = {
+#define STAT_KIND(name, kind, help) [ALLOC_STAT_##name] = kind,
+    ALLOC_STATS(STAT_KIND)
+#undef STAT_KIND
+};
+
+const char *alloc_stat_name(enum alloc_stat stat)
+{
+	if ((unsigned)stat >= ALLOC_STAT_COUNT)
+		return "?";
+	return stat_names[stat];
+}
+
+const char *alloc_stat_help(enum alloc_stat stat)
+{
+	if ((unsigned)stat >= ALLOC_STAT_COUNT)
+		return "?";
+	return stat_helps[stat];
+}
+
+static uint64_t relaxed(_Atomic uint64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* Sum one per-thread counter of one site over every thread cache. */
+static uint64_t tc_sum(struct alloc *a, unsigned site, enum alloc_tc_counter which)
+{
+	uint64_t sum = 0;
+
+	for (struct alloc_tcache *tc = atomic_load_explicit(&a->tcaches, memory_order_acquire); tc;
+	     tc = tc->next)
+		sum += relaxed(&tc->count[site][which]);
+	return sum;
+}
+
+uint64_t _alloc_site_live(struct alloc *a, unsigned site)
+{
+	/* Read frees first: a block freed between the two reads then shows
+	 * as live rather than making the difference wrap below zero. */
+	uint64_t out = tc_sum(a, site, ALLOC_TC_BYTES_OUT);
+	uint64_t in = tc_sum(a, site, ALLOC_TC_BYTES_IN);
+
+	return in > out ? in - out : 0;
+}
+
+uint64_t alloc_live(const struct alloc *a)
+{
+	uint64_t live = 0;
+
+	for (unsigned s = 0; s < ALLOC_SITE_COUNT; s++)
+		live += _alloc_site_live((struct alloc *)a, s);
+	return live;
+}
+
+static void max_raise(_Atomic uint64_t *max, uint64_t value)
+{
+	uint64_t old = relaxed(max);
+
+	while (value > old && !atomic_compare_exchange_weak(max, &old, value))
+		;
+}
+
+void _alloc_stats_sample_peaks(struct alloc *a)
+{
+	for (unsigned s = 0; s < ALLOC_SITE_COUNT; s++)
+		max_raise(&a->site_peak[s], _alloc_site_live(a, s));
+}
+
+static unsigned stall_bucket(uint64_t ns)
+{
+	uint64_t ms = ns / 1000000u;
+	unsigned b = 0;
+
+	while (ms > 0 && b < ALLOC_STALL_BUCKETS - 1) {
+		ms >>= 1;
+		b++;
+	}
+	return b;
+}
+
+void _alloc_stats_stall(struct alloc *a, unsigned site, uint64_t stalled_ns)
+{
+	_alloc_stat_inc(a, site, ALLOC_STAT_stalls);
+	atomic_fetch_add_explicit(&a->slow[site][ALLOC_STAT_stall_ns_total], stalled_ns,
+	                          memory_order_relaxed);
+	max_raise(&a->slow[site][ALLOC_STAT_stall_ns_max], stalled_ns);
+	atomic_fetch_add_explicit(&a->stall_hist[stall_bucket(stalled_ns)], 1,
+	                          memory_order_relaxed);
+}
+
+void alloc_stats_read(struct alloc *a, struct alloc_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	_alloc_stats_sample_peaks(a);
+	pthread_mutex_lock(&a->lock); /* for the baseline */
+	for (unsigned s = 0; s < ALLOC_SITE_COUNT; s++) {
+		uint64_t *row = out->site[s];
+
+		for (unsigned i = 0; i < ALLOC_STAT_COUNT; i++)
+			row[i] = relaxed(&a->slow[s][i]);
+		row[ALLOC_STAT_live] = _alloc_site_live(a, s);
+		row[ALLOC_STAT_calls] = tc_sum(a, s, ALLOC_TC_CALLS) - a->base[s][ALLOC_TC_CALLS];
+		row[ALLOC_STAT_bytes] =
+		    tc_sum(a, s, ALLOC_TC_BYTES_IN) - a->base[s][ALLOC_TC_BYTES_IN];
+		row[ALLOC_STAT_frees] = tc_sum(a, s, ALLOC_TC_FREES) - a->base[s][ALLOC_TC_FREES];
+		row[ALLOC_STAT_peak] = relaxed(&a->site_peak[s]);
+		if (row[ALLOC_STAT_peak] < row[ALLOC_STAT_live])
+			row[ALLOC_STAT_peak] = row[ALLOC_STAT_live];
+	}
+	pthread_mutex_unlock(&a->lock);
+
+	for (unsigned i = 0; i < ALLOC_STAT_COUNT; i++) {
+		for (unsigned s = 0; s < ALLOC_SITE_COUNT; s++) {
+			if (stat_kinds[i] == MAX) {
+				if (out->site[s][i] > out->total[i])
+					out->total[i] = out->site[s][i];
+			} else {
+				out->total[i] += out->site[s][i];
+			}
+		}
+	}
+	out->charged = atomic_load(&a->charged);
+	out->total[ALLOC_STAT_peak] = relaxed(&a->peak);
+	if (out->total[ALLOC_STAT_peak] < out->total[ALLOC_STAT_live])
+		out->total[ALLOC_STAT_peak] = out->total[ALLOC_STAT_live];
+	for (unsigned b = 0; b < ALLOC_STALL_BUCKETS; b++)
+		out->stall_hist[b] = relaxed(&a->stall_hist[b]);
+	out->mem_limit = alloc_mem_limit(a);
+	out->balloon = alloc_balloon(a);
+}
+
+void alloc_stats_reset(struct alloc *a)
+{
+	pthread_mutex_lock(&a->lock);
+	for (unsigned s = 0; s < ALLOC_SITE_COUNT; s++) {
+		a->base[s][ALLOC_TC_CALLS] = tc_sum(a, s, ALLOC_TC_CALLS);
+		a->base[s][ALLOC_TC_BYTES_IN] = tc_sum(a, s, ALLOC_TC_BYTES_IN);
+		a->base[s][ALLOC_TC_FREES] = tc_sum(a, s, ALLOC_TC_FREES);
+		for (unsigned i = 0; i < ALLOC_STAT_COUNT; i++)
+			atomic_store(&a->slow[s][i], 0);
+		atomic_store(&a->site_peak[s], a->stock_bytes == 0 ? relaxed(&a->site_charged[s])
+		                                                   : _alloc_site_live(a, s));
+	}
+	for (unsigned b = 0; b < ALLOC_STALL_BUCKETS; b++)
+		atomic_store(&a->stall_hist[b], 0);
+	atomic_store(&a->peak, atomic_load(&a->charged));
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* snprintf that keeps counting past the end of the buffer. */
+struct json_out {
+	char *buf;
+	size_t len;
+	size_t used;
+};
+
+static void json_put(struct json_out *j, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void json_put(struct json_out *j, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(j->used < j->len ? j->buf + j->used : NULL,
+	              j->used < j->len ? j->len - j->used : 0, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		j->used += (size_t)n;
+}
+
+static void json_counters(struct json_out *j, const uint64_t *row)
+{
+	json_put(j, "{");
+	for (unsigned i = 0; i < ALLOC_STAT_COUNT; i++)
+		json_put(j, "%s\"%s\":%" PRIu64, i ? "," : "", stat_names[i], row[i]);
+	json_put(j, "}");
+}
+
+size_t alloc_stats_json(struct alloc *a, char *buf, size_t len)
+{
+	struct json_out j = {.buf = buf, .len = len, .used = 0};
+	const struct pfs_policy *policy = alloc_policy(a);
+	struct alloc_stats st;
+
+	if (len > 0)
+		buf[0] = '\0';
+	alloc_stats_read(a, &st);
+	json_put(&j, "{\"mem_limit\":%" PRIu64 ",\"balloon\":%" PRIu64 ",\"charged\":%" PRIu64,
+	         st.mem_limit, st.balloon, st.charged);
+	/* Policy names are short lowercase words (the loader checks), no escaping. */
+	json_put(&j,
+	         ",\"policy\":\"%s\",\"total\":", policy && policy->name ? policy->name : "none");
+	json_counters(&j, st.total);
+	json_put(&j, ",\"sites\":{");
+	for (unsigned s = 0; s < ALLOC_SITE_COUNT; s++) {
+		json_put(&j, "%s\"%s\":", s ? "," : "", alloc_site_name((enum alloc_site)s));
+		json_counters(&j, st.site[s]);
+	}
+	json_put(&j, "},\"stall_histogram_ms\":{");
+	for (unsigned b = 0; b < ALLOC_STALL_BUCKETS; b++) {
+		if (b < ALLOC_STALL_BUCKETS - 1)
+			json_put(&j, "%s\"<%llu\":%" PRIu64, b ? "," : "", 1ull << b,
+			         st.stall_hist[b]);
+		else
+			json_put(&j, ",\">=%llu\":%" PRIu64, 1ull << (b - 1), st.stall_hist[b]);
+	}
+	json_put(&j, "}}");
+	return j.used;
+}

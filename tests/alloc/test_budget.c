@@ -1,0 +1,356 @@
+/*
+ * alloc/budget.c: mem_limit, the balloon, per-thread stock, waiting for
+ * memory.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "alloc_test.h"
+
+static struct alloc *make(uint64_t limit, size_t stock)
+{
+	struct alloc_config cfg = {.mem_limit = limit, .stock_bytes = stock};
+	struct alloc *a = alloc_create(&cfg);
+
+	assert_non_null(a);
+	return a;
+}
+
+/* Fill the budget with blocks of `size`, then prove the next byte is refused. */
+static void refuses_past_limit(size_t stock)
+{
+	enum { LIMIT = 100000 };
+	struct alloc *a = make(LIMIT, stock);
+	void *blocks[100];
+	void *last, *over;
+
+	for (unsigned i = 0; i < 99; i++) {
+		blocks[i] = alloc_malloc(a, ALLOC_SITE_CACHE_PAGE, 1000, 0);
+		assert_non_null(blocks[i]);
+	}
+	/* 99,000 used: 1000 more fit, 1001 do not. */
+	errno = 0;
+	assert_null(alloc_malloc(a, ALLOC_SITE_INODE, 1001, 0));
+	assert_int_equal(errno, ENOMEM);
+	last = alloc_malloc(a, ALLOC_SITE_INODE, 1000, 0);
+	assert_non_null(last);
+	over = alloc_malloc(a, ALLOC_SITE_INODE, 1, 0);
+	assert_null(over);
+	/* Zero bytes still fit at the limit. */
+	over = alloc_malloc(a, ALLOC_SITE_INODE, 0, 0);
+	assert_non_null(over);
+	alloc_free(a, over);
+
+	assert_int_equal(alloc_live(a), LIMIT);
+	assert_int_equal(alloc_charged(a), LIMIT);
+	assert_int_equal(test_stat(a, ALLOC_SITE_INODE, ALLOC_STAT_budget_failures), 2);
+	assert_int_equal(test_stat(a, ALLOC_SITE_INODE, ALLOC_STAT_enomem), 2);
+
+	/* A free makes exactly its size available again. */
+	alloc_free(a, blocks[0]);
+	assert_null(alloc_malloc(a, ALLOC_SITE_CACHE_PAGE, 1001, 0));
+	blocks[0] = alloc_malloc(a, ALLOC_SITE_CACHE_PAGE, 1000, 0);
+	assert_non_null(blocks[0]);
+	assert_null(alloc_malloc(a, ALLOC_SITE_CACHE_PAGE, 1, 0));
+
+	alloc_free(a, last);
+	for (unsigned i = 0; i < 99; i++)
+		alloc_free(a, blocks[i]);
+	assert_int_equal(alloc_live(a), 0);
+	alloc_destroy(a);
+}
+
+static void test_budget_refuses_past_limit_to_the_byte_default_stock(void **state)
+{
+	refuses_past_limit(ALLOC_DEFAULT_STOCK_BYTES);
+}
+
+static void test_budget_refuses_past_limit_to_the_byte_stock0(void **state)
+{
+	refuses_past_limit(0);
+	/* And with stock 0 nothing is ever pre-charged. */
+	struct alloc *a = make(1000, 0);
+	void *p = alloc_malloc(a, ALLOC_SITE_OTHER, 10, 0);
+
+	assert_int_equal(alloc_charged(a), 10);
+	alloc_free(a, p);
+	assert_int_equal(alloc_charged(a), 0);
+	alloc_destroy(a);
+}
+
+static void test_budget_no_limit_never_refuses(void **state)
+{
+	struct alloc *a = make(0, ALLOC_DEFAULT_STOCK_BYTES);
+	void *p = alloc_malloc(a, ALLOC_SITE_OTHER, 1u << 20, 0);
+
+	assert_non_null(p);
+	assert_true(alloc_charged(a) >= (1u << 20));
+	alloc_free(a, p);
+	assert_int_equal(test_stat(a, -1, ALLOC_STAT_budget_failures), 0);
+	alloc_destroy(a);
+}
+
+static void test_budget_balloon_squeezes_and_releases(void **state)
+{
+	struct alloc *a = make(100000, ALLOC_DEFAULT_STOCK_BYTES);
+	void *held = alloc_malloc(a, ALLOC_SITE_CACHE_PAGE, 50000, 0);
+	void *p;
+
+	assert_non_null(held);
+	alloc_set_balloon(a, 60000);
+	assert_int_equal(alloc_balloon(a), 60000);
+	/* 50,000 live > 100,000 - 60,000: nothing fits. */
+	assert_null(alloc_malloc(a, ALLOC_SITE_CACHE_PAGE, 1, 0));
+	/* A balloon larger than the limit leaves no room at all. */
+	alloc_set_balloon(a, 200000);
+	assert_null(alloc_malloc(a, ALLOC_SITE_CACHE_PAGE, 1, 0));
+	alloc_set_balloon(a, 0);
+	p = alloc_malloc(a, ALLOC_SITE_CACHE_PAGE, 50000, 0);
+	assert_non_null(p);
+	assert_int_equal(test_stat(a, ALLOC_SITE_CACHE_PAGE, ALLOC_STAT_budget_failures), 2);
+	alloc_free(a, p);
+	alloc_free(a, held);
+	alloc_destroy(a);
+}
+
+static void test_budget_lowering_limit_below_use_refuses_until_freed(void **state)
+{
+	struct alloc *a = make(100000, 0);
+	void *p = alloc_malloc(a, ALLOC_SITE_OTHER, 80000, 0);
+
+	assert_non_null(p);
+	alloc_set_mem_limit(a, 50000);
+	assert_int_equal(alloc_mem_limit(a), 50000);
+	assert_null(alloc_malloc(a, ALLOC_SITE_OTHER, 1, 0));
+	alloc_free(a, p);
+	p = alloc_malloc(a, ALLOC_SITE_OTHER, 50000, 0);
+	assert_non_null(p);
+	alloc_free(a, p);
+	alloc_destroy(a);
+}
+
+struct waiter {
+	struct alloc *a;
+	int rc;
+};
+
+static void *waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+
+	/* Bounded: the test fails rather than hangs if no wake comes. */
+	w->rc = alloc_wait_for_memory(w->a, 10ull * 1000000000u);
+	return NULL;
+}
+
+static void test_budget_limit_raise_wakes_waiter(void **state)
+{
+	struct alloc *a = make(1000, ALLOC_DEFAULT_STOCK_BYTES);
+	struct waiter w = {.a = a, .rc = 1};
+	pthread_t t;
+
+	assert_int_equal(pthread_create(&t, NULL, waiter_main, &w), 0);
+	assert_int_equal(test_wait_for_waiter(a), 0);
+	alloc_set_mem_limit(a, 2000);
+	pthread_join(t, NULL);
+	assert_int_equal(w.rc, 0);
+	alloc_destroy(a);
+}
+
+static void test_budget_balloon_deflate_wakes_waiter(void **state)
+{
+	struct alloc *a = make(1000, ALLOC_DEFAULT_STOCK_BYTES);
+	struct waiter w = {.a = a, .rc = 1};
+	pthread_t t;
+
+	alloc_set_balloon(a, 500);
+	assert_int_equal(pthread_create(&t, NULL, waiter_main, &w), 0);
+	assert_int_equal(test_wait_for_waiter(a), 0);
+	alloc_set_balloon(a, 0);
+	pthread_join(t, NULL);
+	assert_int_equal(w.rc, 0);
+	alloc_destroy(a);
+}
+
+static void free_wakes_waiter(size_t stock)
+{
+	struct alloc *a = make(1000, stock);
+	struct waiter w = {.a = a, .rc = 1};
+	void *p = alloc_malloc(a, ALLOC_SITE_OTHER, 10, 0);
+	pthread_t t;
+
+	assert_non_null(p);
+	assert_int_equal(pthread_create(&t, NULL, waiter_main, &w), 0);
+	assert_int_equal(test_wait_for_waiter(a), 0);
+	alloc_free(a, p);
+	pthread_join(t, NULL);
+	assert_int_equal(w.rc, 0);
+	alloc_destroy(a);
+}
+
+static void test_budget_free_wakes_waiter(void **state)
+{
+	free_wakes_waiter(ALLOC_DEFAULT_STOCK_BYTES);
+	free_wakes_waiter(0);
+}
+
+static void test_budget_wait_times_out_when_nothing_happens(void **state)
+{
+	struct alloc *a = make(1000, ALLOC_DEFAULT_STOCK_BYTES);
+
+	assert_int_equal(alloc_wait_for_memory(a, 20u * 1000000u), -ETIMEDOUT);
+	assert_int_equal(alloc_wait_for_memory(a, 0), -ETIMEDOUT);
+	assert_int_equal(_alloc_waiters(a), 0);
+	alloc_destroy(a);
+}
+
+struct stocker {
+	struct alloc *a;
+	pthread_barrier_t *held;   /* the thread holds stock */
+	pthread_barrier_t *resume; /* main refused once: call again */
+	bool ok;
+};
+
+static void *stocker_main(void *arg)
+{
+	struct stocker *s = arg;
+	void *p = alloc_malloc(s->a, ALLOC_SITE_OTHER, 100, 0);
+	void *q = alloc_malloc(s->a, ALLOC_SITE_OTHER, 100, 0);
+
+	s->ok = p && q;
+	alloc_free(s->a, p);
+	if (s->held) {
+		pthread_barrier_wait(s->held);
+		pthread_barrier_wait(s->resume);
+		/* The next call sees the drain epoch and returns its stock. */
+		alloc_free(s->a, q);
+		pthread_barrier_wait(s->held);
+		pthread_barrier_wait(s->resume);
+	} else {
+		alloc_free(s->a, q);
+	}
+	return NULL;
+}
+
+static void test_budget_thread_exit_returns_its_stock(void **state)
+{
+	enum { LIMIT = 200000 };
+	struct alloc *a = make(LIMIT, ALLOC_DEFAULT_STOCK_BYTES);
+	struct stocker s = {.a = a};
+	pthread_t t;
+	void *p;
+
+	assert_int_equal(pthread_create(&t, NULL, stocker_main, &s), 0);
+	pthread_join(t, NULL);
+	assert_true(s.ok);
+	/* The exited thread's stock is back: the whole limit fits. */
+	assert_int_equal(alloc_charged(a), 0);
+	p = alloc_malloc(a, ALLOC_SITE_OTHER, LIMIT, 0);
+	assert_non_null(p);
+	alloc_free(a, p);
+	alloc_destroy(a);
+}
+
+static void test_budget_refusal_drains_other_threads_stock(void **state)
+{
+	enum { LIMIT = 200000 };
+	struct alloc *a = make(LIMIT, ALLOC_DEFAULT_STOCK_BYTES);
+	pthread_barrier_t held, resume;
+	struct stocker s = {.a = a, .held = &held, .resume = &resume};
+	pthread_t t;
+	void *p;
+
+	pthread_barrier_init(&held, NULL, 2);
+	pthread_barrier_init(&resume, NULL, 2);
+	assert_int_equal(pthread_create(&t, NULL, stocker_main, &s), 0);
+	pthread_barrier_wait(&held);
+	/* The other thread holds stock: the whole limit does not fit now. */
+	assert_true(alloc_charged(a) > 0);
+	assert_null(alloc_malloc(a, ALLOC_SITE_OTHER, LIMIT, ALLOC_NORETRY));
+	pthread_barrier_wait(&resume);
+	pthread_barrier_wait(&held);
+	/* After its next call the other thread's stock came home. */
+	assert_int_equal(alloc_charged(a), 0);
+	p = alloc_malloc(a, ALLOC_SITE_OTHER, LIMIT, 0);
+	assert_non_null(p);
+	alloc_free(a, p);
+	pthread_barrier_wait(&resume);
+	pthread_join(t, NULL);
+	pthread_barrier_destroy(&held);
+	pthread_barrier_destroy(&resume);
+	alloc_destroy(a);
+}
+
+struct hammer {
+	struct alloc *a;
+	uint64_t limit;
+	unsigned refused;
+	bool over;
+};
+
+static void *hammer_main(void *arg)
+{
+	struct hammer *h = arg;
+	void *held[64] = {0};
+
+	for (unsigned i = 0; i < 20000; i++) {
+		unsigned slot = i % 64;
+
+		alloc_free(h->a, held[slot]);
+		held[slot] =
+		    alloc_malloc(h->a, ALLOC_SITE_CACHE_PAGE, 100 + (i * 37) % 4000, ALLOC_NORETRY);
+		if (!held[slot])
+			h->refused++;
+		if (alloc_charged(h->a) > h->limit)
+			h->over = true;
+	}
+	for (unsigned i = 0; i < 64; i++)
+		alloc_free(h->a, held[i]);
+	return NULL;
+}
+
+static void test_budget_two_threads_never_pass_limit(void **state)
+{
+	enum { LIMIT = 150000 };
+	struct alloc *a = make(LIMIT, ALLOC_DEFAULT_STOCK_BYTES);
+	struct hammer h[2] = {{.a = a, .limit = LIMIT}, {.a = a, .limit = LIMIT}};
+	pthread_t t[2];
+
+	for (unsigned i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, hammer_main, &h[i]), 0);
+	for (unsigned i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	assert_false(h[0].over);
+	assert_false(h[1].over);
+	/* 64 blocks of ~2 KB each per thread do not fit: refusals happened. */
+	assert_true(h[0].refused + h[1].refused > 0);
+	assert_int_equal(alloc_live(a), 0);
+	assert_true(test_stat(a, -1, ALLOC_STAT_peak) <= LIMIT);
+	alloc_destroy(a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_budget_refuses_past_limit_to_the_byte_default_stock),
+	    cmocka_unit_test(test_budget_refuses_past_limit_to_the_byte_stock0),
+	    cmocka_unit_test(test_budget_no_limit_never_refuses),
+	    cmocka_unit_test(test_budget_balloon_squeezes_and_releases),
+	    cmocka_unit_test(test_budget_lowering_limit_below_use_refuses_until_freed),
+	    cmocka_unit_test(test_budget_limit_raise_wakes_waiter),
+	    cmocka_unit_test(test_budget_balloon_deflate_wakes_waiter),
+	    cmocka_unit_test(test_budget_free_wakes_waiter),
+	    cmocka_unit_test(test_budget_wait_times_out_when_nothing_happens),
+	    cmocka_unit_test(test_budget_thread_exit_returns_its_stock),
+	    cmocka_unit_test(test_budget_refusal_drains_other_threads_stock),
+	    cmocka_unit_test(test_budget_two_threads_never_pass_limit),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
