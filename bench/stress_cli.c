@@ -20,6 +20,7 @@
 static const char stress_help[] =
 "usage: pfs-stress run --dir MNT --journal FILE [options]\n"
 "       pfs-stress verify --dir BACKING_DIR --journal FILE [--json]\n"
+"                         [--fsync-promise strict|errseq]\n"
 "       pfs-stress --help\n"
 "\n"
 "run: writer threads write files f0000.dat... of self-describing blocks under\n"
@@ -66,8 +67,10 @@ static const char stress_help[] =
 "                    acknowledged generation or the refused data\n"
 "  intact            the latest acknowledged generation (or a newer one the\n"
 "                    run was writing when it stopped) is there\n"
-"  An fsync covers the writes acknowledged before it only if no failed fsync of\n"
-"  the file came in between (a failed fsync consumes the error, as on Linux).\n"
+"  --fsync-promise strict (default): an fsync that returns 0 covers every write\n"
+"  acknowledged before it, even across an earlier failed fsync (pressurefs keeps\n"
+"  data dirty after a failed writeback). errseq: only if no failed fsync of the\n"
+"  file came in between (a failed fsync consumes the error, as on Linux).\n"
 "  After a crash lost_after_write and torn blocks written since their last good\n"
 "  fsync may be non-zero; lost_after_fsync and torn fsynced blocks never may.\n"
 "  --json                print JSON instead of a table\n"
@@ -140,7 +143,7 @@ int stress_parse_size(const char *text, uint64_t *out)
 enum {
 	OPT_DIR = 256, OPT_JOURNAL, OPT_THREADS, OPT_FILES, OPT_FILE_SIZE, OPT_BLOCK,
 	OPT_DURATION, OPT_FSYNC_EVERY, OPT_ON_ERROR, OPT_SEED, OPT_OVERWRITE_PCT,
-	OPT_STALL_SECS, OPT_SUMMARY, OPT_QUIET, OPT_JSON, OPT_HELP,
+	OPT_STALL_SECS, OPT_SUMMARY, OPT_QUIET, OPT_JSON, OPT_FSYNC_PROMISE, OPT_HELP,
 };
 
 static const struct option run_options[] = {
@@ -166,6 +169,7 @@ static const struct option verify_options[] = {
 	{ "dir", required_argument, NULL, OPT_DIR },
 	{ "journal", required_argument, NULL, OPT_JOURNAL },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "fsync-promise", required_argument, NULL, OPT_FSYNC_PROMISE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -346,6 +350,7 @@ static int stress_cmd_run(int argc, char **argv)
 static int stress_cmd_verify(int argc, char **argv)
 {
 	const char *dir = NULL, *journal = NULL;
+	struct stress_verify_options vopts = { .promise = STRESS_FSYNC_STRICT };
 	struct stress_verify_result *res;
 	bool json = false;
 	char why[512];
@@ -368,6 +373,15 @@ static int stress_cmd_verify(int argc, char **argv)
 		case OPT_JSON:
 			json = true;
 			break;
+		case OPT_FSYNC_PROMISE:
+			if (!strcmp(optarg, "strict"))
+				vopts.promise = STRESS_FSYNC_STRICT;
+			else if (!strcmp(optarg, "errseq"))
+				vopts.promise = STRESS_FSYNC_ERRSEQ;
+			else
+				return usage_error("verify: --fsync-promise '%s': expected strict or errseq",
+						   optarg);
+			break;
 		}
 	}
 	if (optind < argc)
@@ -379,7 +393,7 @@ static int stress_cmd_verify(int argc, char **argv)
 	res = calloc(1, sizeof(*res));
 	if (!res)
 		return usage_error("verify: out of memory");
-	ret = stress_verify_run(dir, journal, res, why, sizeof(why));
+	ret = stress_verify_run(dir, journal, &vopts, res, why, sizeof(why));
 	if (ret) {
 		free(res);
 		return usage_error("verify: %s", why);

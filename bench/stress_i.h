@@ -283,8 +283,29 @@ struct stress_verify_result {
 	struct stress_verify_example example[STRESS_VERIFY_EXAMPLES];
 };
 
+/*
+ * What a successful fsync promises about writes acknowledged before a FAILED
+ * fsync of the same file:
+ *   STRICT  (default, pressurefs' promise) it covers them too: pressurefs
+ *           keeps data dirty after a failed writeback, so an fsync that
+ *           returns 0 has written every byte acknowledged before it.
+ *   ERRSEQ  it does not (Linux's errseq semantics: the failed fsync consumed
+ *           the error and the pages may have been dropped) — for checking
+ *           other filesystems without blaming them for that.
+ */
+enum stress_fsync_promise {
+	STRESS_FSYNC_STRICT,
+	STRESS_FSYNC_ERRSEQ,
+};
+
+struct stress_verify_options {
+	enum stress_fsync_promise promise;
+};
+
 const char *stress_class_name(enum stress_class cls);
+/* opts NULL = the defaults (STRICT). */
 int stress_verify_run(const char *dir, const char *journal_path,
+		      const struct stress_verify_options *opts,
 		      struct stress_verify_result *res, char *why, size_t why_len);
 bool stress_verify_invariant_holds(const struct stress_verify_result *res);
 void stress_verify_print_table(FILE *out, const struct stress_verify_result *res);

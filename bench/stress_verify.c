@@ -5,10 +5,12 @@
  *   A   the latest acknowledged generation (a W record with ret == block
  *       size); 0 if none;
  *   FG  the latest generation an fsync covers: an acknowledged generation g
- *       is covered when the FIRST fsync of its file recorded after g's ack
- *       returned 0. An fsync that failed consumes the error the way Linux
- *       does: the writes before it stay uncovered even if a later fsync
- *       returns 0 (their pages may have been dropped);
+ *       is covered when an fsync of its file recorded after g's ack
+ *       returned 0 (STRICT, the default: pressurefs' promise, since a failed
+ *       writeback keeps the data dirty), or — with STRESS_FSYNC_ERRSEQ —
+ *       only when the FIRST fsync after the ack returned 0: a failed fsync
+ *       consumes the error the way Linux does, and the writes before it
+ *       stay uncovered even if a later fsync returns 0;
  *   the latest attempt: acknowledged, refused (error or short count), or in
  *       flight (an I record with no W after it: the run died in the call);
  *   the short writes (generation, count) the application was told about.
@@ -80,9 +82,12 @@ struct verify_fsync {
 struct verify_file {
 	struct verify_fsync *fsyncs; /* in journal order */
 	size_t nfsyncs, cap;
+	bool any_ok;		     /* an fsync of the file returned 0 */
+	uint64_t last_ok_seq;	     /* journal position of the latest such */
 };
 
 struct verify_state {
+	enum stress_fsync_promise promise;
 	struct stress_geometry geo;
 	uint64_t nblocks; /* per file */
 	struct verify_block *blocks;
@@ -102,13 +107,20 @@ const char *stress_class_name(enum stress_class cls)
 	return cls < STRESS_CLASS_COUNT ? class_names[cls] : "?";
 }
 
-/* Covers A with FG if the first fsync of the file after A's ack succeeded. */
-static void verify_block_settle(struct verify_block *vb, const struct verify_file *vf)
+/* Covers A with FG if an fsync after A's ack succeeded (STRICT), or the
+ * first fsync after it did (ERRSEQ). Only fsyncs journaled so far count. */
+static void verify_block_settle(struct verify_block *vb, const struct verify_file *vf,
+				enum stress_fsync_promise promise)
 {
 	size_t lo = 0, hi = vf->nfsyncs;
 
 	if (!vb->acked || vb->fsynced >= vb->acked)
 		return;
+	if (promise == STRESS_FSYNC_STRICT) {
+		if (vf->any_ok && vf->last_ok_seq > vb->acked_seq)
+			vb->fsynced = vb->acked;
+		return;
+	}
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
@@ -144,6 +156,10 @@ static int verify_record_apply(struct verify_state *vs, const struct stress_reco
 			vf->cap = cap;
 		}
 		vf->fsyncs[vf->nfsyncs++] = (struct verify_fsync){ seq, rec->ret == 0 };
+		if (rec->ret == 0) {
+			vf->any_ok = true;
+			vf->last_ok_seq = seq;
+		}
 		return 0;
 	}
 	if (rec->block >= vs->nblocks)
@@ -153,7 +169,7 @@ static int verify_record_apply(struct verify_state *vs, const struct stress_reco
 		if (rec->gen >= vb->max_gen)
 			vb->attempt = VERIFY_ATTEMPT_IN_FLIGHT;
 	} else if (rec->ret == (int64_t)vs->geo.block_size) {
-		verify_block_settle(vb, vf);
+		verify_block_settle(vb, vf, vs->promise);
 		if (rec->gen > vb->acked) {
 			vb->acked = rec->gen;
 			vb->acked_seq = seq;
@@ -435,7 +451,7 @@ static int verify_files_scan(struct verify_state *vs, const char *dir,
 
 			if (!vb->max_gen)
 				continue; /* the journal never mentions it */
-			verify_block_settle(vb, vf);
+			verify_block_settle(vb, vf, vs->promise);
 			cls = verify_block_classify(vb, verify_block_read(fd, buf, bs, b) ? NULL : buf,
 						    &id, scratch, &found);
 			verify_note(res, cls, vb, f, b, found);
@@ -462,6 +478,7 @@ static void verify_state_free(struct verify_state *vs)
 }
 
 int stress_verify_run(const char *dir, const char *journal_path,
+		      const struct stress_verify_options *opts,
 		      struct stress_verify_result *res, char *why, size_t why_len)
 {
 	struct verify_state vs;
@@ -470,6 +487,7 @@ int stress_verify_run(const char *dir, const char *journal_path,
 
 	memset(res, 0, sizeof(*res));
 	memset(&vs, 0, sizeof(vs));
+	vs.promise = opts ? opts->promise : STRESS_FSYNC_STRICT;
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		snprintf(why, why_len, "--dir %s: not a readable directory", dir);
 		return -ENOTDIR;

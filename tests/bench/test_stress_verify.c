@@ -28,7 +28,7 @@ static struct stress_verify_result *verify(struct stress_fixture *fx)
 	char why[256] = "";
 
 	assert_non_null(res);
-	assert_int_equal(stress_verify_run(fx->dir, fx->journal, res, why, sizeof(why)), 0);
+	assert_int_equal(stress_verify_run(fx->dir, fx->journal, NULL, res, why, sizeof(why)), 0);
 	return res;
 }
 
@@ -135,19 +135,38 @@ static void test_verify_unfsynced_ack_missing_is_lost_after_write(void **state)
 	free(res);
 }
 
-static void test_verify_failed_fsync_does_not_cover_earlier_writes(void **state)
+static void test_verify_errseq_failed_fsync_does_not_cover_earlier_writes(void **state)
 {
 	struct stress_fixture *fx = *state;
-	struct stress_verify_result *res;
+	struct stress_verify_options opts = { .promise = STRESS_FSYNC_ERRSEQ };
+	struct stress_verify_result *res = calloc(1, sizeof(*res));
+	char why[256];
 
 	/* The EIO consumed the writeback error: the 0 after it promises
 	 * nothing about generation 1 (Linux semantics). */
 	journal_write(fx, 0, 0, 1, BS, 0);
 	journal_fsync(fx, 0, -1, EIO);
 	journal_fsync(fx, 0, 0, 0);
-	res = verify(fx);
+	assert_non_null(res);
+	assert_int_equal(stress_verify_run(fx->dir, fx->journal, &opts, res, why, sizeof(why)), 0);
 	assert_single_class(res, STRESS_CLASS_LOST_AFTER_WRITE);
 	assert_true(stress_verify_invariant_holds(res));
+	free(res);
+}
+
+static void test_verify_strict_good_fsync_after_failed_one_covers_earlier_writes(void **state)
+{
+	struct stress_fixture *fx = *state;
+	struct stress_verify_result *res;
+
+	/* pressurefs keeps the data dirty after a failed writeback, so the 0
+	 * after the EIO promises generation 1: its loss breaks the promise. */
+	journal_write(fx, 0, 0, 1, BS, 0);
+	journal_fsync(fx, 0, -1, EIO);
+	journal_fsync(fx, 0, 0, 0);
+	res = verify(fx);
+	assert_single_class(res, STRESS_CLASS_LOST_AFTER_FSYNC);
+	assert_false(stress_verify_invariant_holds(res));
 	free(res);
 }
 
@@ -426,7 +445,7 @@ static void test_verify_rejects_journal_without_start_record(void **state)
 
 	remove(fx->journal);
 	fixture_journal(fx, "W 0 0 1 4096 0 1 1\n");
-	assert_int_equal(stress_verify_run(fx->dir, fx->journal, &res, why, sizeof(why)), -EINVAL);
+	assert_int_equal(stress_verify_run(fx->dir, fx->journal, NULL, &res, why, sizeof(why)), -EINVAL);
 	assert_non_null(strstr(why, "start record"));
 }
 
@@ -465,7 +484,8 @@ int main(void)
 		T(test_verify_older_generation_after_fsync_is_lost_after_fsync),
 		T(test_verify_missing_file_after_fsync_is_lost_after_fsync),
 		T(test_verify_unfsynced_ack_missing_is_lost_after_write),
-		T(test_verify_failed_fsync_does_not_cover_earlier_writes),
+		T(test_verify_errseq_failed_fsync_does_not_cover_earlier_writes),
+		T(test_verify_strict_good_fsync_after_failed_one_covers_earlier_writes),
 		T(test_verify_refused_write_with_previous_data_is_refused),
 		T(test_verify_refused_write_that_landed_is_refused),
 		T(test_verify_retried_write_acked_is_intact),

@@ -175,7 +175,7 @@ static void test_watchdog_dead_mount_stops_writers_without_retrying(void **state
 	assert_non_null(strstr(text, "\"writes_ok\": 100,"));
 	assert_non_null(strstr(text, "\"exit_reason\": \"dead_mount\""));
 	free(text);
-	assert_int_equal(stress_verify_run(fx->dir, fx->journal, res, why, sizeof(why)), 0);
+	assert_int_equal(stress_verify_run(fx->dir, fx->journal, NULL, res, why, sizeof(why)), 0);
 	/* How the 100 writes split between the threads is timing; what holds
 	 * is: each thread's last attempt (on its own file) was refused and
 	 * every other block mentioned holds its latest acknowledged data. */
@@ -205,7 +205,7 @@ static void test_watchdog_failed_fsync_is_journaled_and_retried(void **state)
 	assert_non_null(strstr(text, "\nF 0 0 0 "));
 	free(text);
 	/* The data is all there, so the poisoned acknowledgements are intact. */
-	assert_int_equal(stress_verify_run(fx->dir, fx->journal, res, why, sizeof(why)), 0);
+	assert_int_equal(stress_verify_run(fx->dir, fx->journal, NULL, res, why, sizeof(why)), 0);
 	assert_int_equal(res->count[STRESS_CLASS_INTACT], res->blocks);
 	assert_true(stress_verify_invariant_holds(res));
 	free(res);

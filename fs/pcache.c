@@ -1,0 +1,425 @@
+/*
+ * The page cache as a whole: creation and teardown, the per-file state's
+ * life cycle, the page state transitions that move accounting, and the
+ * read-only views (usage, attributes, the dirty ranges).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pcache_i.h"
+
+uint64_t _pcache_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+unsigned _pcache_writeback_ms(const struct pcache *pc)
+{
+	return __atomic_load_n(&pc->writeback_ms, __ATOMIC_RELAXED);
+}
+
+uint64_t _pcache_dirty_limit(struct pcache *pc)
+{
+	uint64_t limit, balloon, set = __atomic_load_n(&pc->dirty_limit, __ATOMIC_RELAXED);
+
+	if (set)
+		return set;
+	/* Follow the budget as it changes at run time (mem_limit, balloon). */
+	limit = alloc_mem_limit(pc->alloc);
+	if (!limit)
+		return PCACHE_DEFAULT_DIRTY_LIMIT;
+	balloon = alloc_balloon(pc->alloc);
+	limit = limit > balloon ? limit - balloon : 0;
+	return limit / 2 ? limit / 2 : pc->page_size;
+}
+
+void _pcache_get(struct pcache *pc, struct pcache_file *f)
+{
+	if (pc->ops.get)
+		pc->ops.get(f);
+}
+
+void _pcache_put(struct pcache *pc, struct pcache_file *f)
+{
+	if (pc->ops.put)
+		pc->ops.put(f);
+}
+
+static unsigned page_shift_of(size_t size)
+{
+	unsigned shift = 0;
+
+	while (((size_t)1 << shift) < size)
+		shift++;
+	return shift;
+}
+
+struct pcache *pcache_create(struct alloc *a, const struct pcache_config *config,
+                             const struct pcache_file_ops *ops)
+{
+	struct pcache *pc;
+	pthread_condattr_t cattr;
+	size_t psize = config && config->page_size ? config->page_size : PCACHE_DEFAULT_PAGE_SIZE;
+
+	if (!a || psize < PCACHE_MIN_PAGE_SIZE || psize > PCACHE_MAX_PAGE_SIZE ||
+	    (psize & (psize - 1))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	/* The cache's own record is bookkeeping, not a page. */
+	pc = alloc_malloc(a, ALLOC_SITE_OTHER, sizeof(*pc), ALLOC_ZERO);
+	if (!pc) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	memset(pc, 0, sizeof(*pc));
+	pc->alloc = a;
+	pc->page_size = psize;
+	pc->page_shift = page_shift_of(psize);
+	pc->dirty_limit = config ? config->dirty_limit : 0;
+	pc->writeback_ms =
+	    config && config->writeback_ms ? config->writeback_ms : PCACHE_DEFAULT_WRITEBACK_MS;
+	if (ops)
+		pc->ops = *ops;
+	pthread_mutex_init(&pc->dirty_lock, NULL);
+	pthread_mutex_init(&pc->sync_lock, NULL);
+	pthread_mutex_init(&pc->list_lock, NULL);
+	pthread_mutex_init(&pc->lru_lock, NULL);
+	pthread_condattr_init(&cattr);
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&pc->wb_wake, &cattr);
+	pthread_condattr_destroy(&cattr);
+	atomic_init(&pc->wb_urgent, false);
+	alloc_set_reclaimer(a, _pcache_reclaim, pc);
+	return pc;
+}
+
+void pcache_destroy(struct pcache *pc)
+{
+	long left;
+
+	if (!pc)
+		return;
+	pcache_sync_all(pc);
+	pcache_writeback_stop(pc);
+	alloc_set_reclaimer(pc->alloc, NULL, NULL);
+	left = atomic_load(&pc->nfiles);
+	if (left)
+		fprintf(stderr, "pcache: destroyed with %ld file(s) still attached\n", left);
+	pthread_cond_destroy(&pc->wb_wake);
+	pthread_mutex_destroy(&pc->lru_lock);
+	pthread_mutex_destroy(&pc->list_lock);
+	pthread_mutex_destroy(&pc->sync_lock);
+	pthread_mutex_destroy(&pc->dirty_lock);
+	alloc_free(pc->alloc, pc);
+}
+
+void pcache_set_config(struct pcache *pc, const struct pcache_config *config)
+{
+	__atomic_store_n(&pc->dirty_limit, config->dirty_limit, __ATOMIC_RELAXED);
+	__atomic_store_n(&pc->writeback_ms,
+	                 config->writeback_ms ? config->writeback_ms : PCACHE_DEFAULT_WRITEBACK_MS,
+	                 __ATOMIC_RELAXED);
+	_pcache_wb_wake(pc); /* the next pass uses them */
+}
+
+size_t pcache_page_size(const struct pcache *pc)
+{
+	return pc->page_size;
+}
+
+void pcache_file_init(struct pcache *pc, struct pcache_file *f, int fd, off_t size, uint64_t id)
+{
+	memset(f, 0, sizeof(*f));
+	pthread_mutex_init(&f->lock, NULL);
+	pthread_mutex_init(&f->pages_lock, NULL);
+	pthread_cond_init(&f->writeback_done, NULL);
+	f->cache = pc;
+	f->fd = fd;
+	f->size = size;
+	f->id = id;
+	atomic_fetch_add(&pc->nfiles, 1);
+}
+
+/* ---- page state transitions (pages_lock held) ---- */
+
+void _pcache_page_mark_dirty(struct pcache_file *f, struct pcache_page *p, uint64_t now)
+{
+	struct pcache *pc = f->cache;
+
+	p->flags |= PCACHE_PAGE_DIRTY;
+	p->dirtied_ns = now;
+	atomic_fetch_add(&pc->dirty_bytes, pc->page_size);
+	_pcache_lru_remove(pc, p);
+	_pcache_uw_add(f->index, p);
+	if (f->dirty_pages++ == 0) {
+		/* The dirty reference: the daemon's inode outlives its data. */
+		_pcache_get(pc, f);
+		pthread_mutex_lock(&pc->dirty_lock);
+		f->dirtied_ns = now;
+		f->dirty_next = NULL;
+		f->dirty_prev = pc->dirty_tail;
+		if (pc->dirty_tail)
+			pc->dirty_tail->dirty_next = f;
+		else
+			pc->dirty_head = f;
+		pc->dirty_tail = f;
+		f->on_dirty_list = true;
+		pthread_mutex_unlock(&pc->dirty_lock);
+	}
+	if (atomic_load(&pc->dirty_bytes) > _pcache_dirty_limit(pc))
+		_pcache_wb_wake(pc);
+}
+
+void _pcache_page_mark_clean(struct pcache_file *f, struct pcache_page *p)
+{
+	struct pcache *pc = f->cache;
+
+	if (p->flags & PCACHE_PAGE_DIRTY)
+		atomic_fetch_sub(&pc->dirty_bytes, pc->page_size);
+	p->flags &= (uint16_t) ~(PCACHE_PAGE_DIRTY | PCACHE_PAGE_WRITEBACK);
+	_pcache_uw_remove(f->index, p);
+	f->dirty_pages--;
+	if (p->flags & PCACHE_PAGE_UPTODATE)
+		p->from = p->to = 0;
+	_pcache_lru_add(pc, p);
+}
+
+void _pcache_page_forget(struct pcache_file *f, struct pcache_page *p)
+{
+	struct pcache *pc = f->cache;
+
+	if (p->flags & PCACHE_PAGE_DIRTY) {
+		atomic_fetch_sub(&pc->dirty_bytes, pc->page_size);
+		_pcache_uw_remove(f->index, p);
+		f->dirty_pages--;
+	}
+	_pcache_lru_remove(pc, p);
+	_pcache_index_remove(f->index, p);
+	atomic_fetch_sub(&pc->cached_bytes, pc->page_size);
+}
+
+void _pcache_page_free(struct pcache *pc, struct pcache_page *p)
+{
+	alloc_free(pc->alloc, p);
+}
+
+static void dirty_list_unlink(struct pcache *pc, struct pcache_file *f)
+{
+	if (f->dirty_prev)
+		f->dirty_prev->dirty_next = f->dirty_next;
+	else
+		pc->dirty_head = f->dirty_next;
+	if (f->dirty_next)
+		f->dirty_next->dirty_prev = f->dirty_prev;
+	else
+		pc->dirty_tail = f->dirty_prev;
+	f->dirty_next = f->dirty_prev = NULL;
+	f->on_dirty_list = false;
+}
+
+void _pcache_dirty_requeue(struct pcache *pc, struct pcache_file *f)
+{
+	if (!f->on_dirty_list || pc->dirty_tail == f)
+		return;
+	dirty_list_unlink(pc, f);
+	f->dirty_prev = pc->dirty_tail;
+	pc->dirty_tail->dirty_next = f;
+	pc->dirty_tail = f;
+	f->on_dirty_list = true;
+}
+
+bool _pcache_file_undirty(struct pcache_file *f)
+{
+	struct pcache *pc = f->cache;
+	bool put = false;
+
+	if (f->dirty_pages)
+		return false;
+	pthread_mutex_lock(&pc->dirty_lock);
+	if (f->on_dirty_list) {
+		dirty_list_unlink(pc, f);
+		put = true;
+	}
+	pthread_mutex_unlock(&pc->dirty_lock);
+	return put;
+}
+
+void _pcache_wait_writeback(struct pcache_file *f)
+{
+	while (f->index && f->index->nr_writeback)
+		pthread_cond_wait(&f->writeback_done, &f->pages_lock);
+}
+
+/* ---- file teardown ---- */
+
+struct drop_ctx {
+	struct pcache_page *list;
+};
+
+static void drop_page_cb(struct pcache_file *f, struct pcache_page *p, void *data)
+{
+	struct drop_ctx *ctx = data;
+
+	_pcache_page_forget(f, p);
+	p->hash_next = ctx->list;
+	ctx->list = p;
+}
+
+/* pages_lock held, no page under writeback: unlink every page. */
+static struct pcache_page *file_drop_all(struct pcache_file *f)
+{
+	struct drop_ctx ctx = {NULL};
+
+	_pcache_index_for_each(f->index, drop_page_cb, f, &ctx);
+	return ctx.list;
+}
+
+static void page_list_free(struct pcache *pc, struct pcache_page *list)
+{
+	while (list) {
+		struct pcache_page *next = list->hash_next;
+
+		_pcache_page_free(pc, list);
+		list = next;
+	}
+}
+
+void pcache_file_discard(struct pcache_file *f)
+{
+	struct pcache *pc = f->cache;
+	struct pcache_page *list;
+	bool put;
+
+	pthread_mutex_lock(&f->lock);
+	pthread_mutex_lock(&f->pages_lock);
+	_pcache_wait_writeback(f);
+	list = file_drop_all(f);
+	put = _pcache_file_undirty(f);
+	f->wb_error = 0;
+	pthread_mutex_unlock(&f->pages_lock);
+	pthread_mutex_unlock(&f->lock);
+	page_list_free(pc, list);
+	if (put)
+		_pcache_put(pc, f);
+}
+
+void pcache_file_destroy(struct pcache_file *f)
+{
+	struct pcache *pc = f->cache;
+	struct pcache_page *list;
+
+	pthread_mutex_lock(&f->pages_lock);
+	_pcache_wait_writeback(f);
+	if (f->dirty_pages)
+		fprintf(stderr,
+		        "pcache: file %llu destroyed with %llu dirty page(s): their data is lost\n",
+		        (unsigned long long)f->id, (unsigned long long)f->dirty_pages);
+	list = file_drop_all(f);
+	/* Being destroyed: its dirty reference is moot, no put. */
+	pthread_mutex_lock(&pc->dirty_lock);
+	if (f->on_dirty_list)
+		dirty_list_unlink(pc, f);
+	pthread_mutex_unlock(&pc->dirty_lock);
+	_pcache_index_destroy(pc, f->index);
+	f->index = NULL;
+	pthread_mutex_unlock(&f->pages_lock);
+	page_list_free(pc, list);
+	pthread_cond_destroy(&f->writeback_done);
+	pthread_mutex_destroy(&f->pages_lock);
+	pthread_mutex_destroy(&f->lock);
+	atomic_fetch_sub(&pc->nfiles, 1);
+}
+
+bool pcache_file_is_dirty(struct pcache_file *f)
+{
+	bool dirty;
+
+	pthread_mutex_lock(&f->pages_lock);
+	dirty = f->dirty_pages != 0;
+	pthread_mutex_unlock(&f->pages_lock);
+	return dirty;
+}
+
+void pcache_file_attr(struct pcache_file *f, off_t *size, struct timespec *mtime, bool *has_mtime)
+{
+	pthread_mutex_lock(&f->pages_lock);
+	if (size)
+		*size = f->size;
+	if (mtime)
+		*mtime = f->mtime;
+	/* Once written back, the backing file's own mtime is the truth. */
+	if (has_mtime)
+		*has_mtime = f->dirty_pages != 0;
+	pthread_mutex_unlock(&f->pages_lock);
+}
+
+/* ---- whole-cache views ---- */
+
+void pcache_usage_read(struct pcache *pc, struct pcache_usage *out)
+{
+	out->cached_bytes = atomic_load(&pc->cached_bytes);
+	out->dirty_bytes = atomic_load(&pc->dirty_bytes);
+	out->writeback_bytes = atomic_load(&pc->writeback_bytes);
+	out->pages_written = atomic_load(&pc->pages_written);
+	out->writeback_errors = atomic_load(&pc->writeback_errors);
+}
+
+/* One dirty file per call, holding a reference, so that fn never runs
+ * under dirty_lock (it may allocate, and reclaim kicks take dirty_lock). */
+static struct pcache_file *dirty_next_unvisited(struct pcache *pc, uint64_t seq)
+{
+	struct pcache_file *f;
+
+	pthread_mutex_lock(&pc->dirty_lock);
+	for (f = pc->dirty_head; f; f = f->dirty_next)
+		if (f->index->seq_list != seq)
+			break;
+	if (f) {
+		f->index->seq_list = seq;
+		_pcache_get(pc, f);
+	}
+	pthread_mutex_unlock(&pc->dirty_lock);
+	return f;
+}
+
+void pcache_for_each_dirty(struct pcache *pc, pcache_dirty_fn fn, void *data)
+{
+	struct pcache_file *f;
+	uint64_t seq;
+
+	pthread_mutex_lock(&pc->list_lock);
+	seq = ++pc->seq_list;
+	while ((f = dirty_next_unvisited(pc, seq))) {
+		off_t run_off = 0, run_len = 0;
+
+		pthread_mutex_lock(&f->pages_lock);
+		if (f->index) {
+			_pcache_uw_sort(f->index);
+			for (struct pcache_page *p = f->index->uw_head; p; p = p->uw_next) {
+				off_t off = (off_t)(p->index << pc->page_shift) + p->from;
+				off_t len = (off_t)(p->to - p->from);
+
+				if (run_len && run_off + run_len == off) {
+					run_len += len;
+					continue;
+				}
+				if (run_len)
+					fn(data, f->id, run_off, run_len);
+				run_off = off;
+				run_len = len;
+			}
+			if (run_len)
+				fn(data, f->id, run_off, run_len);
+		}
+		pthread_mutex_unlock(&f->pages_lock);
+		_pcache_put(pc, f);
+	}
+	pthread_mutex_unlock(&pc->list_lock);
+}

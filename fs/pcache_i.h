@@ -1,0 +1,177 @@
+/*
+ * pressurefs page cache internals: shared by pcache.c, pcache_index.c,
+ * pcache_rw.c, writeback.c and reclaim.c. Not a public header.
+ *
+ * Page states (flags under the file's pages_lock):
+ *   UPTODATE   every byte of the page holds the file's data. A page that is
+ *              not uptodate holds only [from, to): the bytes written to it.
+ *   DIRTY      [from, to) is not yet in the backing file.
+ *   WRITEBACK  [from, to) is being written; the page is stable (writers,
+ *              truncate and discard wait on writeback_done).
+ * A page that is neither DIRTY nor WRITEBACK is clean and sits on the LRU,
+ * where reclaim may drop it. f->dirty_pages counts DIRTY or WRITEBACK pages
+ * (the "unwritten" ones); a file with any is on the dirty-file list and
+ * holds one reference (ops->get) for it.
+ */
+#ifndef PFS_PCACHE_I_H
+#define PFS_PCACHE_I_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "pcache.h"
+
+#define PCACHE_PAGE_UPTODATE  0x1u
+#define PCACHE_PAGE_DIRTY     0x2u
+#define PCACHE_PAGE_WRITEBACK 0x4u
+
+#define PCACHE_MIN_PAGE_SIZE        (4u * 1024u)
+#define PCACHE_MAX_PAGE_SIZE        (1024u * 1024u)
+#define PCACHE_DEFAULT_PAGE_SIZE    (64u * 1024u)
+#define PCACHE_DEFAULT_WRITEBACK_MS 5000u
+#define PCACHE_DEFAULT_DIRTY_LIMIT  (64ull * 1024 * 1024)
+
+/* Pages written by one pwritev() batch, at most (<= IOV_MAX). */
+#define PCACHE_WB_MAX_BATCH 256u
+/* Batch of the no-allocation writeback used by reclaim (on the stack). */
+#define PCACHE_WB_STACK_BATCH 16u
+
+struct pcache_page {
+	struct pcache_file *file;                /* set once at insertion */
+	struct pcache_page *hash_next;           /* pages_lock: index bucket chain */
+	struct pcache_page *uw_prev, *uw_next;   /* pages_lock: the file's unwritten list */
+	struct pcache_page *lru_prev, *lru_next; /* lru_lock */
+	uint64_t index;                          /* page number in the file */
+	uint64_t dirtied_ns;                     /* pages_lock: when it went clean -> dirty */
+	uint32_t from, to;    /* pages_lock: dirty (and, if !UPTODATE, valid) bytes */
+	uint16_t flags;       /* pages_lock: PCACHE_PAGE_* */
+	uint16_t pins;        /* pages_lock: users outside the lock; reclaim skips */
+	bool on_lru;          /* written under pages_lock and lru_lock, read under either */
+	unsigned char data[]; /* page_size bytes (allocator blocks are 16-byte aligned) */
+};
+
+/* The page index of one file: a chained hash table that doubles as it
+ * fills, plus the list of unwritten pages (kept sorted lazily so writeback
+ * and the `dirty` listing walk them in file order). All under pages_lock
+ * except where noted. */
+#define PCACHE_INDEX_INLINE_BUCKETS 16u
+struct pcache_index {
+	struct pcache_page **buckets;
+	size_t nbuckets; /* power of two */
+	size_t count;
+	struct pcache_page *uw_head, *uw_tail;
+	bool uw_sorted;        /* uw list in ascending index order */
+	uint64_t nr_writeback; /* pages under WRITEBACK */
+	/* dirty_lock: */
+	uint64_t retry_after_ns;     /* failed writeback: not before this */
+	uint64_t seq_sync, seq_list; /* pass markers of sync_all / for_each_dirty */
+	struct pcache_page *inline_buckets[PCACHE_INDEX_INLINE_BUCKETS];
+};
+
+struct pcache {
+	struct alloc *alloc;
+	size_t page_size;
+	unsigned page_shift;
+	/* Tunable at run time (pcache_set_config): atomic loads and stores. */
+	uint64_t dirty_limit; /* 0: derived from the allocator's budget */
+	unsigned writeback_ms;
+	struct pcache_file_ops ops;
+
+	/* dirty_lock protects: the dirty-file list, f->dirtied_ns, the index's
+	 * dirty_lock fields, and the writeback thread's state below. */
+	pthread_mutex_t dirty_lock;
+	pthread_cond_t wb_wake; /* with dirty_lock: wake the writeback thread */
+	struct pcache_file *dirty_head, *dirty_tail;
+	pthread_t wb_thread;
+	bool wb_running, wb_stop;
+	atomic_bool wb_urgent; /* reclaim asked: write everything now */
+
+	/* Serialise whole-cache passes so their pass markers cannot fight. */
+	pthread_mutex_t sync_lock;   /* pcache_sync_all passes, seq_sync */
+	pthread_mutex_t list_lock;   /* pcache_for_each_dirty passes, seq_list */
+	uint64_t seq_sync, seq_list; /* under sync_lock / list_lock */
+
+	/* lru_lock protects the clean-page LRU (oldest at head). */
+	pthread_mutex_t lru_lock;
+	struct pcache_page *lru_head, *lru_tail;
+	uint64_t lru_count;
+
+	atomic_uint_fast64_t cached_bytes, dirty_bytes, writeback_bytes;
+	atomic_uint_fast64_t pages_written, writeback_errors;
+	atomic_long nfiles;
+};
+
+/* How a writeback pass over one file behaves. */
+struct pcache_wb_req {
+	bool all; /* every dirty page, else those dirtied at or before cutoff_ns */
+	uint64_t cutoff_ns;
+	bool use_stack;       /* reclaim: no allocation, small on-stack batches */
+	unsigned alloc_flags; /* for the writeback buffer (ALLOC_NOFS under f->lock) */
+	bool record_error;    /* keep a failure in f->wb_error (not fsync's own) */
+	bool stack_fallback;  /* no buffer: count the failure, write from the stack */
+};
+
+/* ---- pcache.c ---- */
+uint64_t _pcache_now_ns(void);
+uint64_t _pcache_dirty_limit(struct pcache *pc);
+unsigned _pcache_writeback_ms(const struct pcache *pc);
+void _pcache_get(struct pcache *pc, struct pcache_file *f);
+void _pcache_put(struct pcache *pc, struct pcache_file *f);
+/* Under pages_lock: account a page going clean -> dirty / unwritten -> clean. */
+void _pcache_page_mark_dirty(struct pcache_file *f, struct pcache_page *p, uint64_t now);
+void _pcache_page_mark_clean(struct pcache_file *f, struct pcache_page *p);
+/* Under pages_lock: unlink and account a page (any state but WRITEBACK);
+ * the caller frees it after dropping the lock. */
+void _pcache_page_forget(struct pcache_file *f, struct pcache_page *p);
+void _pcache_page_free(struct pcache *pc, struct pcache_page *p);
+/* Under pages_lock: if f has no unwritten page but is on the dirty list,
+ * take it off. Returns true when the caller must _pcache_put() (after
+ * dropping every lock of f). */
+bool _pcache_file_undirty(struct pcache_file *f);
+/* dirty_lock held: a file still dirty after its turn goes to the back. */
+void _pcache_dirty_requeue(struct pcache *pc, struct pcache_file *f);
+/* Under pages_lock: wait until none of f's pages is under writeback. */
+void _pcache_wait_writeback(struct pcache_file *f);
+
+/* ---- pcache_index.c ---- */
+struct pcache_index *_pcache_index_create(struct pcache *pc, unsigned flags,
+                                          struct alloc_retry *retry, int *err);
+void _pcache_index_destroy(struct pcache *pc, struct pcache_index *ix);
+struct pcache_page *_pcache_index_lookup(const struct pcache_index *ix, uint64_t index);
+void _pcache_index_insert(struct pcache_index *ix, struct pcache_page *p);
+void _pcache_index_remove(struct pcache_index *ix, struct pcache_page *p);
+/* Grow the table ahead of an insertion (f->lock held, pages_lock not):
+ * best effort, a failed allocation only makes chains longer. */
+void _pcache_index_reserve(struct pcache_file *f);
+/* Visit every page (pages_lock held); fn may remove the page it is given. */
+void _pcache_index_for_each(struct pcache_index *ix,
+                            void (*fn)(struct pcache_file *f, struct pcache_page *p, void *data),
+                            struct pcache_file *f, void *data);
+void _pcache_uw_add(struct pcache_index *ix, struct pcache_page *p);
+void _pcache_uw_remove(struct pcache_index *ix, struct pcache_page *p);
+void _pcache_uw_sort(struct pcache_index *ix);
+
+/* ---- pcache_rw.c ---- */
+/* Fill a page that is not uptodate from the backing file around its valid
+ * bytes. pages_lock held on entry and exit (dropped during the I/O). */
+int _pcache_page_fill(struct pcache_file *f, struct pcache_page *p);
+
+/* ---- writeback.c ---- */
+int _pcache_wb_file(struct pcache_file *f, const struct pcache_wb_req *req);
+/* Wake the writeback thread; callers hold no lock after pages_lock. */
+void _pcache_wb_wake(struct pcache *pc);
+/* Same from inside an allocation (reclaim): never waits for dirty_lock, a
+ * missed wake-up costs one period. urgent: write everything now. */
+void _pcache_wb_kick(struct pcache *pc, bool urgent);
+
+/* ---- reclaim.c ---- */
+void _pcache_lru_add(struct pcache *pc, struct pcache_page *p);
+void _pcache_lru_remove(struct pcache *pc, struct pcache_page *p);
+size_t _pcache_lru_shrink(struct pcache *pc, size_t want);
+size_t _pcache_reclaim(void *data, size_t want, unsigned flags);
+
+#endif /* PFS_PCACHE_I_H */

@@ -1,0 +1,549 @@
+/*
+ * The data path: cached writes, reads through the cache, truncate and
+ * invalidation. Everything here runs under f->lock (like i_rwsem) and
+ * touches pages under pages_lock; I/O and allocation happen with
+ * pages_lock dropped.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pcache_i.h"
+
+static size_t min_size(size_t a, size_t b)
+{
+	return a < b ? a : b;
+}
+
+/* pread exactly len bytes (or up to EOF, zero-filling the rest). */
+static int backing_read(int fd, unsigned char *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, buf + done, len - done, off + (off_t)done);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	memset(buf + done, 0, len - done);
+	return 0;
+}
+
+int _pcache_page_fill(struct pcache_file *f, struct pcache_page *p)
+{
+	struct pcache *pc = f->cache;
+	off_t base = (off_t)(p->index << pc->page_shift);
+	uint32_t from = p->from, to = p->to;
+	int err;
+
+	/* Pinned, so reclaim leaves it alone; f->lock keeps writers out; a
+	 * writeback in flight only reads [from, to), which we do not touch. */
+	p->pins++;
+	pthread_mutex_unlock(&f->pages_lock);
+	err = backing_read(f->fd, p->data, from, base);
+	if (!err)
+		err = backing_read(f->fd, p->data + to, pc->page_size - to, base + to);
+	pthread_mutex_lock(&f->pages_lock);
+	p->pins--;
+	if (err)
+		return err;
+	/* Bytes past the cached size read as zeros, whatever the backing
+	 * file still holds there (a truncate that failed half-way). */
+	if (base + (off_t)pc->page_size > f->size) {
+		size_t keep = f->size > base ? (size_t)(f->size - base) : 0;
+
+		if (keep < from)
+			memset(p->data + keep, 0, from - keep);
+		if (keep < to)
+			keep = to;
+		memset(p->data + keep, 0, pc->page_size - keep);
+	}
+	p->flags |= PCACHE_PAGE_UPTODATE;
+	if (!(p->flags & (PCACHE_PAGE_DIRTY | PCACHE_PAGE_WRITEBACK)))
+		p->from = p->to = 0;
+	return 0;
+}
+
+/* ---- write ---- */
+
+/* Copy one chunk into page p (pages_lock held, p not under writeback). */
+static int page_write_chunk(struct pcache_file *f, struct pcache_page *p, const unsigned char *src,
+                            uint32_t poff, uint32_t n, uint64_t now)
+{
+	uint32_t end = poff + n;
+	bool unwritten = p->flags & (PCACHE_PAGE_DIRTY | PCACHE_PAGE_WRITEBACK);
+
+	if (!(p->flags & PCACHE_PAGE_UPTODATE)) {
+		if (!unwritten) {
+			/* Clean and partial: its bytes are in the backing file
+			 * already, so start over with just this write. */
+			p->from = poff;
+			p->to = end;
+		} else if (poff > p->to || end < p->from) {
+			/* A gap would open in the valid range: make the page
+			 * whole first, so the merged range holds real data. */
+			int err = _pcache_page_fill(f, p);
+
+			if (err)
+				return err;
+			/* pages_lock was dropped: writeback may have taken the
+			 * dirty range meanwhile. Stable pages: start over. */
+			if (p->flags & PCACHE_PAGE_WRITEBACK)
+				return -EAGAIN;
+		}
+	}
+	memcpy(p->data + poff, src, n);
+	if (p->flags & PCACHE_PAGE_DIRTY) {
+		if (poff < p->from)
+			p->from = poff;
+		if (end > p->to)
+			p->to = end;
+	} else {
+		/* Clean: the dirty range is this write (a partial page got it
+		 * as its valid range above already). */
+		if (p->flags & PCACHE_PAGE_UPTODATE) {
+			p->from = poff;
+			p->to = end;
+		}
+		_pcache_page_mark_dirty(f, p, now);
+	}
+	return 0;
+}
+
+static struct pcache_page *page_new(struct pcache *pc, uint64_t index, unsigned flags,
+                                    struct alloc_retry *retry, int *err)
+{
+	struct pcache_page *p;
+	size_t size = sizeof(*p) + pc->page_size;
+
+	if (retry)
+		p = alloc_try(pc->alloc, ALLOC_SITE_CACHE_PAGE, size, flags, retry, err);
+	else
+		p = alloc_malloc(pc->alloc, ALLOC_SITE_CACHE_PAGE, size, flags);
+	if (!p)
+		return NULL;
+	memset(p, 0, sizeof(*p));
+	p->index = index;
+	return p;
+}
+
+/* pages_lock held: insert a fresh page and account it. */
+static void page_insert(struct pcache_file *f, struct pcache_page *p)
+{
+	p->file = f;
+	_pcache_index_insert(f->index, p);
+	atomic_fetch_add(&f->cache->cached_bytes, f->cache->page_size);
+}
+
+/* f->lock held. Returns -EAGAIN when the caller should look again and
+ * retry (after the retry wait, or after reclaim freed room), or -ENOMEM. */
+static int write_wait_retry(struct pcache_file *f, struct alloc_retry *retry, int err,
+                            bool *reclaimed, size_t size)
+{
+	int ret;
+
+	if (err != -EAGAIN) {
+		/* A FAIL verdict. The allocator asks the policy without
+		 * reclaiming first; drop clean pages (no-fs: we hold f->lock)
+		 * and try once more before we give up, as direct reclaim would. */
+		if (*reclaimed || _pcache_reclaim(f->cache, size, ALLOC_NOFS) == 0)
+			return -ENOMEM;
+		*reclaimed = true;
+		*retry = (struct alloc_retry)ALLOC_RETRY_INIT;
+		return -EAGAIN;
+	}
+	/* RETRY verdict: drop the inode lock so that reclaim and other users
+	 * of this file can run, back off, and resume where we stopped. */
+	pthread_mutex_unlock(&f->lock);
+	ret = alloc_retry_wait(f->cache->alloc, retry);
+	pthread_mutex_lock(&f->lock);
+	return ret == 0 ? -EAGAIN : -ENOMEM;
+}
+
+ssize_t pcache_write(struct pcache_file *f, const void *buf, size_t len, off_t off)
+{
+	struct pcache *pc = f->cache;
+	struct alloc_retry retry = ALLOC_RETRY_INIT;
+	const unsigned char *src = buf;
+	size_t done = 0;
+	uint64_t now = _pcache_now_ns();
+	struct timespec mtime;
+	bool reclaimed = false;
+	int err = 0;
+
+	if (off < 0)
+		return -EINVAL;
+	if (len == 0)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &mtime);
+	pthread_mutex_lock(&f->lock);
+	while (done < len) {
+		off_t pos = off + (off_t)done;
+		uint64_t index = (uint64_t)pos >> pc->page_shift;
+		uint32_t poff = (uint32_t)(pos & (off_t)(pc->page_size - 1));
+		uint32_t n = (uint32_t)min_size(len - done, pc->page_size - poff);
+		struct pcache_page *p, *fresh = NULL;
+
+		if (!f->index) {
+			struct pcache_index *ix =
+			    _pcache_index_create(pc, ALLOC_NOFS, &retry, &err);
+
+			if (!ix) {
+				err = write_wait_retry(f, &retry, err, &reclaimed, sizeof(*ix));
+				if (err == -EAGAIN)
+					continue;
+				break;
+			}
+			retry = (struct alloc_retry)ALLOC_RETRY_INIT;
+			reclaimed = false;
+			pthread_mutex_lock(&f->pages_lock);
+			f->index = ix;
+			pthread_mutex_unlock(&f->pages_lock);
+		}
+		pthread_mutex_lock(&f->pages_lock);
+		p = _pcache_index_lookup(f->index, index);
+		if (p && (p->flags & PCACHE_PAGE_WRITEBACK)) {
+			/* Stable pages: wait, then look again (it may be gone). */
+			pthread_cond_wait(&f->writeback_done, &f->pages_lock);
+			pthread_mutex_unlock(&f->pages_lock);
+			continue;
+		}
+		if (!p) {
+			pthread_mutex_unlock(&f->pages_lock);
+			_pcache_index_reserve(f);
+			fresh = page_new(pc, index, ALLOC_NOFS, &retry, &err);
+			if (!fresh) {
+				err = write_wait_retry(f, &retry, err, &reclaimed,
+				                       sizeof(*fresh) + pc->page_size);
+				if (err == -EAGAIN)
+					continue;
+				break;
+			}
+			retry = (struct alloc_retry)ALLOC_RETRY_INIT;
+			reclaimed = false;
+			pthread_mutex_lock(&f->pages_lock);
+			/* f->lock kept writers and readers out: nobody else
+			 * can have inserted this page meanwhile. */
+			p = fresh;
+			p->from = poff;
+			p->to = poff + n;
+			if (n == pc->page_size)
+				p->flags |= PCACHE_PAGE_UPTODATE;
+			page_insert(f, p);
+		}
+		err = page_write_chunk(f, p, src + done, poff, n, now);
+		if (err == -EAGAIN) {
+			pthread_mutex_unlock(&f->pages_lock);
+			err = 0;
+			continue;
+		}
+		if (!err) {
+			done += n;
+			if (pos + (off_t)n > f->size)
+				f->size = pos + (off_t)n;
+			f->mtime = mtime;
+		} else if (fresh) {
+			/* Cannot happen for a fresh page (no fill), but stay clean. */
+			_pcache_page_forget(f, fresh);
+			pthread_mutex_unlock(&f->pages_lock);
+			_pcache_page_free(pc, fresh);
+			break;
+		}
+		pthread_mutex_unlock(&f->pages_lock);
+		if (err)
+			break;
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (done)
+		return (ssize_t)done;
+	return err ? err : -ENOMEM;
+}
+
+/* ---- read ---- */
+
+/* pages_lock held: copy [poff, poff+n) of page index into dst, filling the
+ * page first if it is not whole. Returns 1 if served from the cache, 0 if
+ * there is no page, or a negative errno. */
+static int read_cached(struct pcache_file *f, uint64_t index, unsigned char *dst, uint32_t poff,
+                       uint32_t n)
+{
+	struct pcache_page *p = _pcache_index_lookup(f->index, index);
+	int err;
+
+	if (!p)
+		return 0;
+	if (!(p->flags & PCACHE_PAGE_UPTODATE) && (poff < p->from || poff + n > p->to)) {
+		err = _pcache_page_fill(f, p);
+		if (err)
+			return err;
+	}
+	memcpy(dst, p->data + poff, n);
+	return 1;
+}
+
+/* No cached page: read the whole page from the backing file into a new
+ * clean page if one is cheap to get, else straight into dst. */
+static int read_backing(struct pcache_file *f, uint64_t index, unsigned char *dst, uint32_t poff,
+                        uint32_t n, off_t size)
+{
+	struct pcache *pc = f->cache;
+	off_t base = (off_t)(index << pc->page_shift);
+	struct pcache_page *p = NULL;
+	int err;
+
+	if (!f->index) {
+		struct pcache_index *ix =
+		    _pcache_index_create(pc, ALLOC_NOFS | ALLOC_NORETRY, NULL, &err);
+
+		pthread_mutex_lock(&f->pages_lock);
+		f->index = ix;
+		pthread_mutex_unlock(&f->pages_lock);
+	}
+	if (f->index) {
+		_pcache_index_reserve(f);
+		p = page_new(pc, index, ALLOC_NOFS | ALLOC_NORETRY, NULL, &err);
+	}
+	if (!p) {
+		err = backing_read(f->fd, dst, n, base + poff);
+		if (!err && base + poff + (off_t)n > size) {
+			off_t keep = size > base + poff ? size - base - poff : 0;
+
+			memset(dst + keep, 0, n - (size_t)keep);
+		}
+		return err;
+	}
+	err = backing_read(f->fd, p->data, pc->page_size, base);
+	if (err) {
+		_pcache_page_free(pc, p);
+		return err;
+	}
+	if (base + (off_t)pc->page_size > size) {
+		off_t keep = size > base ? size - base : 0;
+
+		memset(p->data + keep, 0, pc->page_size - (size_t)keep);
+	}
+	memcpy(dst, p->data + poff, n);
+	p->flags = PCACHE_PAGE_UPTODATE;
+	pthread_mutex_lock(&f->pages_lock);
+	page_insert(f, p);
+	_pcache_lru_add(pc, p);
+	pthread_mutex_unlock(&f->pages_lock);
+	return 0;
+}
+
+ssize_t pcache_read(struct pcache_file *f, void *buf, size_t len, off_t off)
+{
+	struct pcache *pc = f->cache;
+	unsigned char *dst = buf;
+	size_t done = 0;
+	off_t size;
+	int err = 0;
+
+	if (off < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&f->lock);
+	size = f->size;
+	if (off >= size)
+		goto out_unlock;
+	if ((off_t)len > size - off)
+		len = (size_t)(size - off);
+	while (done < len) {
+		off_t pos = off + (off_t)done;
+		uint64_t index = (uint64_t)pos >> pc->page_shift;
+		uint32_t poff = (uint32_t)(pos & (off_t)(pc->page_size - 1));
+		uint32_t n = (uint32_t)min_size(len - done, pc->page_size - poff);
+
+		pthread_mutex_lock(&f->pages_lock);
+		err = read_cached(f, index, dst + done, poff, n);
+		pthread_mutex_unlock(&f->pages_lock);
+		if (err == 0)
+			err = read_backing(f, index, dst + done, poff, n, size);
+		else if (err > 0)
+			err = 0;
+		if (err)
+			break;
+		done += n;
+	}
+out_unlock:
+	pthread_mutex_unlock(&f->lock);
+	if (done || !err)
+		return (ssize_t)done;
+	return err;
+}
+
+/* ---- truncate and invalidate ---- */
+
+struct shrink_ctx {
+	uint64_t first_gone; /* pages at or past this index go */
+	struct pcache_page *freed;
+	bool busy; /* a page to change is under writeback */
+	uint64_t tail_index;
+};
+
+static void shrink_busy_cb(struct pcache_file *f, struct pcache_page *p, void *data)
+{
+	struct shrink_ctx *ctx = data;
+
+	if (p->index >= ctx->tail_index && (p->flags & PCACHE_PAGE_WRITEBACK))
+		ctx->busy = true;
+}
+
+static void shrink_drop_cb(struct pcache_file *f, struct pcache_page *p, void *data)
+{
+	struct shrink_ctx *ctx = data;
+
+	if (p->index < ctx->first_gone)
+		return;
+	_pcache_page_forget(f, p);
+	p->hash_next = ctx->freed;
+	ctx->freed = p;
+}
+
+/* pages_lock held, no writeback on the pages concerned: cut the cache at
+ * size. Returns the pages to free. */
+static struct pcache_page *cache_shrink(struct pcache_file *f, off_t size)
+{
+	struct pcache *pc = f->cache;
+	struct shrink_ctx ctx = {0};
+	uint32_t cut = (uint32_t)(size & (off_t)(pc->page_size - 1));
+	struct pcache_page *p;
+
+	ctx.tail_index = (uint64_t)size >> pc->page_shift;
+	ctx.first_gone = ctx.tail_index + (cut ? 1 : 0);
+	_pcache_index_for_each(f->index, shrink_drop_cb, f, &ctx);
+	p = cut ? _pcache_index_lookup(f->index, ctx.tail_index) : NULL;
+	if (p) {
+		memset(p->data + cut, 0, pc->page_size - cut);
+		if (p->to > cut)
+			p->to = cut;
+		if (p->from > p->to)
+			p->from = p->to;
+		if ((p->flags & PCACHE_PAGE_DIRTY) && p->from == p->to) {
+			if (p->flags & PCACHE_PAGE_UPTODATE) {
+				_pcache_page_mark_clean(f, p);
+			} else {
+				_pcache_page_forget(f, p);
+				p->hash_next = ctx.freed;
+				ctx.freed = p;
+			}
+		}
+	}
+	return ctx.freed;
+}
+
+int pcache_truncate(struct pcache_file *f, off_t size)
+{
+	struct pcache *pc = f->cache;
+	struct pcache_page *freed = NULL;
+	struct timespec mtime;
+	bool put = false;
+	int err = 0;
+
+	if (size < 0)
+		return -EINVAL;
+	clock_gettime(CLOCK_REALTIME, &mtime);
+	pthread_mutex_lock(&f->lock);
+	pthread_mutex_lock(&f->pages_lock);
+	if (size < f->size && f->index) {
+		struct shrink_ctx ctx = {.tail_index = (uint64_t)size >> pc->page_shift};
+
+		/* The pages we change must be stable: wait out their I/O, so no
+		 * late pwritev re-extends the backing file past the cut. */
+		for (;;) {
+			ctx.busy = false;
+			_pcache_index_for_each(f->index, shrink_busy_cb, f, &ctx);
+			if (!ctx.busy)
+				break;
+			pthread_cond_wait(&f->writeback_done, &f->pages_lock);
+		}
+		freed = cache_shrink(f, size);
+		put = _pcache_file_undirty(f);
+	}
+	pthread_mutex_unlock(&f->pages_lock);
+	if (ftruncate(f->fd, size) < 0)
+		err = -errno;
+	pthread_mutex_lock(&f->pages_lock);
+	/* Shrinking, the cache is cut already; growing, only on success. */
+	if (!err || size < f->size)
+		f->size = size;
+	f->mtime = mtime;
+	pthread_mutex_unlock(&f->pages_lock);
+	pthread_mutex_unlock(&f->lock);
+	while (freed) {
+		struct pcache_page *next = freed->hash_next;
+
+		_pcache_page_free(pc, freed);
+		freed = next;
+	}
+	if (put)
+		_pcache_put(pc, f);
+	return err;
+}
+
+struct range_ctx {
+	uint64_t first, last;
+	struct pcache_page *freed;
+	bool busy;
+};
+
+static void range_drop_cb(struct pcache_file *f, struct pcache_page *p, void *data)
+{
+	struct range_ctx *ctx = data;
+
+	if (p->index < ctx->first || p->index > ctx->last)
+		return;
+	if (p->flags & (PCACHE_PAGE_DIRTY | PCACHE_PAGE_WRITEBACK) || p->pins) {
+		ctx->busy = true;
+		return;
+	}
+	_pcache_page_forget(f, p);
+	p->hash_next = ctx->freed;
+	ctx->freed = p;
+}
+
+int pcache_invalidate_range(struct pcache_file *f, off_t off, off_t len)
+{
+	struct pcache *pc = f->cache;
+	struct pcache_wb_req req = {.all = true, .alloc_flags = ALLOC_NOFS};
+	struct range_ctx ctx = {0};
+	int err = 0;
+
+	if (off < 0 || len < 0)
+		return -EINVAL;
+	if (len == 0)
+		return 0;
+	ctx.first = (uint64_t)off >> pc->page_shift;
+	ctx.last = (uint64_t)(off + len - 1) >> pc->page_shift;
+	pthread_mutex_lock(&f->lock);
+	/* Pages re-dirtied by a writeback that failed elsewhere meanwhile get
+	 * another go; give up after a few rounds rather than spin. */
+	for (int attempt = 0; attempt < 8; attempt++) {
+		err = _pcache_wb_file(f, &req);
+		if (err)
+			break;
+		pthread_mutex_lock(&f->pages_lock);
+		_pcache_wait_writeback(f);
+		ctx.busy = false;
+		_pcache_index_for_each(f->index, range_drop_cb, f, &ctx);
+		pthread_mutex_unlock(&f->pages_lock);
+		if (!ctx.busy)
+			break;
+	}
+	if (!err && ctx.busy)
+		err = -EIO;
+	pthread_mutex_unlock(&f->lock);
+	while (ctx.freed) {
+		struct pcache_page *next = ctx.freed->hash_next;
+
+		_pcache_page_free(pc, ctx.freed);
+		ctx.freed = next;
+	}
+	return err;
+}

@@ -1,0 +1,172 @@
+/*
+ * Reclaim: giving memory back to the allocator.
+ *
+ * Clean pages sit on one LRU (oldest first). The reclaimer registered with
+ * the allocator drops them; called with ALLOC_NOFS (from inside an
+ * allocation whose caller may hold f->lock or worse) it never waits: it
+ * only trylocks pages_lock, and asks the writeback thread to clean more.
+ * Called without it (the caller holds no cache lock) it also writes dirty
+ * files back itself, oldest first, with on-stack buffers: reclaim never
+ * allocates, so it cannot recurse into the allocator it serves.
+ */
+#include <errno.h>
+#include <stdint.h>
+
+#include "pcache_i.h"
+
+/* lru_lock held. */
+static void lru_append(struct pcache *pc, struct pcache_page *p)
+{
+	p->lru_next = NULL;
+	p->lru_prev = pc->lru_tail;
+	if (pc->lru_tail)
+		pc->lru_tail->lru_next = p;
+	else
+		pc->lru_head = p;
+	pc->lru_tail = p;
+	p->on_lru = true;
+	pc->lru_count++;
+}
+
+void _pcache_lru_add(struct pcache *pc, struct pcache_page *p)
+{
+	pthread_mutex_lock(&pc->lru_lock);
+	if (!p->on_lru)
+		lru_append(pc, p);
+	pthread_mutex_unlock(&pc->lru_lock);
+}
+
+static void lru_unlink(struct pcache *pc, struct pcache_page *p)
+{
+	if (p->lru_prev)
+		p->lru_prev->lru_next = p->lru_next;
+	else
+		pc->lru_head = p->lru_next;
+	if (p->lru_next)
+		p->lru_next->lru_prev = p->lru_prev;
+	else
+		pc->lru_tail = p->lru_prev;
+	p->lru_next = p->lru_prev = NULL;
+	p->on_lru = false;
+	pc->lru_count--;
+}
+
+/* lru_lock held: to the young end, staying on the LRU throughout (so that
+ * on_lru only ever changes under both locks). */
+static void lru_rotate(struct pcache *pc, struct pcache_page *p)
+{
+	if (pc->lru_tail == p)
+		return;
+	if (p->lru_prev)
+		p->lru_prev->lru_next = p->lru_next;
+	else
+		pc->lru_head = p->lru_next;
+	p->lru_next->lru_prev = p->lru_prev;
+	p->lru_next = NULL;
+	p->lru_prev = pc->lru_tail;
+	pc->lru_tail->lru_next = p;
+	pc->lru_tail = p;
+}
+
+void _pcache_lru_remove(struct pcache *pc, struct pcache_page *p)
+{
+	/* pages_lock held, and on_lru changes only under pages_lock and
+	 * lru_lock both: a page not on the LRU costs no global lock. */
+	if (!p->on_lru)
+		return;
+	pthread_mutex_lock(&pc->lru_lock);
+	lru_unlink(pc, p);
+	pthread_mutex_unlock(&pc->lru_lock);
+}
+
+size_t _pcache_lru_shrink(struct pcache *pc, size_t want)
+{
+	struct pcache_page *freed = NULL;
+	size_t bytes = 0;
+	uint64_t scan;
+
+	pthread_mutex_lock(&pc->lru_lock);
+	/* Each page is looked at once at most: busy ones go to the back. */
+	for (scan = pc->lru_count; scan && bytes < want && pc->lru_head; scan--) {
+		struct pcache_page *p = pc->lru_head;
+		struct pcache_file *f = p->file;
+
+		if (pthread_mutex_trylock(&f->pages_lock) != 0) {
+			lru_rotate(pc, p);
+			continue;
+		}
+		if (p->pins || (p->flags & (PCACHE_PAGE_DIRTY | PCACHE_PAGE_WRITEBACK))) {
+			pthread_mutex_unlock(&f->pages_lock);
+			lru_rotate(pc, p);
+			continue;
+		}
+		/* Clean and idle: unlink it under both locks. */
+		lru_unlink(pc, p);
+		_pcache_index_remove(f->index, p);
+		atomic_fetch_sub(&pc->cached_bytes, pc->page_size);
+		pthread_mutex_unlock(&f->pages_lock);
+		p->hash_next = freed;
+		freed = p;
+		bytes += pc->page_size;
+	}
+	pthread_mutex_unlock(&pc->lru_lock);
+	while (freed) {
+		struct pcache_page *next = freed->hash_next;
+
+		_pcache_page_free(pc, freed);
+		freed = next;
+	}
+	return bytes;
+}
+
+size_t pcache_drop_clean(struct pcache *pc)
+{
+	return _pcache_lru_shrink(pc, SIZE_MAX);
+}
+
+/* Blocking reclaim: write back the oldest dirty files, at most as many as
+ * were dirty when we started, and drop what that cleaned. */
+static size_t reclaim_writeback(struct pcache *pc, size_t want)
+{
+	struct pcache_wb_req req = {.all = true, .use_stack = true, .record_error = true};
+	size_t bytes = 0;
+	unsigned budget = 0;
+
+	pthread_mutex_lock(&pc->dirty_lock);
+	for (struct pcache_file *f = pc->dirty_head; f; f = f->dirty_next)
+		budget++;
+	pthread_mutex_unlock(&pc->dirty_lock);
+	while (budget-- && bytes < want) {
+		struct pcache_file *f;
+
+		pthread_mutex_lock(&pc->dirty_lock);
+		f = pc->dirty_head;
+		if (f)
+			_pcache_get(pc, f);
+		pthread_mutex_unlock(&pc->dirty_lock);
+		if (!f)
+			break;
+		_pcache_wb_file(f, &req);
+		pthread_mutex_lock(&pc->dirty_lock);
+		/* Still dirty (failed, or written meanwhile): to the back. */
+		_pcache_dirty_requeue(pc, f);
+		pthread_mutex_unlock(&pc->dirty_lock);
+		_pcache_put(pc, f);
+		bytes += _pcache_lru_shrink(pc, want - bytes);
+	}
+	return bytes;
+}
+
+size_t _pcache_reclaim(void *data, size_t want, unsigned flags)
+{
+	struct pcache *pc = data;
+	size_t bytes = _pcache_lru_shrink(pc, want);
+
+	if (bytes >= want || !atomic_load(&pc->dirty_bytes))
+		return bytes;
+	if (flags & ALLOC_NOFS) {
+		_pcache_wb_kick(pc, true);
+		return bytes;
+	}
+	return bytes + reclaim_writeback(pc, want - bytes);
+}

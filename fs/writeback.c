@@ -1,0 +1,472 @@
+/*
+ * Writeback: moving dirty pages to the backing file.
+ *
+ * One routine, _pcache_wb_file(), writes a file's dirty pages in index
+ * order, coalescing adjacent ranges into one pwritev(). The writeback
+ * thread, fsync, flush and sync_all all use it; reclaim uses it in its
+ * no-allocation mode. Pages go DIRTY -> WRITEBACK under pages_lock, the
+ * I/O runs without any cache lock, and they come back clean, or dirty
+ * again on failure, so nothing acknowledged is dropped.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "pcache_i.h"
+
+/* Back-off before a file whose writeback failed is tried again. */
+static uint64_t wb_retry_delay_ns(const struct pcache *pc)
+{
+	uint64_t ms = _pcache_writeback_ms(pc) / 4;
+
+	return (ms < 10 ? 10 : ms) * 1000000ull;
+}
+
+/* The iovec array and page list of one pass, from the allocator (site
+ * writeback). No cache lock is held here; under f->lock the caller passes
+ * ALLOC_NOFS. Follows RETRY verdicts itself: reclaim never needs f->lock. */
+static void *wb_buffer_get(struct pcache *pc, size_t npages, unsigned flags, int *err)
+{
+	struct alloc_retry retry = ALLOC_RETRY_INIT;
+	size_t size = npages * (sizeof(struct iovec) + sizeof(struct pcache_page *));
+	void *buf;
+
+	bool reclaimed = false;
+
+	for (;;) {
+		buf = alloc_try(pc->alloc, ALLOC_SITE_WRITEBACK, size, flags, &retry, err);
+		if (buf)
+			return buf;
+		if (*err == -EAGAIN && alloc_retry_wait(pc->alloc, &retry) == 0)
+			continue;
+		/* A FAIL verdict: the allocator does not reclaim before it
+		 * asks the policy, so drop our clean pages and try once more. */
+		if (!reclaimed && _pcache_lru_shrink(pc, size) > 0) {
+			reclaimed = true;
+			retry = (struct alloc_retry)ALLOC_RETRY_INIT;
+			continue;
+		}
+		*err = -ENOMEM;
+		return NULL;
+	}
+}
+
+/* pages_lock held: take up to cap dirty pages into writeback, in index
+ * order. Returns how many. */
+static size_t wb_collect(struct pcache_file *f, const struct pcache_wb_req *req,
+                         struct pcache_page **pages, size_t cap)
+{
+	struct pcache *pc = f->cache;
+	struct pcache_index *ix = f->index;
+	size_t n = 0;
+
+	if (!ix)
+		return 0;
+	_pcache_uw_sort(ix);
+	for (struct pcache_page *p = ix->uw_head; p && n < cap; p = p->uw_next) {
+		if (!(p->flags & PCACHE_PAGE_DIRTY) || (p->flags & PCACHE_PAGE_WRITEBACK))
+			continue;
+		if (!req->all && p->dirtied_ns > req->cutoff_ns)
+			continue;
+		/* clear_page_dirty_for_io: the range stays in from/to. */
+		p->flags = (uint16_t)((p->flags & ~PCACHE_PAGE_DIRTY) | PCACHE_PAGE_WRITEBACK);
+		ix->nr_writeback++;
+		atomic_fetch_sub(&pc->dirty_bytes, pc->page_size);
+		atomic_fetch_add(&pc->writeback_bytes, pc->page_size);
+		pages[n++] = p;
+	}
+	return n;
+}
+
+/* Write pages[0..n) (sorted, under writeback, stable). Returns how many
+ * pages reached the backing file before an error, and the error. */
+static size_t wb_write_pages(struct pcache_file *f, struct pcache_page **pages, size_t n,
+                             struct iovec *iov, int *err)
+{
+	struct pcache *pc = f->cache;
+	size_t i = 0;
+
+	*err = 0;
+	while (i < n) {
+		size_t first = i, niov = 0, total = 0;
+		off_t off = (off_t)(pages[i]->index << pc->page_shift) + pages[i]->from;
+
+		/* One run: ranges that touch end to start across pages. */
+		do {
+			struct pcache_page *p = pages[i];
+
+			iov[niov].iov_base = p->data + p->from;
+			iov[niov].iov_len = p->to - p->from;
+			total += iov[niov].iov_len;
+			niov++;
+			i++;
+		} while (i < n && niov < IOV_MAX && pages[i - 1]->to == pc->page_size &&
+		         pages[i]->from == 0 && pages[i]->index == pages[i - 1]->index + 1);
+
+		for (size_t k = 0, done = 0; done < total;) {
+			ssize_t w = pwritev(f->fd, iov + k, (int)(niov - k), off + (off_t)done);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				*err = w < 0 ? -errno : -EIO;
+				return first;
+			}
+			done += (size_t)w;
+			/* Short write: advance the iovecs and go on. */
+			while (k < niov && (size_t)w >= iov[k].iov_len) {
+				w -= (ssize_t)iov[k].iov_len;
+				k++;
+			}
+			if (k < niov) {
+				iov[k].iov_base = (char *)iov[k].iov_base + w;
+				iov[k].iov_len -= (size_t)w;
+			}
+		}
+	}
+	return n;
+}
+
+/* pages_lock held: end writeback of pages[0..n); the first ok of them made
+ * it to the backing file, the rest are dirty again. */
+static void wb_end(struct pcache_file *f, struct pcache_page **pages, size_t n, size_t ok)
+{
+	struct pcache *pc = f->cache;
+	uint64_t now = _pcache_now_ns();
+
+	for (size_t i = 0; i < n; i++) {
+		struct pcache_page *p = pages[i];
+
+		f->index->nr_writeback--;
+		atomic_fetch_sub(&pc->writeback_bytes, pc->page_size);
+		if (i < ok) {
+			_pcache_page_mark_clean(f, p);
+			continue;
+		}
+		p->flags = (uint16_t)((p->flags & ~PCACHE_PAGE_WRITEBACK) | PCACHE_PAGE_DIRTY);
+		p->dirtied_ns = now;
+		atomic_fetch_add(&pc->dirty_bytes, pc->page_size);
+	}
+	atomic_fetch_add(&pc->pages_written, ok);
+	pthread_cond_broadcast(&f->writeback_done);
+}
+
+/* A failed pass: keep the error for fsync, count it, and let the thread
+ * leave the file alone for a while. */
+static void wb_failed(struct pcache_file *f, const struct pcache_wb_req *req, int err)
+{
+	struct pcache *pc = f->cache;
+
+	atomic_fetch_add(&pc->writeback_errors, 1);
+	pthread_mutex_lock(&f->pages_lock);
+	if (req->record_error && !f->wb_error)
+		f->wb_error = err;
+	pthread_mutex_unlock(&f->pages_lock);
+	pthread_mutex_lock(&pc->dirty_lock);
+	if (f->index)
+		f->index->retry_after_ns = _pcache_now_ns() + wb_retry_delay_ns(pc);
+	pthread_mutex_unlock(&pc->dirty_lock);
+}
+
+int _pcache_wb_file(struct pcache_file *f, const struct pcache_wb_req *req)
+{
+	struct pcache *pc = f->cache;
+	struct iovec stack_iov[PCACHE_WB_STACK_BATCH];
+	struct pcache_page *stack_pages[PCACHE_WB_STACK_BATCH];
+	struct iovec *iov = stack_iov;
+	struct pcache_page **pages = stack_pages;
+	void *buf = NULL;
+	size_t cap = PCACHE_WB_STACK_BATCH, want;
+	unsigned puts = 0; /* the file may go clean, dirty, clean again */
+	int err = 0;
+
+	pthread_mutex_lock(&f->pages_lock);
+	want = f->index ? f->dirty_pages - f->index->nr_writeback : 0;
+	pthread_mutex_unlock(&f->pages_lock);
+	if (!want)
+		return 0;
+	if (!req->use_stack) {
+		cap = want < PCACHE_WB_MAX_BATCH ? want : PCACHE_WB_MAX_BATCH;
+		buf = wb_buffer_get(pc, cap, req->alloc_flags, &err);
+		if (buf) {
+			iov = buf;
+			pages = (struct pcache_page **)(iov + cap);
+		} else if (req->stack_fallback) {
+			/* Counted, but the data still moves: small batches
+			 * from the stack, as reclaim writes. */
+			atomic_fetch_add(&pc->writeback_errors, 1);
+			cap = PCACHE_WB_STACK_BATCH;
+			err = 0;
+		} else {
+			wb_failed(f, req, err);
+			return err;
+		}
+	}
+	for (;;) {
+		size_t n, ok;
+
+		pthread_mutex_lock(&f->pages_lock);
+		n = wb_collect(f, req, pages, cap);
+		pthread_mutex_unlock(&f->pages_lock);
+		if (!n)
+			break;
+		ok = wb_write_pages(f, pages, n, iov, &err);
+		pthread_mutex_lock(&f->pages_lock);
+		wb_end(f, pages, n, ok);
+		if (_pcache_file_undirty(f))
+			puts++;
+		pthread_mutex_unlock(&f->pages_lock);
+		if (err) {
+			wb_failed(f, req, err);
+			break;
+		}
+		if (n < cap)
+			break;
+	}
+	alloc_free(pc->alloc, buf);
+	while (puts--)
+		_pcache_put(pc, f);
+	return err;
+}
+
+/* ---- the writeback thread ---- */
+
+void _pcache_wb_wake(struct pcache *pc)
+{
+	/* Under dirty_lock, so the thread cannot miss it between its check
+	 * and its wait. */
+	pthread_mutex_lock(&pc->dirty_lock);
+	pthread_cond_signal(&pc->wb_wake);
+	pthread_mutex_unlock(&pc->dirty_lock);
+}
+
+void _pcache_wb_kick(struct pcache *pc, bool urgent)
+{
+	if (urgent)
+		atomic_store(&pc->wb_urgent, true);
+	/* Callers may be inside an allocation: never wait for dirty_lock. A
+	 * missed signal costs one period of the thread's timed wait. */
+	if (pthread_mutex_trylock(&pc->dirty_lock) == 0) {
+		pthread_cond_signal(&pc->wb_wake);
+		pthread_mutex_unlock(&pc->dirty_lock);
+	}
+}
+
+/* dirty_lock held: the next file the thread should write, or NULL. */
+static struct pcache_file *wb_pick(struct pcache *pc, uint64_t now, bool force)
+{
+	uint64_t age = (uint64_t)_pcache_writeback_ms(pc) * 1000000ull;
+
+	for (struct pcache_file *f = pc->dirty_head; f; f = f->dirty_next) {
+		if (f->index->retry_after_ns > now)
+			continue;
+		if (force || f->dirtied_ns + age <= now)
+			return f;
+	}
+	return NULL;
+}
+
+static void wb_timed_wait(struct pcache *pc)
+{
+	uint64_t period_ms = _pcache_writeback_ms(pc) / 4 ? _pcache_writeback_ms(pc) / 4 : 1;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(period_ms / 1000);
+	ts.tv_nsec += (long)(period_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&pc->wb_wake, &pc->dirty_lock, &ts);
+}
+
+static void *wb_thread_main(void *arg)
+{
+	struct pcache *pc = arg;
+
+	pthread_mutex_lock(&pc->dirty_lock);
+	while (!pc->wb_stop) {
+		uint64_t age_ns = (uint64_t)_pcache_writeback_ms(pc) * 1000000ull;
+		uint64_t now = _pcache_now_ns();
+		bool urgent = atomic_load(&pc->wb_urgent);
+		bool force = urgent || atomic_load(&pc->dirty_bytes) > _pcache_dirty_limit(pc);
+		struct pcache_file *f = wb_pick(pc, now, force);
+		struct pcache_wb_req req = {
+		    .all = force,
+		    .cutoff_ns = now > age_ns ? now - age_ns : 0,
+		    .record_error = true,
+		    /* Memory is short and most of it dirty: a writeback
+		     * that cannot get a buffer would never free any. */
+		    .stack_fallback = force,
+		};
+
+		if (!f) {
+			atomic_store(&pc->wb_urgent, false);
+			wb_timed_wait(pc);
+			continue;
+		}
+		_pcache_get(pc, f);
+		pthread_mutex_unlock(&pc->dirty_lock);
+		_pcache_wb_file(f, &req);
+		if (urgent)
+			_pcache_lru_shrink(pc, SIZE_MAX); /* reclaim asked: free what we cleaned */
+		pthread_mutex_lock(&f->pages_lock);
+		pthread_mutex_lock(&pc->dirty_lock);
+		if (f->on_dirty_list) {
+			uint64_t oldest = UINT64_MAX;
+
+			for (struct pcache_page *p = f->index->uw_head; p; p = p->uw_next)
+				if ((p->flags & PCACHE_PAGE_DIRTY) && p->dirtied_ns < oldest)
+					oldest = p->dirtied_ns;
+			if (oldest != UINT64_MAX) {
+				f->dirtied_ns = oldest;
+			} else {
+				/* Only pages someone else is writing: look again
+				 * later, not in a hot loop. */
+				f->index->retry_after_ns = now + wb_retry_delay_ns(pc);
+			}
+			_pcache_dirty_requeue(pc, f);
+		}
+		pthread_mutex_unlock(&pc->dirty_lock);
+		pthread_mutex_unlock(&f->pages_lock);
+		_pcache_put(pc, f);
+		pthread_mutex_lock(&pc->dirty_lock);
+	}
+	pthread_mutex_unlock(&pc->dirty_lock);
+	return NULL;
+}
+
+int pcache_writeback_start(struct pcache *pc)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&pc->dirty_lock);
+	if (!pc->wb_running) {
+		pc->wb_stop = false;
+		err = -pthread_create(&pc->wb_thread, NULL, wb_thread_main, pc);
+		pc->wb_running = err == 0;
+	}
+	pthread_mutex_unlock(&pc->dirty_lock);
+	return err;
+}
+
+void pcache_writeback_stop(struct pcache *pc)
+{
+	bool join;
+
+	pthread_mutex_lock(&pc->dirty_lock);
+	join = pc->wb_running;
+	pc->wb_stop = true;
+	pthread_cond_signal(&pc->wb_wake);
+	pthread_mutex_unlock(&pc->dirty_lock);
+	if (join)
+		pthread_join(pc->wb_thread, NULL);
+	pthread_mutex_lock(&pc->dirty_lock);
+	pc->wb_running = false;
+	pthread_mutex_unlock(&pc->dirty_lock);
+}
+
+/* ---- fsync, flush, sync ---- */
+
+/* f->lock held: write every dirty page and wait for writeback others
+ * started. Pages that someone else's failed writeback handed back dirty
+ * get another round; a few rounds at most. */
+static int file_write_all(struct pcache_file *f, const struct pcache_wb_req *req)
+{
+	int err = 0;
+
+	for (int round = 0; round < 8; round++) {
+		bool left;
+
+		err = _pcache_wb_file(f, req);
+		if (err)
+			return err;
+		pthread_mutex_lock(&f->pages_lock);
+		_pcache_wait_writeback(f);
+		left = f->dirty_pages != 0;
+		pthread_mutex_unlock(&f->pages_lock);
+		if (!left)
+			return 0;
+	}
+	return -EIO;
+}
+
+int pcache_flush_file(struct pcache_file *f)
+{
+	struct pcache_wb_req req = {.all = true, .alloc_flags = ALLOC_NOFS, .record_error = true};
+	int err;
+
+	pthread_mutex_lock(&f->lock);
+	err = file_write_all(f, &req);
+	pthread_mutex_unlock(&f->lock);
+	return err;
+}
+
+int pcache_fsync(struct pcache_file *f, bool datasync)
+{
+	/* fsync reports its own failure directly: not kept for later. */
+	struct pcache_wb_req req = {.all = true, .alloc_flags = ALLOC_NOFS};
+	int err, kept;
+
+	pthread_mutex_lock(&f->lock);
+	err = file_write_all(f, &req);
+	if (!err && (datasync ? fdatasync(f->fd) : fsync(f->fd)) < 0)
+		err = -errno;
+	pthread_mutex_lock(&f->pages_lock);
+	kept = f->wb_error;
+	f->wb_error = 0;
+	pthread_mutex_unlock(&f->pages_lock);
+	pthread_mutex_unlock(&f->lock);
+	return err ? err : kept;
+}
+
+/* The next dirty file this sync pass has not visited, with a reference. */
+static struct pcache_file *sync_next_unvisited(struct pcache *pc, uint64_t seq)
+{
+	struct pcache_file *f;
+
+	pthread_mutex_lock(&pc->dirty_lock);
+	for (f = pc->dirty_head; f; f = f->dirty_next)
+		if (f->index->seq_sync != seq)
+			break;
+	if (f) {
+		f->index->seq_sync = seq;
+		_pcache_get(pc, f);
+	}
+	pthread_mutex_unlock(&pc->dirty_lock);
+	return f;
+}
+
+int pcache_sync_all(struct pcache *pc)
+{
+	/* sync_all is what unmount relies on: it must not lose data to a
+	 * failed buffer allocation, so it falls back to the stack. */
+	struct pcache_wb_req req = {.all = true, .record_error = true, .stack_fallback = true};
+	struct pcache_file *f;
+	uint64_t seq;
+	int first = 0;
+
+	pthread_mutex_lock(&pc->sync_lock);
+	seq = ++pc->seq_sync;
+	while ((f = sync_next_unvisited(pc, seq))) {
+		int err = _pcache_wb_file(f, &req);
+		bool again;
+
+		pthread_mutex_lock(&f->pages_lock);
+		_pcache_wait_writeback(f);
+		again = !err && f->dirty_pages;
+		pthread_mutex_unlock(&f->pages_lock);
+		/* Pages a failed writeback elsewhere handed back (or new
+		 * writes): one more pass, whose error counts. */
+		if (again)
+			err = _pcache_wb_file(f, &req);
+		if (err && !first)
+			first = err;
+		_pcache_put(pc, f);
+	}
+	pthread_mutex_unlock(&pc->sync_lock);
+	return first;
+}

@@ -1,0 +1,185 @@
+/*
+ * fs/reclaim.c: dropping clean pages (drop_caches and the allocator's
+ * reclaimer), no-fs reclaim that never writes or waits, and blocking
+ * reclaim that writes dirty files back to free their pages.
+ */
+#include "pcache_test.h"
+
+#define PAGE (64u * 1024u)
+
+struct rc_fixture {
+	struct pt_env env;
+	struct pcache_file f;
+	struct pt_model m;
+	int fd;
+};
+
+static int rc_setup(void **state)
+{
+	struct rc_fixture *fx = calloc(1, sizeof(*fx));
+
+	assert_non_null(fx);
+	pt_env_setup(&fx->env, PAGE, 0, 0, 60000);
+	fx->fd = pt_file_open(&fx->env, &fx->f, "data");
+	pt_model_init(&fx->m);
+	*state = fx;
+	return 0;
+}
+
+static int rc_teardown(void **state)
+{
+	struct rc_fixture *fx = *state;
+
+	assert_int_equal(pcache_fsync(&fx->f, false), 0);
+	pt_assert_backing(fx->fd, &fx->m);
+	pt_file_close(&fx->f);
+	pt_env_teardown(&fx->env);
+	pt_model_free(&fx->m);
+	free(fx);
+	return 0;
+}
+
+static void rc_write(struct rc_fixture *fx, size_t len, off_t off, unsigned gen)
+{
+	unsigned char *buf = malloc(len);
+
+	assert_non_null(buf);
+	pt_fill(buf, len, off, gen);
+	assert_int_equal(pcache_write(&fx->f, buf, len, off), (ssize_t)len);
+	pt_model_write(&fx->m, buf, len, off);
+	free(buf);
+}
+
+static void test_reclaim_drop_clean_frees_clean_pages_only(void **state)
+{
+	struct rc_fixture *fx = *state;
+	struct pcache_usage u;
+	uint64_t live_before;
+
+	rc_write(fx, 4 * PAGE, 0, 1);
+	assert_int_equal(pcache_fsync(&fx->f, false), 0);
+	rc_write(fx, 2 * PAGE, 4 * PAGE, 2); /* dirty, must survive */
+	live_before = alloc_live(fx->env.a);
+	assert_int_equal(pcache_drop_clean(fx->env.pc), 4 * PAGE);
+	assert_true(alloc_live(fx->env.a) <= live_before - 4 * PAGE);
+	pcache_usage_read(fx->env.pc, &u);
+	assert_int_equal(u.cached_bytes, 2 * PAGE);
+	assert_int_equal(u.dirty_bytes, 2 * PAGE);
+	/* Dropped pages read back from the backing file. */
+	pt_assert_cached(&fx->f, &fx->m);
+}
+
+static void test_reclaim_read_pages_are_cached_clean_and_droppable(void **state)
+{
+	struct rc_fixture *fx = *state;
+	struct pcache_usage u;
+
+	rc_write(fx, 3 * PAGE, 0, 1);
+	assert_int_equal(pcache_fsync(&fx->f, false), 0);
+	pcache_drop_clean(fx->env.pc);
+	pt_assert_cached(&fx->f, &fx->m); /* fills the cache again */
+	pcache_usage_read(fx->env.pc, &u);
+	assert_int_equal(u.cached_bytes, 3 * PAGE);
+	assert_int_equal(u.dirty_bytes, 0);
+	assert_int_equal(pcache_drop_clean(fx->env.pc), 3 * PAGE);
+}
+
+static void test_reclaim_nofs_drops_clean_but_never_writes(void **state)
+{
+	struct rc_fixture *fx = *state;
+	struct pcache_usage u;
+
+	rc_write(fx, PAGE, 0, 1);
+	assert_int_equal(pcache_fsync(&fx->f, false), 0);
+	rc_write(fx, 3 * PAGE, PAGE, 2);
+	assert_int_equal(alloc_reclaim(fx->env.a, 100 * PAGE, ALLOC_NOFS), PAGE);
+	pcache_usage_read(fx->env.pc, &u);
+	assert_int_equal(u.dirty_bytes, 3 * PAGE);
+	assert_int_equal(u.pages_written, 1); /* only fsync's */
+}
+
+static void test_reclaim_blocking_writes_dirty_files_back_and_frees_them(void **state)
+{
+	struct rc_fixture *fx = *state;
+	struct pcache_usage u;
+
+	rc_write(fx, 40 * PAGE + 123, 77, 1); /* more pages than one stack batch */
+	assert_true(alloc_reclaim(fx->env.a, 100 * PAGE, 0) >= 40 * PAGE);
+	pcache_usage_read(fx->env.pc, &u);
+	assert_int_equal(u.dirty_bytes, 0);
+	assert_int_equal(u.cached_bytes, 0);
+	assert_int_equal(pt_refs_held(), 0);
+	pt_assert_backing(fx->fd, &fx->m);
+	pt_assert_cached(&fx->f, &fx->m);
+}
+
+static void test_reclaim_stops_near_what_was_asked(void **state)
+{
+	struct rc_fixture *fx = *state;
+	struct pcache_usage u;
+
+	rc_write(fx, 10 * PAGE, 0, 1);
+	assert_int_equal(pcache_fsync(&fx->f, false), 0);
+	assert_int_equal(alloc_reclaim(fx->env.a, 2 * PAGE, ALLOC_NOFS), 2 * PAGE);
+	pcache_usage_read(fx->env.pc, &u);
+	assert_int_equal(u.cached_bytes, 8 * PAGE);
+}
+
+/* One file cannot be written (its fd is read-only): blocking reclaim still
+ * cleans and frees the other, and keeps the failing one dirty. */
+static void test_reclaim_skips_past_a_file_whose_writeback_fails(void **state)
+{
+	struct rc_fixture *fx = *state;
+	struct pcache_file g;
+	struct pt_model mg;
+	struct pcache_usage u;
+	unsigned char buf[3 * PAGE];
+	char path[128];
+	int gfd, saved, ro;
+
+	gfd = pt_file_open(&fx->env, &g, "second");
+	pt_model_init(&mg);
+	rc_write(fx, 2 * PAGE, 0, 1); /* fx->f is the oldest dirty file */
+	pt_fill(buf, sizeof(buf), 0, 2);
+	assert_int_equal(pcache_write(&g, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	pt_model_write(&mg, buf, sizeof(buf), 0);
+	snprintf(path, sizeof(path), "%s/data", fx->env.dir);
+	saved = dup(fx->fd);
+	ro = open(path, O_RDONLY);
+	assert_true(saved >= 0 && ro >= 0);
+	assert_int_equal(dup2(ro, fx->fd), fx->fd);
+	close(ro);
+	assert_true(alloc_reclaim(fx->env.a, 100 * PAGE, 0) >= 3 * PAGE);
+	pcache_usage_read(fx->env.pc, &u);
+	assert_int_equal(u.dirty_bytes, 2 * PAGE); /* the failing file's */
+	assert_true(u.writeback_errors >= 1);
+	assert_true(pcache_file_is_dirty(&fx->f));
+	assert_false(pcache_file_is_dirty(&g));
+	pt_assert_backing(gfd, &mg);
+	assert_int_equal(dup2(saved, fx->fd), fx->fd);
+	close(saved);
+	assert_int_equal(pcache_fsync(&fx->f, false), -EBADF); /* the kept error, once */
+	pt_file_close(&g);
+	pt_model_free(&mg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_reclaim_drop_clean_frees_clean_pages_only,
+	                                    rc_setup, rc_teardown),
+	    cmocka_unit_test_setup_teardown(test_reclaim_read_pages_are_cached_clean_and_droppable,
+	                                    rc_setup, rc_teardown),
+	    cmocka_unit_test_setup_teardown(test_reclaim_nofs_drops_clean_but_never_writes,
+	                                    rc_setup, rc_teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_reclaim_blocking_writes_dirty_files_back_and_frees_them, rc_setup,
+	        rc_teardown),
+	    cmocka_unit_test_setup_teardown(test_reclaim_skips_past_a_file_whose_writeback_fails,
+	                                    rc_setup, rc_teardown),
+	    cmocka_unit_test_setup_teardown(test_reclaim_stops_near_what_was_asked, rc_setup,
+	                                    rc_teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
