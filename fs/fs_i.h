@@ -1,0 +1,383 @@
+/*
+ * pressurefs daemon internals: shared by main.c, options.c, inode.c,
+ * ops_*.c and ctl.c. Not a public header.
+ *
+ * LOCK ORDER for the whole daemon (take left before right, never the
+ * reverse):
+ *
+ *   pfs_inode.append_lock -> pcache_file.lock -> pcache_file.pages_lock ->
+ *       pcache.dirty_lock -> pcache.lru_lock -> allocator-internal locks
+ *   pcache_file.pages_lock -> pfs.hint_lock -> an inode-table shard lock
+ *       (the cache's get callback and the `dirty` listing run under
+ *       pages_lock; nothing is taken under hint_lock but a shard lock, and
+ *       nothing under a shard lock but a fail-fast allocation)
+ *   pfs_inode.open_lock -> pcache locks (first-open setup only)
+ *   pfs.ctl_lock -> allocator-internal locks (and a trylock of dirty_lock)
+ *   pfs.shrink_lock: a leaf (others only trylock it)
+ *
+ * The last unref of an inode frees it (pcache_file_destroy takes the cache
+ * locks), so it runs with no lock held: the cache calls put without its
+ * locks, and shard locks are dropped before the free. Allocations under
+ * any of these locks pass ALLOC_NOFS or ALLOC_NORETRY, so the policy never
+ * makes a thread wait for memory while it holds them.
+ */
+#ifndef PFS_FS_I_H
+#define PFS_FS_I_H
+
+#define FUSE_USE_VERSION 312
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "alloc.h"
+#include "pcache.h"
+#include "loader.h"
+
+/* ---- options (options.c): one table drives parsing, --help, ctl files ---- */
+
+enum pfs_opt_type {
+	PFS_OPT_SIZE,	/* bytes, K/M/G suffixes */
+	PFS_OPT_UINT,	/* unsigned decimal in [min, max] */
+	PFS_OPT_INT,	/* signed decimal in [min, max] */
+	PFS_OPT_BOOL,	/* 0 or 1 */
+	PFS_OPT_STRING, /* any non-empty text */
+	PFS_OPT_CTLDIR, /* hidden, visible, none */
+	PFS_OPT_SITES,	/* site list, "all" or "none" */
+	PFS_OPT_POLICY, /* NAME or PATH (arguments come as other options) */
+};
+
+/* Where a knob can be changed at run time through the control directory. */
+enum pfs_opt_ctl {
+	PFS_CTL_NONE, /* mount time only */
+	PFS_CTL_RW,   /* a read-write control file of the same name */
+};
+
+#define PFS_OPTIONS(X)                                                                             \
+	X(policy)                                                                                  \
+	X(mem_limit)                                                                               \
+	X(balloon)                                                                                 \
+	X(fail_probability)                                                                        \
+	X(fail_interval)                                                                           \
+	X(fail_times)                                                                              \
+	X(fail_space)                                                                              \
+	X(fail_sites)                                                                              \
+	X(fail_seed)                                                                               \
+	X(fail_verbose)                                                                            \
+	X(page_size)                                                                               \
+	X(dirty_limit)                                                                             \
+	X(writeback_ms)                                                                            \
+	X(ctldir)                                                                                  \
+	X(stats_file)                                                                              \
+	X(writeback_cache)
+
+enum pfs_opt_id {
+#define PFS_OPT_ENUM(name) PFS_OPT_##name,
+	PFS_OPTIONS(PFS_OPT_ENUM)
+#undef PFS_OPT_ENUM
+	PFS_OPT_COUNT
+};
+
+struct pfs_opt_desc {
+	const char *name;
+	enum pfs_opt_type type;
+	const char *def;	/* default, as the user would write it */
+	long long min, max;	/* numeric range (SIZE, UINT, INT) */
+	const char *help;
+	enum pfs_opt_ctl ctl;
+};
+
+enum pfs_ctldir { PFS_CTLDIR_HIDDEN, PFS_CTLDIR_VISIBLE, PFS_CTLDIR_NONE };
+
+/* Every option's current value: numbers in num[], text in str[]. */
+struct pfs_options {
+	long long num[PFS_OPT_COUNT];
+	char *str[PFS_OPT_COUNT]; /* malloc'd (parsed before the allocator exists) */
+};
+
+/* What the command line asked for, besides the -o table. */
+struct pfs_cmdline {
+	struct pfs_options opt;
+	const char *backing;
+	const char *mountpoint;
+	bool foreground, debug, single_thread, help, version;
+	/* policy arguments, in the order given */
+	char **policy_keys, **policy_values;
+	unsigned npolicy_args;
+	/* options handed to libfuse as "-o a,b" pieces */
+	char *fuse_opts; /* malloc'd comma list, may be NULL */
+};
+
+const struct pfs_opt_desc *pfs_opt_desc(enum pfs_opt_id id);
+/* Find an option by name; -1 if not in the table. */
+int pfs_opt_find(const char *name);
+/* Parse text for option id into *num or *str. 0, or -EINVAL with one line
+ * (without the "pressurefs: " prefix) in err. */
+int pfs_opt_parse_value(enum pfs_opt_id id, const char *text, long long *num, char **str,
+			char *err, size_t errlen);
+/* Format a value as the control file shows it (no newline). */
+void pfs_opt_format_value(enum pfs_opt_id id, const struct pfs_options *o, char *buf, size_t len);
+/* Parse the whole command line. 0, or -EINVAL with one line in err. */
+int pfs_cmdline_parse(int argc, char **argv, struct pfs_cmdline *cl, char *err, size_t errlen);
+void pfs_cmdline_free(struct pfs_cmdline *cl);
+void pfs_usage_print(FILE *out, const char *prog);
+
+/* ---- inodes (inode.c) ---- */
+
+struct pfs;
+
+struct pfs_inode {
+	struct pfs_inode *hash_next;	/* shard lock */
+	dev_t dev;			/* key, immutable */
+	ino_t ino;			/* key, immutable */
+	/* The backing object, immutable. A regular file's is opened for
+	 * reading and writing (read-only, or O_PATH, where that is refused) and
+	 * is also data_fd: one fd per inode, since fds are the scarce thing. */
+	int fd;
+	mode_t type;			/* S_IFMT bits, immutable */
+	uint64_t nlookup;		/* shard lock: the kernel's lookup count */
+	uint64_t refs;			/* shard lock: internal references (cache, hints) */
+
+	int data_fd;			/* immutable: fd if it can read (regular files), else -1 */
+	bool data_writable;		/* immutable: data_fd is O_RDWR */
+	int data_err;			/* immutable: why data_fd is not O_RDWR (-errno) */
+	pthread_mutex_t open_lock;	/* the first-open setup of cache */
+	bool cache_ready;		/* set once under open_lock, read without it
+					 * after an acquire load */
+	pthread_mutex_t append_lock;	/* serialises O_APPEND writers among themselves */
+	int opens;			/* atomic: open handles (the shrinker skips those) */
+
+	struct pfs_inode *hint_parent;	/* pfs.hint_lock: parent of the last name seen
+					 * (holds a ref on it) */
+	char *hint_name;		/* pfs.hint_lock: that name */
+
+	struct pcache_file cache;	/* valid once cache_ready */
+};
+
+#define PFS_INODE_SHARDS 64
+
+struct pfs_inode_shard {
+	pthread_mutex_t lock;	/* buckets, count, and nlookup/refs/hash_next of
+				 * every inode in this shard */
+	struct pfs_inode **buckets;
+	size_t nbuckets, count;
+};
+
+/* ---- the daemon ---- */
+
+#define PFS_MAX_POLICIES 1024
+
+struct pfs {
+	struct alloc *alloc;
+	struct pcache *cache;
+	struct fuse_session *se;
+	struct pfs_inode root;
+	struct pfs_inode_shard shards[PFS_INODE_SHARDS];
+	pthread_rwlock_t hint_lock; /* hint_parent/hint_name of every inode */
+	uid_t owner_uid;
+	gid_t owner_gid;
+	bool as_root;		/* effective uid 0: create as the caller */
+	double timeout;		/* entry/attr timeout for backing objects */
+	bool foreground;
+	bool kernel_wbcache;	/* set in init: the kernel's write-back cache is on */
+	struct pcache_usage final_usage; /* the cache's last numbers, once it is gone */
+
+	/* Inode shrinker: each inode holds an fd, and the kernel keeps inodes
+	 * until memory is short, so past a share of the fd limit we ask it to
+	 * drop some (see inode.c). */
+	long ninodes;		/* atomic: records in the table */
+	long shrink_high;	/* immutable after start: start shrinking above this */
+	pthread_t shrink_thread;
+	bool shrink_running;	/* main thread only */
+	pthread_mutex_t shrink_lock; /* shrink_stop and the wait on shrink_wake */
+	pthread_cond_t shrink_wake;
+	bool shrink_stop;	/* shrink_lock */
+
+	pthread_mutex_t ctl_lock; /* opt (after start), policy, policies[] */
+	struct pfs_options opt;
+	struct policy_handle *policy; /* current policy */
+	/* Every handle loaded, kept until unmount (a thread may still be asking
+	 * an old one). Fixed-size: a switch must work when memory is short. */
+	struct policy_handle *policies[PFS_MAX_POLICIES];
+	unsigned npolicies;
+};
+
+/* main.c: the daemon's logger (stderr in the foreground, syslog otherwise) */
+void pfs_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+extern const struct pfs_policy_host pfs_policy_host;
+
+int pfs_inode_table_init(struct pfs *fs);
+/* Free every inode left (unmount): the cache must be clean. */
+void pfs_inode_table_destroy(struct pfs *fs);
+struct pfs_inode *pfs_inode_get(fuse_req_t req, fuse_ino_t ino);
+/* Find or create the inode for name in parent; counts one lookup. Fills e.
+ * 0 or -errno. */
+int pfs_inode_lookup(struct pfs *fs, struct pfs_inode *parent, const char *name,
+		     struct fuse_entry_param *e);
+/* The same, using *spare for the record if one is needed (and setting it
+ * to NULL then): creating calls allocate it before they create anything,
+ * so they fail with ENOMEM before, not after, touching the backing dir. */
+int pfs_inode_lookup_spare(struct pfs *fs, struct pfs_inode *parent, const char *name,
+			   struct fuse_entry_param *e, struct pfs_inode **spare);
+struct pfs_inode *pfs_inode_spare_alloc(struct pfs *fs);
+void pfs_inode_spare_free(struct pfs *fs, struct pfs_inode *spare);
+/* Drop n kernel lookups. */
+void pfs_inode_forget(struct pfs *fs, struct pfs_inode *inode, uint64_t n);
+void pfs_inode_ref(struct pfs *fs, struct pfs_inode *inode);
+void pfs_inode_unref(struct pfs *fs, struct pfs_inode *inode);
+/* Find an inode already in the table by key, with a ref; NULL if none. */
+struct pfs_inode *pfs_inode_find(struct pfs *fs, dev_t dev, ino_t ino);
+/* Remember name in parent as the inode's last known name (best effort). */
+void pfs_inode_hint_set(struct pfs *fs, struct pfs_inode *inode, struct pfs_inode *parent,
+			const char *name);
+/* "dir/file" relative to the mount root, or "?" if unknown. */
+void pfs_inode_path(struct pfs *fs, struct pfs_inode *inode, char *buf, size_t len);
+/* Open the backing file for the cache (first open). 0 or -errno. With
+ * want_write, fails if the backing file cannot be opened for writing. */
+int pfs_inode_cache_open(struct pfs *fs, struct pfs_inode *inode, bool want_write);
+bool pfs_inode_cache_ready(struct pfs_inode *inode);
+/* inode_shrink.c: start/stop the inode shrinker (after mounting / before
+ * unmounting); pfs_shrink_urgent: fds ran out, wake it and nap briefly. */
+int pfs_inode_shrinker_start(struct pfs *fs);
+void pfs_inode_shrinker_stop(struct pfs *fs);
+void pfs_shrink_urgent(struct pfs *fs);
+/* stat of the backing object, with the cached size and mtime. */
+int pfs_inode_stat(struct pfs *fs, struct pfs_inode *inode, struct stat *st);
+/* "/proc/self/fd/N" for the inode's O_PATH fd. */
+void pfs_inode_proc_path(const struct pfs_inode *inode, char *buf, size_t len);
+extern const struct pcache_file_ops pfs_inode_cache_ops;
+
+static inline struct pfs *pfs_from_req(fuse_req_t req)
+{
+	return (struct pfs *)fuse_req_userdata(req);
+}
+
+/* ---- control directory (ctl.c) ---- */
+
+#define PFS_CTL_NAME ".pressurefs"
+#define PFS_CTL_DIR_INO ((fuse_ino_t)2)
+#define PFS_CTL_RENDER_MAX (64 * 1024) /* longest rendering but `dirty` */
+
+enum pfs_ctl_kind {
+	PFS_CTL_OPTION,
+	PFS_CTL_STATS,
+	PFS_CTL_DIRTY,
+	PFS_CTL_DROP_CACHES,
+	PFS_CTL_SYNC,
+	PFS_CTL_CRASH,
+};
+
+struct pfs_ctl_file {
+	const char *name;
+	enum pfs_ctl_kind kind;
+	enum pfs_opt_id opt; /* PFS_CTL_OPTION */
+	mode_t mode;
+};
+
+struct pfs_ctl_handle {
+	size_t len;
+	int slot; /* emergency slot in use, -1: from the allocator */
+	char data[];
+};
+
+/* ctl_render.c: render a readable control file into a new handle. */
+int pfs_ctl_render(struct pfs *fs, const struct pfs_ctl_file *file, struct pfs_ctl_handle **out);
+void pfs_ctl_handle_free(struct pfs *fs, struct pfs_ctl_handle *h);
+
+/* Build the file list from the option table (once, before mounting). */
+void pfs_ctl_init(void);
+bool pfs_ctl_is_ino(fuse_ino_t ino);
+bool pfs_ctl_enabled(struct pfs *fs);
+/* Is name in the root the control directory's? */
+bool pfs_ctl_shadows(struct pfs *fs, fuse_ino_t parent, const char *name);
+void pfs_ctl_entry(struct pfs *fs, fuse_ino_t ino, struct fuse_entry_param *e);
+void pfs_ctl_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void pfs_ctl_getattr(fuse_req_t req, fuse_ino_t ino);
+void pfs_ctl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pfs_ctl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		  struct fuse_file_info *fi);
+void pfs_ctl_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		   struct fuse_file_info *fi);
+void pfs_ctl_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pfs_ctl_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus);
+/* Apply a policy spec at run time or at start ("NAME,arg=v"). */
+int pfs_ctl_policy_switch(struct pfs *fs, const char *text, char *err, size_t errlen);
+/* Make h the allocator's policy; keeps it until unmount. 0 or -ENOMEM. */
+int pfs_policy_install(struct pfs *fs, struct policy_handle *h);
+/* Push fail_* option values to the allocator. */
+void pfs_inject_apply(struct pfs *fs);
+/* Push dirty_limit and writeback_ms to the page cache (ctl_lock held). */
+void pfs_cache_tune(struct pfs *fs);
+/* The stats JSON (one snapshot). Returns the length needed, like snprintf. */
+size_t pfs_stats_json(struct pfs *fs, char *buf, size_t len);
+
+/* ---- ops (ops_*.c) ---- */
+
+/* Run a creating call as the caller (fsuid/fsgid) when the daemon is root. */
+struct pfs_creds {
+	uid_t uid;
+	gid_t gid;
+	bool switched;
+};
+void pfs_creds_enter(fuse_req_t req, struct pfs_creds *c);
+void pfs_creds_leave(struct pfs_creds *c);
+
+/* ops_entry.c */
+/* fuse_reply_entry, undoing the lookup if the request was interrupted. */
+void pfs_entry_reply(fuse_req_t req, struct pfs *fs, const struct fuse_entry_param *e);
+void pfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void pfs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void pfs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+void pfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		    struct fuse_file_info *fi);
+void pfs_op_readlink(fuse_req_t req, fuse_ino_t ino);
+void pfs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void pfs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void pfs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void pfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void pfs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void pfs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void pfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		   const char *newname, unsigned int flags);
+void pfs_op_statfs(fuse_req_t req, fuse_ino_t ino);
+
+/* ops_dir.c */
+void pfs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pfs_op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+void pfs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			struct fuse_file_info *fi);
+void pfs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pfs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+
+/* ops_file.c */
+void pfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		   struct fuse_file_info *fi);
+void pfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		 struct fuse_file_info *fi);
+void pfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		  struct fuse_file_info *fi);
+void pfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void pfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+		      struct fuse_file_info *fi);
+void pfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		  struct fuse_file_info *fi);
+/* setattr(size) path shared with ops_entry.c. */
+int pfs_file_truncate(struct pfs *fs, struct pfs_inode *inode, off_t size);
+
+/* ops_xattr.c */
+void pfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		     size_t size, int flags);
+void pfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void pfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void pfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+#endif /* PFS_FS_I_H */

@@ -1,0 +1,252 @@
+#!/bin/bash
+# The crash matrix (issue 6): pfs-stress writes on a mount and the daemon
+# dies at a random moment, many times over, each iteration with its own
+# seed. Three ways to die, chosen by the seed:
+#   kill9  kill -9 of the daemon (by the PID this script started);
+#   ctl    1 written to .pressurefs/crash (drop dirty pages, abort);
+#   abort  policy=abort with injection: fail_probability=100 and
+#          fail_interval=N make the Nth eligible allocation fail, and the
+#          policy aborts the daemon right there, inside the write path.
+# After each death: the dead mount is unmounted; `pfs-stress verify` on the
+# backing dir exits 0 (zero bytes lost after fsync, no fsynced block torn);
+# every file of the backing dir reads; a fresh mount of the same backing
+# dir works (every file reads back through it identical to the backing
+# file, a new file is written, fsynced and survives a clean unmount).
+#
+# ctl mode also checks that the bytes the verifier counts as lost after
+# write are exactly the bytes `dirty` listed just before the crash. How
+# "just before" is made exact:
+#   - page_size=4K = the stress block size, so a dirty range covers whole
+#     blocks each rewritten since its last writeback (no clean neighbours
+#     inside a dirty page);
+#   - writeback_ms=600000 and dirty_limit=256M: nothing is written back but
+#     by fsync, so the cache changes only when the writer acts;
+#   - the writer is stopped with SIGSTOP, and `dirty` is read only once
+#     every one of its threads is in state T: a thread inside a write() or
+#     fsync() on the mount stops only after the daemon answered, so then no
+#     request is in flight; the listing is read twice and must be equal;
+#   - crash is written, then SIGCONT: a write the daemon had acknowledged
+#     before the stop is journaled now (pfs-stress records after the call
+#     returns), so the journal holds every acknowledgement the cache had.
+# Then lost_after_write bytes == the sum of the listed lengths, and no
+# block is torn.
+#
+# usage: matrix.sh PRESSUREFS PFS_MOUNT_IO PFS_STRESS [--iterations N]
+#            [--seed S] [--modes kill9,ctl,abort] [--duration SECS]
+#            [--file-size SIZE] [--files N] [--threads N]
+# Iteration i uses seed S+i; the seed alone picks the mode and every
+# parameter, so `--seed SEED --iterations 1` replays one iteration (the
+# moment of death is drawn from the seed too; the machine's timing is not).
+. "$(dirname "$0")/../mount/lib.sh"
+STRESS=$(realpath -e "${3:?usage: matrix.sh PRESSUREFS PFS_MOUNT_IO PFS_STRESS [options]}") ||
+	{ echo "matrix.sh: pfs-stress $3 is missing" >&2; exit 1; }
+pfs_init "$(realpath -e "$1")" "$(realpath -e "$2")"
+shift 3
+[ -x "$STRESS" ] || pfs_fail "pfs-stress $STRESS is not built"
+
+ITERATIONS=20
+SEED=1000
+MODES=kill9,ctl,abort
+DURATION=2
+FILE_SIZE=256K
+FILES=8
+THREADS=4
+while [ $# -gt 0 ]; do
+	case $1 in
+	--iterations) ITERATIONS=$2 ;;
+	--seed) SEED=$2 ;;
+	--modes) MODES=$2 ;;
+	--duration) DURATION=$2 ;;
+	--file-size) FILE_SIZE=$2 ;;
+	--files) FILES=$2 ;;
+	--threads) THREADS=$2 ;;
+	*) pfs_fail "unknown argument '$1'" ;;
+	esac
+	shift 2 || pfs_fail "$1 needs a value"
+done
+IFS=, read -r -a MODE_LIST <<<"$MODES"
+PFS_NAME="crash-matrix"
+
+# Totals over all iterations (printed at the end).
+T_LOST_FSYNC=0 T_LOST_WRITE=0 T_INTACT=0 T_REFUSED=0 T_DIRTY=0 T_WRITES=0
+declare -A T_MODE=()
+ABORT_FALLBACKS=0
+
+# rand N: 0..N-1 from bash's RANDOM, which `RANDOM=seed` makes repeatable.
+rand() { echo $((RANDOM % $1)); }
+
+# json_int FILE KEY: an integer from the verifier's or the writer's JSON.
+json_int() { json_get "$1" "$2"; }
+
+# The writer's threads are all stopped (state T or t) — none is inside a
+# request to the mount.
+stress_all_stopped() {
+	local st f
+	for f in /proc/"$1"/task/*/stat; do
+		st=$(awk '{ print $3 }' "$f" 2>/dev/null) || continue
+		case $st in T | t) ;; *) return 1 ;; esac
+	done
+	return 0
+}
+
+# One iteration. Globals: IT (number), S (seed).
+crash_iteration() {
+	local bdir=$PFS_T/b.$IT journal=$W/journal.$IT mode opts page wb dl fsync_every
+	local kill_ms interval policy mem stress_pid dpid want verify_json rc i dirty_bytes
+	RANDOM=$S
+	mode=${MODE_LIST[$((S % ${#MODE_LIST[@]}))]}
+	fsync_every=$((4 + $(rand 29)))
+	kill_ms=$((200 + $(rand $((DURATION * 1000 - 400 > 100 ? DURATION * 1000 - 400 : 100)))))
+	case $mode in
+	ctl)
+		page=4K wb=600000 dl=256M
+		opts="policy=retry,page_size=$page,writeback_ms=$wb,dirty_limit=$dl"
+		;;
+	kill9)
+		page=$(printf '%s\n' 4K 16K 64K 1M | sed -n "$((1 + $(rand 4)))p")
+		wb=$(printf '%s\n' 1 50 500 600000 | sed -n "$((1 + $(rand 4)))p")
+		dl=$(printf '%s\n' 0 128K 1M 256M | sed -n "$((1 + $(rand 4)))p")
+		policy=$(printf '%s\n' retry enomem nofail | sed -n "$((1 + $(rand 3)))p")
+		mem=$(printf '%s\n' 0 4M 16M | sed -n "$((1 + $(rand 3)))p")
+		# nofail under a tight budget may stall for good: that is what
+		# it does, but the writer would then only time out.
+		[ "$policy" = nofail ] && mem=0
+		opts="policy=$policy,mem_limit=$mem,page_size=$page,writeback_ms=$wb,dirty_limit=$dl"
+		;;
+	abort)
+		page=$(printf '%s\n' 4K 64K | sed -n "$((1 + $(rand 2)))p")
+		wb=$(printf '%s\n' 1 50 200 | sed -n "$((1 + $(rand 3)))p")
+		interval=$((20 + $(rand 600)))
+		opts="policy=abort,page_size=$page,writeback_ms=$wb,fail_probability=100"
+		opts+=",fail_interval=$interval,fail_seed=$S"
+		;;
+	*) pfs_fail "unknown mode '$mode' (kill9, ctl, abort)" ;;
+	esac
+	pfs_say "iteration $IT seed=$S mode=$mode -o $opts fsync_every=$fsync_every crash_at=${kill_ms}ms"
+	T_MODE[$mode]=$((${T_MODE[$mode]:-0} + 1))
+
+	mkdir -p "$bdir"
+	pfs_mount_at "$bdir" "$M" -o "$opts"
+	dpid=$PFS_PID
+	"$STRESS" run --dir "$M" --journal "$journal" --threads "$THREADS" --files "$FILES" \
+		--file-size "$FILE_SIZE" --block 4K --duration "$DURATION" \
+		--fsync-every "$fsync_every" --seed "$S" --on-error retry --stall-secs 30 \
+		--quiet --summary "$W/summary.$IT" >/dev/null 2>"$W/stress.$IT.err" &
+	stress_pid=$!
+	sleep "$(printf '%d.%03d' $((kill_ms / 1000)) $((kill_ms % 1000)))"
+
+	case $mode in
+	kill9)
+		kill -KILL "$dpid" 2>/dev/null || pfs_fail "seed $S: the daemon was gone before kill -9"
+		want=137
+		;;
+	ctl)
+		kill -STOP "$stress_pid" 2>/dev/null || pfs_fail "seed $S: pfs-stress ended before the crash"
+		for ((i = 0; i < 100; i++)); do
+			stress_all_stopped "$stress_pid" && break
+			sleep 0.1
+		done
+		stress_all_stopped "$stress_pid" || pfs_fail "seed $S: pfs-stress threads did not stop in 10 s"
+		pfs_run 30 cat "$M/.pressurefs/dirty" >"$W/dirty.$IT.a" || pfs_fail "seed $S: cannot read dirty"
+		pfs_run 30 cat "$M/.pressurefs/dirty" >"$W/dirty.$IT" || pfs_fail "seed $S: cannot read dirty"
+		cmp -s "$W/dirty.$IT.a" "$W/dirty.$IT" ||
+			pfs_fail "seed $S: dirty changed while every writer was stopped"
+		got=$(pfs_run 30 "$PFS_IO" put "$M/.pressurefs/crash" 1)
+		[ "$got" != OK ] || pfs_fail "seed $S: writing crash returned OK (the daemon should die)"
+		kill -CONT "$stress_pid"
+		want=134
+		;;
+	abort)
+		# The Nth allocation aborts the daemon; wait for it (bounded by
+		# the run). If the run made fewer allocations, fall back to
+		# kill -9 and say so: the iteration still checks the rest.
+		for ((i = 0; i < (DURATION + 5) * 10; i++)); do
+			pfs_pid_alive "$dpid" || break
+			sleep 0.1
+		done
+		want=134
+		if pfs_pid_alive "$dpid"; then
+			pfs_say "seed $S: abort did not fire within the run, kill -9 instead"
+			ABORT_FALLBACKS=$((ABORT_FALLBACKS + 1))
+			kill -KILL "$dpid"
+			want=137
+		fi
+		;;
+	esac
+
+	pfs_wait_pid "$dpid" 30 || pfs_fail "seed $S: the daemon is still alive after the crash"
+	pfs_forget_pid "$dpid"
+	[ "$PFS_STATUS" = "$want" ] ||
+		pfs_fail "seed $S ($mode): daemon exit status $PFS_STATUS, expected $want"
+	# The writer sees ENOTCONN and stops; its watchdog bounds a hang.
+	pfs_wait_pid "$stress_pid" $((DURATION + 60)) || {
+		kill -KILL "$stress_pid"
+		pfs_fail "seed $S: pfs-stress did not end after the daemon died"
+	}
+	rc=$PFS_STATUS
+	case $rc in 0 | 3) ;; *) pfs_fail "seed $S: pfs-stress run exited $rc: $(tail -n 3 "$W/stress.$IT.err")" ;; esac
+	pfs_umount_at "$M" ""
+
+	# Zero bytes lost after fsync, no fsynced block torn.
+	verify_json=$W/verify.$IT.json
+	pfs_run 120 "$STRESS" verify --dir "$bdir" --journal "$journal" --json >"$verify_json"
+	rc=$?
+	[ "$rc" = 0 ] || pfs_fail "seed $S ($mode): pfs-stress verify exited $rc: $(cat "$verify_json")"
+	local lost_fsync lost_write intact refused torn_fsynced torn
+	lost_fsync=$(json_int "$verify_json" lost_after_fsync_bytes)
+	lost_write=$(json_int "$verify_json" lost_after_write_bytes)
+	intact=$(json_int "$verify_json" intact_bytes)
+	refused=$(json_int "$verify_json" refused_bytes)
+	torn_fsynced=$(json_int "$verify_json" torn_fsynced)
+	torn=$(json_int "$verify_json" torn_or_corrupt_bytes)
+	[ "$lost_fsync" = 0 ] || pfs_fail "seed $S: $lost_fsync bytes lost after fsync"
+	[ "$torn_fsynced" = 0 ] || pfs_fail "seed $S: $torn_fsynced fsynced blocks torn"
+
+	if [ "$mode" = ctl ]; then
+		dirty_bytes=$(awk '{ s += $3 } END { print s + 0 }' "$W/dirty.$IT")
+		[ "$lost_write" = "$dirty_bytes" ] ||
+			pfs_fail "seed $S: lost after write $lost_write bytes, dirty listed $dirty_bytes just before the crash"
+		[ "$torn" = 0 ] || pfs_fail "seed $S: $torn bytes torn with 4K pages"
+		T_DIRTY=$((T_DIRTY + dirty_bytes))
+	fi
+
+	# The backing dir is readable with ordinary tools.
+	pfs_run 60 find "$bdir" -type f -exec cat {} + >/dev/null ||
+		pfs_fail "seed $S: a file of the backing dir does not read"
+
+	# A fresh mount on the same backing dir works.
+	pfs_mount_at "$bdir" "$M" -o policy=retry
+	local f n=0
+	for f in "$bdir"/f*.dat; do
+		[ -e "$f" ] || continue
+		pfs_run 60 cmp -s "$f" "$M/${f##*/}" || pfs_fail "seed $S: ${f##*/} reads back differently through a fresh mount"
+		n=$((n + 1))
+	done
+	[ "$n" -gt 0 ] || pfs_fail "seed $S: no stress file in the backing dir"
+	head -c 12345 /dev/urandom >"$W/after.$IT"
+	pfs_must cp "$W/after.$IT" "$M/after"
+	[ "$(pfs_fsync "$M/after")" = OK ] || pfs_fail "seed $S: fsync on the fresh mount failed"
+	pfs_umount_at "$M" "$PFS_PID"
+	[ "$PFS_STATUS" = 0 ] || pfs_fail "seed $S: the fresh mount's daemon exited $PFS_STATUS"
+	cmp -s "$W/after.$IT" "$bdir/after" || pfs_fail "seed $S: a file written on the fresh mount is not in the backing dir"
+
+	T_LOST_FSYNC=$((T_LOST_FSYNC + lost_fsync))
+	T_LOST_WRITE=$((T_LOST_WRITE + lost_write))
+	T_INTACT=$((T_INTACT + intact))
+	T_REFUSED=$((T_REFUSED + refused))
+	T_WRITES=$((T_WRITES + $(json_int "$W/summary.$IT" writes_ok)))
+	pfs_ok "seed $S ($mode): survived; lost_after_fsync=0 lost_after_write=$lost_write intact=$intact refused=$refused files_read_back=$n$([ "$mode" = ctl ] && echo " dirty_listed=$dirty_bytes")"
+	# Keep only what a failure needs.
+	rm -rf --one-file-system "$bdir" "$journal" "$W"/*."$IT" "$W"/*."$IT".* "$PFS_T"/daemon.*.err "$PFS_T"/daemon.*.out
+}
+
+for ((IT = 0; IT < ITERATIONS; IT++)); do
+	S=$((SEED + IT))
+	crash_iteration
+done
+
+modes_seen=""
+for m in "${!T_MODE[@]}"; do modes_seen+="$m=${T_MODE[$m]} "; done
+pfs_say "SUMMARY iterations=$ITERATIONS survived=$ITERATIONS (${modes_seen% }) abort_fallbacks=$ABORT_FALLBACKS" \
+	"writes_acked=$T_WRITES lost_after_fsync_bytes=$T_LOST_FSYNC lost_after_write_bytes=$T_LOST_WRITE" \
+	"(ctl: dirty_listed_bytes=$T_DIRTY, equal per iteration) intact_bytes=$T_INTACT refused_bytes=$T_REFUSED"

@@ -1,0 +1,55 @@
+#!/bin/bash
+# Proves only the mount's owner may write control files: with allow_other,
+# another user (nobody) can read policy and stats, but every write it tries
+# (policy, mem_limit, balloon, drop_caches, sync, crash) fails with EACCES
+# and changes nothing, while the owner's writes still work.
+# usage: ctl_access.sh PRESSUREFS PFS_MOUNT_IO
+. "${0%/*}/lib.sh" || exit 1
+pfs_init "$@"
+
+[ "$(id -u)" = 0 ] || pfs_fail "this test switches to user nobody and must run as root"
+NOBODY_UID=$(id -u nobody) || pfs_fail "no user nobody"
+NOBODY_GID=$(id -g nobody) || pfs_fail "no group for nobody"
+# The helper must be reachable by nobody whatever the build dir's modes are.
+install -m 755 "$PFS_IO" "$PFS_T/io"
+as_nobody() {
+	pfs_run 30 setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups "$@"
+}
+
+pfs_mount -o allow_other,policy=retry,mem_limit=64M
+C=$M/.pressurefs
+
+out=$(as_nobody cat "$C/policy") || pfs_fail "nobody cannot read policy: $out"
+assert_eq "$(ctl_read policy)" "$out" "nobody reads policy"
+as_nobody cat "$C/stats" >"$W/stats.json" || pfs_fail "nobody cannot read stats"
+assert_eq retry "$(json_get "$W/stats.json" policy)" "nobody reads stats"
+
+check_eacces() { # file value [wo]
+	local before="(write-only)" after="(write-only)" got
+	[ "${3:-}" = wo ] || before=$(ctl_read "$1") || exit 1
+	got=$(as_nobody "$PFS_T/io" put "$C/$1" "$2")
+	[ "$got" = EACCES ] || pfs_fail "nobody writing '$2' to $1: expected EACCES, got '$got'"
+	[ "${3:-}" = wo ] || after=$(ctl_read "$1") || exit 1
+	[ "$before" = "$after" ] || pfs_fail "nobody's write changed $1 from '$before' to '$after'"
+	pfs_ok "nobody writing '$2' to $1 gets EACCES, value kept"
+}
+check_eacces policy enomem
+check_eacces mem_limit 1M
+check_eacces balloon 32M
+check_eacces fail_probability 100
+check_eacces drop_caches 1 wo
+check_eacces sync 1 wo
+check_eacces crash 1 wo
+pfs_pid_alive "$PFS_PID" || pfs_fail "the daemon died: nobody's write to crash was obeyed"
+pfs_ok "the daemon survived nobody's write to crash"
+
+# The owner still may.
+ctl_write policy enomem
+assert_eq enomem "$(ctl_read policy)" "the owner switches the policy"
+ctl_write mem_limit 1M
+assert_eq 1048576 "$(ctl_read mem_limit)" "the owner sets mem_limit"
+# Ordinary files stay usable by nobody where the backing modes allow it.
+pfs_must install -m 666 /dev/null "$M/shared"
+out=$(as_nobody "$PFS_T/io" write "$M/shared" 0 1000)
+assert_eq OK "$out" "nobody writes a file it may write"
+pfs_umount_clean

@@ -1,0 +1,56 @@
+#!/bin/bash
+# Proves the libfuse-style flags and signals: -d keeps the daemon in the
+# foreground without -f and prints debug output; -s (single-threaded)
+# serves reads and writes; SIGTERM and SIGHUP unmount cleanly, write every
+# dirty byte back and exit 0; the libfuse options ro, fsname= and subtype=
+# reach the mount (writes get EROFS, reads and control reads work).
+# usage: flags.sh PRESSUREFS PFS_MOUNT_IO
+. "${0%/*}/lib.sh" || exit 1
+pfs_init "$@"
+
+head -c 700000 /dev/urandom >"$W/data"
+
+PFS_FOREGROUND_FLAG=-d pfs_mount -o policy=enomem
+pfs_must cp "$W/data" "$M/d"
+assert_file_eq "$W/data" "$M/d" "-d: data reads back"
+pfs_pid_alive "$PFS_PID" || pfs_fail "-d without -f did not stay in the foreground"
+pfs_ok "-d stays in the foreground"
+[ "$(grep -vc '^+ ' "$PFS_LOG")" -gt 5 ] || pfs_fail "-d printed no debug output"
+pfs_ok "-d prints debug output"
+pfs_umount_clean
+
+pfs_mount -s -o policy=retry
+pfs_must cp "$W/data" "$M/s"
+pfs_must dd if="$W/data" of="$M/s" bs=4096 seek=1000 conv=notrunc status=none
+cp "$W/data" "$W/model"
+dd if="$W/data" of="$W/model" bs=4096 seek=1000 conv=notrunc status=none
+assert_file_eq "$W/model" "$M/s" "-s: data reads back"
+pfs_umount_clean
+assert_file_eq "$W/model" "$B/s" "-s: data in the backing file after unmount"
+
+# Not SIGINT: a shell without job control starts background jobs with
+# SIGINT ignored, and libfuse leaves an ignored signal alone.
+for sig in TERM HUP; do
+	pfs_mount -o policy=retry,writeback_ms=600000
+	pid=$PFS_PID
+	pfs_must cp "$W/data" "$M/sig$sig"
+	kill -"$sig" "$pid"
+	pfs_wait_pid "$pid" "$PFS_EXIT_TIMEOUT" || pfs_fail "SIG$sig: the daemon did not exit"
+	pfs_forget_pid "$pid"
+	assert_eq 0 "$PFS_STATUS" "SIG$sig: the daemon exits 0"
+	pfs_is_mounted "$M" && pfs_fail "SIG$sig: still mounted after the daemon exited"
+	pfs_forget_mount "$M"
+	pfs_ok "SIG$sig: unmounted"
+	assert_file_eq "$W/data" "$B/sig$sig" "SIG$sig: dirty data written back before exit"
+done
+
+printf 'kept\n' >"$B/ro_file"
+pfs_mount -o ro,fsname=pfs-test-fs,subtype=pfstest,policy=enomem
+line=$(awk -v m="$M" '$2 == m' /proc/self/mounts)
+assert_match '^pfs-test-fs [^ ]+ fuse\.pfstest ro,' "$line" "ro, fsname= and subtype= reach /proc/mounts"
+assert_eq kept "$(pfs_run 10 cat "$M/ro_file")" "ro: reads work"
+assert_eq EROFS "$(pfs_run 10 "$PFS_IO" write "$M/ro_file" 0 10)" "ro: writing a file gets EROFS"
+assert_eq EROFS "$(pfs_run 10 "$PFS_IO" write "$M/new" 0 10)" "ro: creating a file gets EROFS"
+assert_eq enomem "$(ctl_read policy)" "ro: control files are readable"
+pfs_umount_clean
+assert_eq kept "$(cat "$B/ro_file")" "ro: the backing file is unchanged"
