@@ -73,7 +73,8 @@ def run_metrics(res):
               'rep': res['rep'], 'unit': 'bytes', 'torn_fsynced': None, 'intact': None,
               'enotconn': None, 'system_failures': None, 'injected_failures': None,
               'budget_failures': None, 'stall_max_ms': None, 'clean_unmount': res.get('clean_unmount'),
-              'mount_failed': bool(res.get('mount_failed')), 'verify_rc': res.get('verify_rc')})
+              'mount_failed': bool(res.get('mount_failed')), 'verify_rc': res.get('verify_rc'),
+              'wrote_underneath': res.get('wrote_underneath', 0)})
     m['hung'] = bool(res.get('hung'))
     m['crashed'] = bool(res.get('crashed'))
     errors = 0
@@ -171,6 +172,12 @@ def invariants_check(rows, cells, policies):
         where = '%s/%s/%s run %d' % (r['scenario'], r['workload'], r['policy'], r['rep'])
         if r['mount_failed']:
             out.append((False, '%s: the mount failed' % where))
+            continue
+        if r.get('wrote_underneath'):
+            out.append((False, '%s: the mount vanished under the application (daemon exited '
+                        'mid-run without a signal); %d entries were written into the bare '
+                        'mountpoint directory, so the fsync checks of this run do not apply' %
+                        (where, r['wrote_underneath'])))
             continue
         if r['lost_after_fsync'] is None:
             out.append((False, '%s: no verification result' % where))
@@ -290,8 +297,16 @@ def write_outputs(outdir, meta, scenarios, rows, cells, checks, results):
         f.write(table + '\n\n')
         f.write('![comparison](compare.png)\n\n## Scenarios\n\n')
         for sc in scenarios:
-            f.write('- **%s**: %s  \n  `-o %s` / pfs-stress `%s`\n' %
-                    (sc.name, sc.description, sc.mount_options('POLICY'), ' '.join(sc.stress)))
+            extra = ''
+            if sc.balloon_schedule:
+                steps = ' '.join('%g:%gM' % (t, b / 1048576) for t, b in sc.balloon_schedule)
+                extra += '; balloon schedule `%s` (seconds:size)' % steps
+            if sc.rlimit_headroom is not None:
+                extra += '; RLIMIT_AS = VmSize + %d MiB' % (sc.rlimit_headroom >> 20)
+            if sc.churn:
+                extra += '; metadata churn beside pfs-stress'
+            f.write('- **%s**: %s  \n  `-o %s` / pfs-stress `%s`%s\n' %
+                    (sc.name, sc.description, sc.mount_options('POLICY'), ' '.join(sc.stress), extra))
         f.write('\n## Invariants\n\n')
         for ok, text in checks:
             f.write('- %s %s\n' % ('PASS' if ok else '**FAIL**', text))

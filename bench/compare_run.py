@@ -405,6 +405,18 @@ class Cell:
         if _mounted(self.mnt):
             self.note('still mounted after fusermount3 -u: lazy unmount')
             subprocess.run(['fusermount3', '-uz', self.mnt], capture_output=True, timeout=30)
+        if not _mounted(self.mnt):
+            # A mount that vanished mid-run (the daemon exited and libfuse unmounted) leaves
+            # the bare directory underneath: whatever the workload opened after that went
+            # there, with fsyncs that pressurefs never saw. Say so rather than blame it.
+            try:
+                under = os.listdir(self.mnt)
+            except OSError:
+                under = []
+            if under:
+                self.res['wrote_underneath'] = len(under)
+                self.note('the workload wrote %d entries into the bare mountpoint directory after '
+                          'the mount vanished: %s' % (len(under), ', '.join(sorted(under)[:8])))
 
     def _fusermount(self):
         for _ in range(UNMOUNT_TRIES):

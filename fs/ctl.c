@@ -212,7 +212,17 @@ void pfs_ctl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (size > h->len - (size_t)off)
 		size = h->len - (size_t)off;
-	fuse_reply_buf(req, h->data + off, size);
+	/*
+	 * Reply from this thread's stack: once the kernel has the bytes, the
+	 * reader may close and another thread free h while we still return
+	 * from writev (ASan checks the iovec after the call). A short read is
+	 * fine: readers loop.
+	 */
+	char copy[16384];
+	if (size > sizeof(copy))
+		size = sizeof(copy);
+	memcpy(copy, h->data + off, size);
+	fuse_reply_buf(req, copy, size);
 }
 
 void pfs_ctl_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -188,7 +188,7 @@ struct pfs {
 
 	/* Inode shrinker: each inode holds an fd, and the kernel keeps inodes
 	 * until memory is short, so past a share of the fd limit we ask it to
-	 * drop some (see inode.c). */
+	 * drop some (see inode_shrink.c). */
 	long ninodes;		/* atomic: records in the table */
 	long shrink_high;	/* immutable after start: start shrinking above this */
 	pthread_t shrink_thread;

@@ -2,7 +2,9 @@
 # The crash matrix (issue 6): pfs-stress writes on a mount and the daemon
 # dies at a random moment, many times over, each iteration with its own
 # seed. Three ways to die, chosen by the seed:
-#   kill9  kill -9 of the daemon (by the PID this script started);
+#   kill9  kill -9 of the daemon (by the PID this script started), with
+#          random policy, budget, page size, writeback age and dirty limit,
+#          and in one run of three the kernel's write-back cache on;
 #   ctl    1 written to .pressurefs/crash (drop dirty pages, abort);
 #   abort  policy=abort with injection: fail_probability=100 and
 #          fail_interval=N make the Nth eligible allocation fail, and the
@@ -92,7 +94,7 @@ stress_all_stopped() {
 # One iteration. Globals: IT (number), S (seed).
 crash_iteration() {
 	local bdir=$PFS_T/b.$IT journal=$W/journal.$IT mode opts page wb dl fsync_every
-	local kill_ms interval policy mem stress_pid dpid want verify_json rc i dirty_bytes
+	local kill_ms interval policy mem wbc stress_pid dpid want verify_json rc i dirty_bytes
 	RANDOM=$S
 	mode=${MODE_LIST[$((S % ${#MODE_LIST[@]}))]}
 	fsync_every=$((4 + $(rand 29)))
@@ -111,7 +113,11 @@ crash_iteration() {
 		# nofail under a tight budget may stall for good: that is what
 		# it does, but the writer would then only time out.
 		[ "$policy" = nofail ] && mem=0
+		# One run in three with the kernel's own write-back cache too:
+		# the fsync promise must hold across both caches.
+		wbc=$(($(rand 3) == 0))
 		opts="policy=$policy,mem_limit=$mem,page_size=$page,writeback_ms=$wb,dirty_limit=$dl"
+		opts+=",writeback_cache=$wbc"
 		;;
 	abort)
 		page=$(printf '%s\n' 4K 64K | sed -n "$((1 + $(rand 2)))p")

@@ -2,7 +2,11 @@
 # Proves only the mount's owner may write control files: with allow_other,
 # another user (nobody) can read policy and stats, but every write it tries
 # (policy, mem_limit, balloon, drop_caches, sync, crash) fails with EACCES
-# and changes nothing, while the owner's writes still work.
+# and changes nothing, while the owner's writes still work. The writes are
+# tried twice: as plain nobody (the kernel's mode check may already refuse
+# when default_permissions is on) and as nobody holding CAP_DAC_OVERRIDE,
+# which passes every mode check, so only the daemon's own owner check can
+# refuse.
 # usage: ctl_access.sh PRESSUREFS PFS_MOUNT_IO
 . "${0%/*}/lib.sh" || exit 1
 pfs_init "$@"
@@ -15,6 +19,12 @@ install -m 755 "$PFS_IO" "$PFS_T/io"
 as_nobody() {
 	pfs_run 30 setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups "$@"
 }
+# Another uid that the kernel's permission checks let through.
+as_nobody_dac() {
+	pfs_run 30 setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups \
+		--inh-caps=+dac_override --ambient-caps=+dac_override "$@"
+}
+as_nobody_dac true || pfs_fail "setpriv cannot keep CAP_DAC_OVERRIDE for another uid"
 
 pfs_mount -o allow_other,policy=retry,mem_limit=64M
 C=$M/.pressurefs
@@ -29,9 +39,11 @@ check_eacces() { # file value [wo]
 	[ "${3:-}" = wo ] || before=$(ctl_read "$1") || exit 1
 	got=$(as_nobody "$PFS_T/io" put "$C/$1" "$2")
 	[ "$got" = EACCES ] || pfs_fail "nobody writing '$2' to $1: expected EACCES, got '$got'"
+	got=$(as_nobody_dac "$PFS_T/io" put "$C/$1" "$2")
+	[ "$got" = EACCES ] || pfs_fail "nobody with CAP_DAC_OVERRIDE writing '$2' to $1: expected EACCES, got '$got'"
 	[ "${3:-}" = wo ] || after=$(ctl_read "$1") || exit 1
 	[ "$before" = "$after" ] || pfs_fail "nobody's write changed $1 from '$before' to '$after'"
-	pfs_ok "nobody writing '$2' to $1 gets EACCES, value kept"
+	pfs_ok "nobody writing '$2' to $1 gets EACCES (with or without CAP_DAC_OVERRIDE), value kept"
 }
 check_eacces policy enomem
 check_eacces mem_limit 1M

@@ -42,7 +42,8 @@ pfs_skip() {
 pfs_fail() {
 	printf '%s: FAIL: %s\n' "$PFS_NAME" "$*" >&2
 	local f
-	for f in "$PFS_T"/daemon.*.err; do
+	# daemon.san.*: sanitizer logs of daemons that daemonized (no stderr).
+	for f in "$PFS_T"/daemon.*.err "$PFS_T"/daemon.san.*; do
 		[ -s "$f" ] || continue
 		# A sanitizer report: its head says what and where.
 		if grep -q -E '^==[0-9]+==ERROR|runtime error:' "$f"; then
