@@ -102,8 +102,10 @@ struct alloc {
 	 * The fast path's one check: a thread may use its stock only while
 	 * gate == its gate_seen, i.e. no injection is armed, nobody waits for
 	 * memory and no refusal bumped the drain epoch since the thread last
-	 * returned its stock. Bits 0-31: drain epoch; 32-62: waiters;
-	 * 63: injection armed.
+	 * returned its stock. Bits 0-31: drain epoch; 32-61: waiters;
+	 * 62: over (use is at or near mem_limit - balloon: stocks are off and
+	 * every charge and free goes to the shared counter); 63: injection
+	 * armed.
 	 */
 	_Atomic uint64_t gate;
 
@@ -160,7 +162,8 @@ struct alloc {
 
 #define ALLOC_GATE_EPOCH_MASK   0xffffffffull
 #define ALLOC_GATE_WAITER       (1ull << 32)
-#define ALLOC_GATE_WAITERS_MASK (0x7fffffffull << 32)
+#define ALLOC_GATE_WAITERS_MASK (0x3fffffffull << 32)
+#define ALLOC_GATE_OVER         (1ull << 62)
 #define ALLOC_GATE_ARMED        (1ull << 63)
 
 static inline uint64_t _alloc_gate(struct alloc *a)

@@ -10,6 +10,12 @@
  * thread returns its own stock, bumps the drain epoch (every other thread returns
  * its stock on its next call) and checks again: in a single-threaded program
  * refusal is exact to the byte.
+ *
+ * Near the limit stocks are switched off (the gate's OVER bit): from a
+ * refusal, or a limit/balloon change that leaves less than one stock of
+ * room, until frees or a bigger budget leave a stock's worth of room again.
+ * Without it a thread could keep re-using memory it freed into its stock
+ * after the balloon had squeezed the budget below what is in use.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -80,14 +86,35 @@ out_peak:
 	return 0;
 }
 
+/* Set or clear OVER: set when less than one stock of room is left. */
+static void budget_over_update(struct alloc *a)
+{
+	uint64_t limit = atomic_load(&a->mem_limit);
+	uint64_t balloon = atomic_load(&a->balloon);
+	uint64_t room = limit > balloon ? limit - balloon : 0;
+	uint64_t charged = atomic_load(&a->charged);
+	bool over = a->stock_bytes && limit &&
+	            (room < a->stock_bytes || charged > room - a->stock_bytes);
+
+	if (over && !(atomic_load(&a->gate) & ALLOC_GATE_OVER))
+		atomic_fetch_or(&a->gate, ALLOC_GATE_OVER);
+	else if (!over && (atomic_load(&a->gate) & ALLOC_GATE_OVER))
+		atomic_fetch_and(&a->gate, ~ALLOC_GATE_OVER);
+}
+
 static void shared_uncharge(struct alloc *a, uint64_t amount)
 {
+	uint64_t gate;
+
 	if (amount == 0)
 		return;
 	atomic_fetch_sub(&a->charged, amount);
 	/* The RMW above is a full barrier: a waiter that registered before it
 	 * is seen here. */
-	if (atomic_load(&a->gate) & ALLOC_GATE_WAITERS_MASK)
+	gate = atomic_load(&a->gate);
+	if (gate & ALLOC_GATE_OVER)
+		budget_over_update(a);
+	if (gate & ALLOC_GATE_WAITERS_MASK)
 		_alloc_budget_wake(a);
 }
 
@@ -137,6 +164,13 @@ int _alloc_budget_charge_slow(struct alloc *a, struct alloc_tcache *tc, unsigned
 		stock_return(a, tc);
 		tc->gate_seen = epoch;
 	}
+	if (_alloc_gate(a) & ALLOC_GATE_OVER) {
+		/* Near the limit: no stock, every byte checked. */
+		stock_return(a, tc);
+		if (shared_charge(a, size) == 0)
+			goto out_peak;
+		return -ENOMEM;
+	}
 	if (size <= tc->stock) {
 		tc->stock -= size;
 		return 0;
@@ -150,9 +184,11 @@ int _alloc_budget_charge_slow(struct alloc *a, struct alloc_tcache *tc, unsigned
 		/* Refusing: first make every stock come home, then check again. */
 		tc->gate_seen = drain_epoch_bump(a);
 		stock_return(a, tc);
+		atomic_fetch_or(&a->gate, ALLOC_GATE_OVER);
 		if (shared_charge(a, size))
 			return -ENOMEM;
 	}
+out_peak:
 	/* The stock just moved: a good moment to sample this site's peak. */
 	peak_raise(&a->site_peak[site], _alloc_site_live(a, site) + size);
 	return 0;
@@ -170,7 +206,7 @@ void _alloc_budget_uncharge_slow(struct alloc *a, struct alloc_tcache *tc, unsig
 		return;
 	}
 	tc->stock += size;
-	if (tc->gate_seen != epoch || (gate & ALLOC_GATE_WAITERS_MASK)) {
+	if (tc->gate_seen != epoch || (gate & (ALLOC_GATE_WAITERS_MASK | ALLOC_GATE_OVER))) {
 		tc->gate_seen = epoch;
 		stock_return(a, tc);
 	} else if (tc->stock > tc->stock_max) {
@@ -316,10 +352,19 @@ void _alloc_budget_wake(struct alloc *a)
 	pthread_mutex_unlock(&a->wait_lock);
 }
 
+/* After a budget change: every thread hands its stock back on its next
+ * call, OVER follows the new room, and waiters look again. */
+static void budget_changed(struct alloc *a)
+{
+	drain_epoch_bump(a);
+	budget_over_update(a);
+	_alloc_budget_wake(a);
+}
+
 void alloc_set_mem_limit(struct alloc *a, uint64_t bytes)
 {
 	atomic_store(&a->mem_limit, bytes);
-	_alloc_budget_wake(a);
+	budget_changed(a);
 }
 
 uint64_t alloc_mem_limit(const struct alloc *a)
@@ -330,7 +375,7 @@ uint64_t alloc_mem_limit(const struct alloc *a)
 void alloc_set_balloon(struct alloc *a, uint64_t bytes)
 {
 	atomic_store(&a->balloon, bytes);
-	_alloc_budget_wake(a);
+	budget_changed(a);
 }
 
 uint64_t alloc_balloon(const struct alloc *a)

@@ -90,9 +90,14 @@ def _cell_text(s):
     text = _fmt(s['median'])
     if s['n'] > 1:
         text += f' ±{s["spread"] * 100:.0f}%'
+    if s['n'] < runs_wanted[0]:
+        text += f' (n={s["n"]})'
     if s['errors']:
         text += f' ({len(s["errors"])} failed)'
     return text
+
+
+runs_wanted = [1]   # set by markdown(): cells with fewer runs say n=
 
 
 def _table(results, summary, scaling):
@@ -243,11 +248,14 @@ def _pfs_stats_lines(results):
 
 def markdown(results, summary, checks):
     meta = results['meta']
+    runs_wanted[0] = meta['runs']
     L = ['# pressurefs performance: bench/perf', '',
          f'Generated {meta["finished"]} by `{meta["command"]}` on {meta["machine"]}.',
          f'Runs per cell: {meta["runs"]}; each cell is the median, ±spread = (max - min) / '
          f'median. Load average at start {meta["load_start"]}, at end {meta["load_end"]}.',
-         f'Sizes: {meta["sizes"]}.',
+         f'Sizes: {meta["sizes"]}.'
+         + (f' {meta["skipped_cells"]} cells were not run (--stop-after).'
+            if meta.get('skipped_cells') else ''),
          (f'pressurefs measured: built {meta["daemon"]["built"]}, fs/ sources sha256 '
           f'{meta["daemon"]["fs_sources_sha256"]}.' if meta.get('daemon') else ''), '',
          '## Targets and how they were mounted', '',

@@ -49,7 +49,7 @@ static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 			       "cache page size, a power of two from 4K to 1M", PFS_CTL_NONE},
 	[PFS_OPT_dirty_limit] = {"dirty_limit", PFS_OPT_SIZE, "0", 0, LLONG_MAX,
 				 "dirty bytes that start writeback at once (0 = auto: mem_limit/2, "
-				 "or 256M without a limit)",
+				 "or 64M without a limit)",
 				 PFS_CTL_RW},
 	[PFS_OPT_writeback_ms] = {"writeback_ms", PFS_OPT_UINT, "5000", 1, UINT_MAX,
 				  "dirty pages older than this many milliseconds are written back",

@@ -149,6 +149,58 @@ static void *waiter_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Memory freed into a thread's stock must not be handed out again once the
+ * balloon has squeezed the budget below what is in use (a bug the squeeze
+ * mount test found: a retrying writer kept re-using its own freed pages).
+ */
+static void test_budget_balloon_squeeze_stops_reuse_of_freed_stock(void **state)
+{
+	enum { LIMIT = 1 << 20, BLOCK = 4096 };
+	struct alloc *a = make(LIMIT, ALLOC_DEFAULT_STOCK_BYTES);
+	void *held = alloc_malloc(a, ALLOC_SITE_CACHE_PAGE, 8 * BLOCK, 0);
+	void *p = alloc_malloc(a, ALLOC_SITE_CACHE_PAGE, BLOCK, 0);
+
+	assert_non_null(held);
+	assert_non_null(p);
+	alloc_free(a, p); /* back into this thread's stock */
+	alloc_set_balloon(a, LIMIT);
+	for (unsigned i = 0; i < 4; i++)
+		assert_null(alloc_malloc(a, ALLOC_SITE_CACHE_PAGE, BLOCK, 0));
+	assert_true(alloc_charged(a) <= 8 * BLOCK);
+
+	/* Deflate: room again, and the stock comes back into use. */
+	alloc_set_balloon(a, 0);
+	p = alloc_malloc(a, ALLOC_SITE_CACHE_PAGE, BLOCK, 0);
+	assert_non_null(p);
+	alloc_free(a, p);
+	alloc_free(a, held);
+	assert_int_equal(alloc_live(a), 0);
+	alloc_destroy(a);
+}
+
+/* The limit lowered below what is free in the stock works the same way. */
+static void test_budget_limit_drop_stops_reuse_of_freed_stock(void **state)
+{
+	enum { BLOCK = 4096 };
+	struct alloc *a = make(1 << 20, ALLOC_DEFAULT_STOCK_BYTES);
+	void *held = alloc_malloc(a, ALLOC_SITE_CACHE_PAGE, 2 * BLOCK, 0);
+	void *p = alloc_malloc(a, ALLOC_SITE_CACHE_PAGE, BLOCK, 0);
+
+	assert_non_null(held);
+	assert_non_null(p);
+	alloc_free(a, p);
+	alloc_set_mem_limit(a, 2 * BLOCK + 100);
+	assert_null(alloc_malloc(a, ALLOC_SITE_CACHE_PAGE, BLOCK, 0));
+	p = alloc_malloc(a, ALLOC_SITE_CACHE_PAGE, 100, 0); /* exactly what is left */
+	assert_non_null(p);
+	assert_null(alloc_malloc(a, ALLOC_SITE_CACHE_PAGE, 1, 0));
+	assert_int_equal(alloc_charged(a), 2 * BLOCK + 100);
+	alloc_free(a, p);
+	alloc_free(a, held);
+	alloc_destroy(a);
+}
+
 static void test_budget_limit_raise_wakes_waiter(void **state)
 {
 	struct alloc *a = make(1000, ALLOC_DEFAULT_STOCK_BYTES);
@@ -343,6 +395,8 @@ int main(void)
 	    cmocka_unit_test(test_budget_no_limit_never_refuses),
 	    cmocka_unit_test(test_budget_balloon_squeezes_and_releases),
 	    cmocka_unit_test(test_budget_lowering_limit_below_use_refuses_until_freed),
+	    cmocka_unit_test(test_budget_balloon_squeeze_stops_reuse_of_freed_stock),
+	    cmocka_unit_test(test_budget_limit_drop_stops_reuse_of_freed_stock),
 	    cmocka_unit_test(test_budget_limit_raise_wakes_waiter),
 	    cmocka_unit_test(test_budget_balloon_deflate_wakes_waiter),
 	    cmocka_unit_test(test_budget_free_wakes_waiter),
