@@ -75,7 +75,10 @@ def run_metrics(res):
               'budget_failures': None, 'stall_max_ms': None, 'clean_unmount': res.get('clean_unmount'),
               'mount_failed': bool(res.get('mount_failed')), 'verify_rc': res.get('verify_rc'),
               'wrote_underneath': res.get('wrote_underneath', 0)})
-    m['hung'] = bool(res.get('hung'))
+    # Older results called a slow workload past its hard deadline hung; it was moving.
+    m['hung'] = bool(res.get('hung')) and \
+        not str(res.get('hung_reason', '')).startswith('workload still running')
+    m['overran'] = bool(res.get('overran')) or (bool(res.get('hung')) and not m['hung'])
     m['crashed'] = bool(res.get('crashed'))
     errors = 0
     if res['workload'] == 'pfs-stress':
@@ -284,6 +287,8 @@ def write_outputs(outdir, meta, scenarios, rows, cells, checks, results):
     with open(os.path.join(outdir, 'compare.md'), 'w', encoding='utf-8') as f:
         f.write('# pressurefs policy comparison\n\n')
         f.write('Command: `%s`  \n' % meta['command'])
+        if meta.get('rerendered_by'):
+            f.write('Table and plot re-rendered from its compare.json with: `%s`  \n' % meta['rerendered_by'])
         f.write('Date: %s; machine: %s; %d repeat(s) per cell, seed %d; hang after %d s without '
                 'progress.\n\n' % (meta['date'], meta['machine'], meta['repeat'], meta['seed'], meta['hang_secs']))
         f.write('Cells read "median (min–max)" over the repeats; hung/crashed read "runs of runs". '
@@ -295,6 +300,11 @@ def write_outputs(outdir, meta, scenarios, rows, cells, checks, results):
                 'name hints, hash growth, control-file rendering) that never reach an application, '
                 'which is why nofail can show a few.\n\n')
         f.write(table + '\n\n')
+        over = ['%s/%s/%s run %d' % (r['scenario'], r['workload'], r['policy'], r['rep'])
+                for r in rows if r.get('overran')]
+        if over:
+            f.write('Not hung but stopped: still making progress (slowly) long after their '
+                    'duration, these runs were ended by killing the workload: %s.\n\n' % ', '.join(over))
         f.write('![comparison](compare.png)\n\n## Scenarios\n\n')
         for sc in scenarios:
             extra = ''

@@ -352,7 +352,13 @@ class Cell:
                 self.hang('metadata churn stuck %.0f s after the run' % (now - t0 - self.duration))
                 break
             if now > hard_deadline:
-                self.hang('workload still running %.0f s after its duration' % (now - t0 - self.duration))
+                # Still moving, only slowly (e.g. cp -a meeting ENOMEM after ENOMEM, each after
+                # the retry policy's back-off): not a hang. Stop the workload, keep the daemon.
+                self.res['overran'] = True
+                self.note('workload still making progress %.0f s after its duration: stopped '
+                          '(SIGKILL to its process group)' % (now - t0 - self.duration))
+                for p in procs:
+                    _killpg(p)
                 break
             time.sleep(0.2)
         self.res['elapsed_s'] = round(time.monotonic() - t0, 2)

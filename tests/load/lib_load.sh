@@ -12,9 +12,14 @@ stat_num() {
 
 # The daemon was built with ASan: its RSS says nothing about mem_limit, and
 # valgrind cannot run it.
+# (No `| grep -q`: under pipefail, grep quitting early makes ldd die of
+# SIGPIPE and the pipeline fail at random.)
 pfs_daemon_is_asan() {
-	ldd "$PFS_EXE" 2>/dev/null | grep -q 'libasan' && return 0
-	nm -D "$PFS_EXE" 2>/dev/null | grep -q '__asan_init'
+	local out
+	out=$(ldd "$PFS_EXE" 2>/dev/null)
+	[[ $out == *libasan* ]] && return 0
+	out=$(nm -D "$PFS_EXE" 2>/dev/null)
+	[[ $out == *__asan_init* ]]
 }
 
 # kB of one /proc/PID/status field (VmRSS, VmHWM).

@@ -6,6 +6,7 @@
 #include "posix_common.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -200,7 +201,19 @@ static void test_utimensat_after_dirty_write_survives_writeback(void **state)
 static void test_stat_blocks_count_dirty_data(void **state)
 {
 	struct stat st;
-	int fd = attr_create("f");
+	int fd;
+
+	/*
+	 * With the kernel's own FUSE write-back cache, dirty data sits in the
+	 * kernel, where the daemon cannot count it, and the kernel answers
+	 * stat from its cached attributes: st_blocks lags until writeback.
+	 * A documented limit of writeback_cache=1 (README), not checked there.
+	 */
+	if (getenv("PFS_POSIX_KERNEL_WBCACHE")) {
+		skip();
+		return;
+	}
+	fd = attr_create("f");
 
 	posix_write_pattern(fd, 86, 0, 1 << 20);
 	assert_ok(fstat(fd, &st));
