@@ -426,6 +426,19 @@ def plot(results, summary, out_dir):
     return None
 
 
+def summary_markdown(md_text, link_dir):
+    """The part of perf.md a README shows: how it was measured, the results, the ratios, the
+    issue's targets and the daemon's memory; the rest stays in perf.md."""
+    parts = md_text.split('\n## ')
+    intro = parts[0].split('\n', 2)[2] if parts[0].startswith('# ') else parts[0]
+    wanted = ('Results', 'Ratios', "The issue's targets", 'Daemon memory')
+    keep = [p for p in parts[1:] if p.startswith(wanted)]
+    body = intro.strip() + '\n\n' + '\n'.join('### ' + p.strip() + '\n' for p in keep)
+    return (f'{body}\n![bench/perf]({link_dir}/perf.png)\n\n'
+            f'Everything else (scaling, FUSE request census, allocator, profiles, failed cells): '
+            f'[{link_dir}/perf.md]({link_dir}/perf.md).\n')
+
+
 def readme_update(path, md_text, out_dir):
     """Replace the block between the perf markers in a README, if it has them."""
     begin, end = '<!-- BEGIN generated: perf -->', '<!-- END generated: perf -->'
@@ -437,16 +450,8 @@ def readme_update(path, md_text, out_dir):
     if begin not in text or end not in text:
         return f'{path}: no "{begin}" ... "{end}" block; left alone'
     # The README carries the summary; perf.md next to the plot has everything.
-    parts = md_text.split('\n## ')
-    intro = parts[0].split('\n', 2)[2] if parts[0].startswith('# ') else parts[0]
-    wanted = ('Results', 'Ratios', "The issue's targets", 'Daemon memory')
-    keep = [p for p in parts[1:] if p.startswith(wanted)]
-    body = intro.strip() + '\n\n' + '\n'.join('### ' + p.strip() + '\n' for p in keep)
     rel_dir = os.path.relpath(out_dir, os.path.dirname(os.path.abspath(path)))
-    block = (f'{begin}\n## Performance\n\n{body}\n![bench/perf]({rel_dir}/perf.png)\n\n'
-             f'Everything else (scaling, FUSE request census, allocator, profiles): '
-             f'[{rel_dir}/perf.md]({rel_dir}/perf.md). Regenerate with `bench/perf` '
-             f'(see `bench/perf --help`).\n{end}')
+    block = f'{begin}\n{summary_markdown(md_text, rel_dir)}{end}'
     head, _, rest = text.partition(begin)
     _, _, tail = rest.partition(end)
     with open(path, 'w') as f:
@@ -462,6 +467,8 @@ def write_all(results, out_dir, readme=None):
     md = markdown(results, summary, checks)
     with open(os.path.join(out_dir, 'perf.md'), 'w') as f:
         f.write(md)
+    with open(os.path.join(out_dir, 'perf-summary.md'), 'w') as f:
+        f.write(summary_markdown(md, '.'))
     with open(os.path.join(out_dir, 'perf.json'), 'w') as f:
         json.dump(results, f, indent=1, sort_keys=False, default=str)
     notes = []

@@ -36,6 +36,8 @@
 # usage: matrix.sh PRESSUREFS PFS_MOUNT_IO PFS_STRESS [--iterations N]
 #            [--seed S] [--modes kill9,ctl,abort] [--duration SECS]
 #            [--file-size SIZE] [--files N] [--threads N]
+#            [--kernel-cache-every N]   (kill9 runs with writeback_cache=1:
+#                                        one in N, default 3, 0 = never)
 # Iteration i uses seed S+i; the seed alone picks the mode and every
 # parameter, so `--seed SEED --iterations 1` replays one iteration (the
 # moment of death is drawn from the seed too; the machine's timing is not).
@@ -53,6 +55,7 @@ DURATION=2
 FILE_SIZE=256K
 FILES=8
 THREADS=4
+KERNEL_CACHE_EVERY=3
 while [ $# -gt 0 ]; do
 	case $1 in
 	--iterations) ITERATIONS=$2 ;;
@@ -62,6 +65,7 @@ while [ $# -gt 0 ]; do
 	--file-size) FILE_SIZE=$2 ;;
 	--files) FILES=$2 ;;
 	--threads) THREADS=$2 ;;
+	--kernel-cache-every) KERNEL_CACHE_EVERY=$2 ;;
 	*) pfs_fail "unknown argument '$1'" ;;
 	esac
 	shift 2 || pfs_fail "$1 needs a value"
@@ -74,8 +78,24 @@ T_LOST_FSYNC=0 T_LOST_WRITE=0 T_INTACT=0 T_REFUSED=0 T_DIRTY=0 T_WRITES=0
 declare -A T_MODE=()
 ABORT_FALLBACKS=0
 
-# rand N: 0..N-1 from bash's RANDOM, which `RANDOM=seed` makes repeatable.
-rand() { echo $((RANDOM % $1)); }
+# The iteration's own generator (an LCG in shell arithmetic), so that one
+# seed gives one set of parameters. Not bash's RANDOM: a $(...) subshell
+# reseeds it, and its algorithm differs between bash versions.
+RNG=1
+rng_seed() { RNG=$(($1 % 2147483648)); }
+# rand N: R = 0..N-1 (no subshell: it advances RNG).
+rand() {
+	RNG=$(((RNG * 1103515245 + 12345) % 2147483648))
+	R=$(((RNG >> 8) % $1))
+}
+# pick VAR CHOICE...: VAR = one of the choices.
+pick() {
+	local var=$1
+	shift
+	rand $#
+	shift "$R"
+	printf -v "$var" '%s' "$1"
+}
 
 # json_int FILE KEY: an integer from the verifier's or the writer's JSON.
 json_int() { json_get "$1" "$2"; }
@@ -94,23 +114,25 @@ stress_all_stopped() {
 # One iteration. Globals: IT (number), S (seed).
 crash_iteration() {
 	local bdir=$PFS_T/b.$IT journal=$W/journal.$IT mode opts page wb dl fsync_every
-	local kill_ms interval policy mem wbc stress_pid dpid want verify_json rc i dirty_bytes
+	local kill_ms interval policy mem wbc R stress_pid dpid want verify_json rc i dirty_bytes
 	local verify_flags=()
-	RANDOM=$S
+	rng_seed "$S"
 	mode=${MODE_LIST[$((S % ${#MODE_LIST[@]}))]}
-	fsync_every=$((4 + $(rand 29)))
-	kill_ms=$((200 + $(rand $((DURATION * 1000 - 400 > 100 ? DURATION * 1000 - 400 : 100)))))
+	rand 29
+	fsync_every=$((4 + R))
+	rand $((DURATION * 1000 - 400 > 100 ? DURATION * 1000 - 400 : 100))
+	kill_ms=$((200 + R))
 	case $mode in
 	ctl)
 		page=4K wb=600000 dl=256M
 		opts="policy=retry,page_size=$page,writeback_ms=$wb,dirty_limit=$dl"
 		;;
 	kill9)
-		page=$(printf '%s\n' 4K 16K 64K 1M | sed -n "$((1 + $(rand 4)))p")
-		wb=$(printf '%s\n' 1 50 500 600000 | sed -n "$((1 + $(rand 4)))p")
-		dl=$(printf '%s\n' 0 128K 1M 256M | sed -n "$((1 + $(rand 4)))p")
-		policy=$(printf '%s\n' retry enomem nofail | sed -n "$((1 + $(rand 3)))p")
-		mem=$(printf '%s\n' 0 4M 16M | sed -n "$((1 + $(rand 3)))p")
+		pick page 4K 16K 64K 1M
+		pick wb 1 50 500 600000
+		pick dl 0 128K 1M 256M
+		pick policy retry enomem nofail
+		pick mem 0 4M 16M
 		# nofail under a tight budget may stall for good: that is what
 		# it does, but the writer would then only time out.
 		[ "$policy" = nofail ] && mem=0
@@ -121,15 +143,17 @@ crash_iteration() {
 		# gone (Linux's errseq rule). So those runs are verified with
 		# --fsync-promise errseq; pressurefs' own cache keeps the strict
 		# promise (see the README of tests/crash).
-		wbc=$(($(rand 3) == 0))
+		rand 3000
+		wbc=$((KERNEL_CACHE_EVERY > 0 && R % (KERNEL_CACHE_EVERY > 0 ? KERNEL_CACHE_EVERY : 1) == 0))
 		[ "$wbc" = 1 ] && verify_flags=(--fsync-promise errseq)
 		opts="policy=$policy,mem_limit=$mem,page_size=$page,writeback_ms=$wb,dirty_limit=$dl"
 		opts+=",writeback_cache=$wbc"
 		;;
 	abort)
-		page=$(printf '%s\n' 4K 64K | sed -n "$((1 + $(rand 2)))p")
-		wb=$(printf '%s\n' 1 50 200 | sed -n "$((1 + $(rand 3)))p")
-		interval=$((20 + $(rand 600)))
+		pick page 4K 64K
+		pick wb 1 50 200
+		rand 600
+		interval=$((20 + R))
 		opts="policy=abort,page_size=$page,writeback_ms=$wb,fail_probability=100"
 		opts+=",fail_interval=$interval,fail_seed=$S"
 		;;
