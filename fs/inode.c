@@ -260,27 +260,34 @@ void pfs_inode_proc_path(const struct pfs_inode *inode, char *buf, size_t len)
 
 /* ---- name hints: the last name each inode was seen under ---- */
 
-static void pfs_hint_drop(struct pfs *fs, struct pfs_inode *inode)
+/* Install (parent, name) as the hint, taking over the caller's parent
+ * reference and name; release the old ones. */
+static void pfs_hint_swap(struct pfs *fs, struct pfs_inode *inode, struct pfs_inode *parent,
+			  char *name)
 {
-	struct pfs_inode *parent;
-	char *name;
+	struct pfs_inode *old_parent;
+	char *old_name;
 
 	pthread_rwlock_wrlock(&fs->hint_lock);
-	parent = inode->hint_parent;
-	name = inode->hint_name;
-	inode->hint_parent = NULL;
-	inode->hint_name = NULL;
+	old_parent = inode->hint_parent;
+	old_name = inode->hint_name;
+	inode->hint_parent = parent;
+	inode->hint_name = name;
 	pthread_rwlock_unlock(&fs->hint_lock);
-	alloc_free(fs->alloc, name);
-	if (parent)
-		pfs_inode_unref(fs, parent);
+	alloc_free(fs->alloc, old_name);
+	if (old_parent)
+		pfs_inode_unref(fs, old_parent);
+}
+
+static void pfs_hint_drop(struct pfs *fs, struct pfs_inode *inode)
+{
+	pfs_hint_swap(fs, inode, NULL, NULL);
 }
 
 void pfs_inode_hint_set(struct pfs *fs, struct pfs_inode *inode, struct pfs_inode *parent,
 			const char *name)
 {
-	struct pfs_inode *old_parent;
-	char *copy, *old_name;
+	char *copy;
 	bool same;
 
 	if (pfs_inode_is_root(fs, inode))
@@ -296,15 +303,7 @@ void pfs_inode_hint_set(struct pfs *fs, struct pfs_inode *inode, struct pfs_inod
 	if (!copy)
 		return;
 	pfs_inode_ref(fs, parent);
-	pthread_rwlock_wrlock(&fs->hint_lock);
-	old_parent = inode->hint_parent;
-	old_name = inode->hint_name;
-	inode->hint_parent = parent;
-	inode->hint_name = copy;
-	pthread_rwlock_unlock(&fs->hint_lock);
-	alloc_free(fs->alloc, old_name);
-	if (old_parent)
-		pfs_inode_unref(fs, old_parent);
+	pfs_hint_swap(fs, inode, parent, copy);
 }
 
 void pfs_inode_path(struct pfs *fs, struct pfs_inode *inode, char *buf, size_t len)
