@@ -118,13 +118,17 @@ static const struct fuse_lowlevel_ops pfs_ops = {
 
 static void __attribute__((format(printf, 1, 2))) pfs_die(const char *fmt, ...)
 {
+	char line[1024];
 	va_list ap;
 
-	fputs("pressurefs: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	/* One line, whatever the user typed: control bytes become '?'. */
+	for (char *c = line; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	fprintf(stderr, "pressurefs: %s\n", line);
 	exit(1);
 }
 

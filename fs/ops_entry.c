@@ -199,6 +199,11 @@ void pfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_se
 	int r = 0;
 
 	if (pfs_ctl_is_ino(ino)) {
+		/* Control files' modes and owners are fixed (sysfs-like). */
+		if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+			fuse_reply_err(req, EPERM);
+			return;
+		}
 		/* O_TRUNC of a control file: nothing to truncate. */
 		pfs_ctl_getattr(req, ino);
 		return;

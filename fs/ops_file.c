@@ -209,6 +209,13 @@ void pfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 	} else {
 		n = pcache_write(&inode->cache, buf, size, off);
 	}
+	/*
+	 * The kernel ignores the count of a WRITE from its own writeback
+	 * (writeback_cache=1): a short count there would drop the rest
+	 * silently. Answer those all or nothing, so the error reaches fsync.
+	 */
+	if (n >= 0 && (size_t)n < size && fi->writepage)
+		n = -ENOMEM;
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

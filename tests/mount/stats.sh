@@ -41,7 +41,7 @@ assert_lt "$(stat_get s3 live)" "$(stat_get s2 live)" "drop_caches shrinks live"
 assert_lt "$(stat_get s3 cached)" "$(stat_get s2 cached)" "drop_caches shrinks cached"
 assert_lt "$(stat_get s3 cached)" $((1 << 20)) "almost nothing cached after drop_caches"
 assert_gt "$(stat_get s3 sites.cache_page.frees)" "$(stat_get s2 sites.cache_page.frees)" "cache_page frees counted"
-assert_eq "$(stat_get s2 peak)" "$(stat_get s3 peak)" "peak does not shrink"
+assert_ge "$(stat_get s3 peak)" "$(stat_get s2 peak)" "peak does not shrink (it may grow: per-thread stock counts in it)"
 
 assert_file_eq "$W/data" "$M/file" "the file reads back"
 stats_snap s4
