@@ -6,7 +6,7 @@ set -euo pipefail
 PFS_DEB_PACKAGES=(
   build-essential meson ninja-build pkg-config
   libfuse3-dev fuse3 libcmocka-dev
-  python3 fio sqlite3 gnuplot-nox
+  python3 fio sqlite3 gnuplot-nox clang
   git diffutils tar util-linux procps
 )
 
