@@ -70,6 +70,13 @@ bad_input "no mountpoint argument" -f "$B"
 bad_input "unknown option, daemonizing" -o foo=1 "$B" "$M"
 bad_input "unknown policy, daemonizing" -o policy=bogus "$B" "$M"
 bad_input "two -o, the second bad" -f -o policy=enomem -o mem_limit=12Q "$B" "$M"
+bad_input "duplicated policy argument" -f -o policy=retry,retries=3,retries=4 "$B" "$M"
+bad_abi=$(dirname "$PFS_EXE")/../tests/policies/bad_abi.so
+if [ -f "$bad_abi" ]; then
+	bad_input "wrong-ABI plugin" -f -o policy="$bad_abi" "$B" "$M"
+fi
+bad_input "a value with a newline still gives one line" -f -o "mem_limit=1
+2" "$B" "$M"
 
 grep -q "policy 'bogus'" <(pfs_run 30 "$PFS_EXE" -f -o policy=bogus "$B" "$M" 2>&1) ||
 	pfs_fail "unknown policy message does not name it"
