@@ -124,6 +124,11 @@ for f in policy:enomem mem_limit:1M balloon:32M crash:1; do
 done
 pfs_pid_alive "$PFS_PID" || pfs_fail "the daemon died: nobody's write to crash was obeyed"
 pfs_ok "the daemon survived nobody's write to crash"
+# Control files keep their modes and owners, even for the owner (sysfs-like).
+chmod 0666 "$M/.pressurefs/policy" 2>"$W/chmod.err" && pfs_fail "chmod of a control file succeeded"
+grep -q "Operation not permitted" "$W/chmod.err" || pfs_fail "chmod of a control file: $(cat "$W/chmod.err"), expected EPERM"
+chown nobody "$M/.pressurefs/policy" 2>/dev/null && pfs_fail "chown of a control file succeeded"
+pfs_ok "chmod/chown of a control file get EPERM"
 pfs_umount_clean
 soft_check secret "$(cat "$B/secret")" "the 0600 file in the backing dir is unchanged"
 [ ${#SOFT_FAILS[@]} = 0 ] || pfs_fail "${#SOFT_FAILS[@]} checks failed: ${SOFT_FAILS[*]}"
