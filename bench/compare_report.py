@@ -75,10 +75,8 @@ def run_metrics(res):
               'budget_failures': None, 'stall_max_ms': None, 'clean_unmount': res.get('clean_unmount'),
               'mount_failed': bool(res.get('mount_failed')), 'verify_rc': res.get('verify_rc'),
               'wrote_underneath': res.get('wrote_underneath', 0)})
-    # Older results called a slow workload past its hard deadline hung; it was moving.
-    m['hung'] = bool(res.get('hung')) and \
-        not str(res.get('hung_reason', '')).startswith('workload still running')
-    m['overran'] = bool(res.get('overran')) or (bool(res.get('hung')) and not m['hung'])
+    m['hung'] = bool(res.get('hung'))
+    m['overran'] = bool(res.get('overran'))
     m['crashed'] = bool(res.get('crashed'))
     errors = 0
     if res['workload'] == 'pfs-stress':

@@ -85,7 +85,8 @@ def _vmsize(pid):
 
 
 def _group_signature(pgid):
-    """(pid, rchar, wchar) of every process in the group: changes while the workload moves."""
+    """(pid, wchar) of every process in the group: changes while the workload writes.
+    Not rchar: fio's status thread reads /proc while its job is stuck in the mount."""
     sig = []
     for name in os.listdir('/proc'):
         if not name.isdigit():
@@ -95,14 +96,12 @@ def _group_signature(pgid):
                 fields = f.read().rsplit(')', 1)[1].split()
             if int(fields[2]) != pgid:
                 continue
-            rw = [0, 0]
+            wchar = 0
             with open('/proc/%s/io' % name, encoding='utf-8') as f:
                 for line in f:
-                    if line.startswith('rchar:'):
-                        rw[0] = int(line.split()[1])
-                    elif line.startswith('wchar:'):
-                        rw[1] = int(line.split()[1])
-            sig.append((int(name), rw[0], rw[1]))
+                    if line.startswith('wchar:'):
+                        wchar = int(line.split()[1])
+            sig.append((int(name), wchar))
         except (OSError, IndexError, ValueError):
             continue
     return tuple(sorted(sig))
