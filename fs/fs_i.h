@@ -105,6 +105,7 @@ struct pfs_cmdline {
 	const char *backing;
 	const char *mountpoint;
 	bool foreground, debug, single_thread, help, version;
+	bool no_default_permissions; /* allow_other without the kernel's mode checks */
 	/* policy arguments, in the order given */
 	char **policy_keys, **policy_values;
 	unsigned npolicy_args;

@@ -270,7 +270,8 @@ static int pfs_fuse_args(const struct pfs_cmdline *cl, struct fuse_args *args)
 	 * (default_permissions), never left to whatever root may do.
 	 */
 	perms = pfs_fuse_opt_given(cl->fuse_opts, "allow_other") &&
-		!pfs_fuse_opt_given(cl->fuse_opts, "default_permissions");
+		!pfs_fuse_opt_given(cl->fuse_opts, "default_permissions") &&
+		!cl->no_default_permissions;
 	fsname = pfs_fuse_opt_escape(cl->backing);
 	if (!fsname)
 		return -ENOMEM;

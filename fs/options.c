@@ -408,6 +408,10 @@ static int pfs_cmdline_item(struct pfs_cmdline *cl, char *item, char *err, size_
 		return pfs_opt_parse_value((enum pfs_opt_id)id, value, &cl->opt.num[id],
 					   &cl->opt.str[id], err, errlen);
 	}
+	if (strcmp(item, "no_default_permissions") == 0 && !value) {
+		cl->no_default_permissions = true;
+		return 0;
+	}
 	if (strcmp(item, "debug") == 0 && !value) {
 		cl->debug = cl->foreground = true;
 		return 0;
@@ -598,6 +602,8 @@ void pfs_usage_print(FILE *out, const char *prog)
 	}
 	fprintf(out,
 		"\n"
+		"allow_other brings default_permissions (the kernel checks file modes for\n"
+		"    other users) unless -o no_default_permissions says otherwise.\n"
 		"passed to libfuse: allow_other, default_permissions, auto_unmount, ro, rw,\n"
 		"    fsname=NAME, subtype=NAME, nosuid, nodev, noexec and their opposites.\n"
 		"ignored (from mount(8) and fstab): defaults, atime, noatime, relatime, _netdev,\n"

@@ -131,4 +131,13 @@ chown nobody "$M/.pressurefs/policy" 2>/dev/null && pfs_fail "chown of a control
 pfs_ok "chmod/chown of a control file get EPERM"
 pfs_umount_clean
 soft_check secret "$(cat "$B/secret")" "the 0600 file in the backing dir is unchanged"
+
+# ---- the user can say otherwise: allow_other without default_permissions ----
+pfs_mount -o allow_other,no_default_permissions,policy=retry
+has_opt allow_other || pfs_fail "allow_other missing from /proc/mounts: $(mount_opts)"
+if has_opt default_permissions; then
+	pfs_fail "no_default_permissions was ignored: $(mount_opts)"
+fi
+pfs_ok "-o no_default_permissions keeps default_permissions off ($(mount_opts))"
+pfs_umount_clean
 [ ${#SOFT_FAILS[@]} = 0 ] || pfs_fail "${#SOFT_FAILS[@]} checks failed: ${SOFT_FAILS[*]}"
