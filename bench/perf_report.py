@@ -261,7 +261,8 @@ def markdown(results, summary, checks):
          '## Targets and how they were mounted', '',
          'Every FUSE target: foreground child of bench/perf, default kernel mount options '
          '(`' + meta.get('mount_opts', '?') + '`), no allow_other, no default_permissions, '
-         'multi-threaded libfuse loop; a fresh mount for every cell.', '',
+         'multi-threaded libfuse loop, the open-file limit bench/perf was started with; a fresh '
+         'mount for every cell.', '',
          '| target | command | /proc/self/mountinfo (type, mount opts, super opts) |',
          '|---|---|---|']
     for t in results['targets']:
