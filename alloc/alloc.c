@@ -521,8 +521,6 @@ void *alloc_try(struct alloc *a, enum alloc_site site, size_t size, unsigned fla
 
 	if (!err)
 		err = &dummy;
-	if (!retry)
-		return call_slow(a, site, size, flags, NULL, NULL, err);
 	return call_slow(a, site, size, flags, NULL, retry, err);
 }
 

@@ -203,6 +203,16 @@ static inline void _alloc_counter_add(_Atomic uint64_t *c, uint64_t v)
 	                      memory_order_relaxed);
 }
 
+/* Raise a high-water mark (peaks, stall_ns_max) to value if it is higher. */
+static inline void _alloc_max_raise(_Atomic uint64_t *max, uint64_t value)
+{
+	uint64_t old = atomic_load_explicit(max, memory_order_relaxed);
+
+	while (value > old && !atomic_compare_exchange_weak_explicit(
+	                          max, &old, value, memory_order_relaxed, memory_order_relaxed))
+		;
+}
+
 /* ---- budget.c ---- */
 int _alloc_budget_init(struct alloc *a, const struct alloc_config *config);
 void _alloc_budget_fini(struct alloc *a);
@@ -279,8 +289,6 @@ static inline void _alloc_stat_inc(struct alloc *a, unsigned site, enum alloc_st
 }
 /* Live bytes at one site, summed over all thread caches. */
 uint64_t _alloc_site_live(struct alloc *a, unsigned site);
-/* Fold the current per-site live into the per-site peaks (stock mode). */
-void _alloc_stats_sample_peaks(struct alloc *a);
 
 /* ---- log (alloc.c) ---- */
 void _alloc_log(const struct alloc *a, enum pfs_log_level level, const char *fmt, ...)

@@ -54,15 +54,6 @@ static uint64_t thread_id(void)
 	return tls_thread_id;
 }
 
-static void peak_raise(_Atomic uint64_t *peak, uint64_t value)
-{
-	uint64_t old = atomic_load_explicit(peak, memory_order_relaxed);
-
-	while (value > old && !atomic_compare_exchange_weak_explicit(
-	                          peak, &old, value, memory_order_relaxed, memory_order_relaxed))
-		;
-}
-
 /* Charge the shared counter; refuse what would pass mem_limit - balloon. */
 static int shared_charge(struct alloc *a, uint64_t amount)
 {
@@ -82,7 +73,7 @@ static int shared_charge(struct alloc *a, uint64_t amount)
 		new = old + amount;
 	} while (!atomic_compare_exchange_weak(&a->charged, &old, new));
 out_peak:
-	peak_raise(&a->peak, new);
+	_alloc_max_raise(&a->peak, new);
 	return 0;
 }
 
@@ -156,8 +147,8 @@ int _alloc_budget_charge_slow(struct alloc *a, struct alloc_tcache *tc, unsigned
 	if (a->stock_bytes == 0) {
 		if (shared_charge(a, size))
 			return -ENOMEM;
-		peak_raise(&a->site_peak[site],
-		           atomic_fetch_add(&a->site_charged[site], size) + size);
+		_alloc_max_raise(&a->site_peak[site],
+		                 atomic_fetch_add(&a->site_charged[site], size) + size);
 		return 0;
 	}
 	if (tc->gate_seen != epoch) {
@@ -190,7 +181,7 @@ int _alloc_budget_charge_slow(struct alloc *a, struct alloc_tcache *tc, unsigned
 	}
 out_peak:
 	/* The stock just moved: a good moment to sample this site's peak. */
-	peak_raise(&a->site_peak[site], _alloc_site_live(a, site) + size);
+	_alloc_max_raise(&a->site_peak[site], _alloc_site_live(a, site) + size);
 	return 0;
 }
 

@@ -89,18 +89,11 @@ uint64_t alloc_live(const struct alloc *a)
 	return live;
 }
 
-static void max_raise(_Atomic uint64_t *max, uint64_t value)
-{
-	uint64_t old = relaxed(max);
-
-	while (value > old && !atomic_compare_exchange_weak(max, &old, value))
-		;
-}
-
-void _alloc_stats_sample_peaks(struct alloc *a)
+/* Fold the current per-site live into the per-site peaks (stock mode). */
+static void stats_sample_peaks(struct alloc *a)
 {
 	for (unsigned s = 0; s < ALLOC_SITE_COUNT; s++)
-		max_raise(&a->site_peak[s], _alloc_site_live(a, s));
+		_alloc_max_raise(&a->site_peak[s], _alloc_site_live(a, s));
 }
 
 static unsigned stall_bucket(uint64_t ns)
@@ -120,7 +113,7 @@ void _alloc_stats_stall(struct alloc *a, unsigned site, uint64_t stalled_ns)
 	_alloc_stat_inc(a, site, ALLOC_STAT_stalls);
 	atomic_fetch_add_explicit(&a->slow[site][ALLOC_STAT_stall_ns_total], stalled_ns,
 	                          memory_order_relaxed);
-	max_raise(&a->slow[site][ALLOC_STAT_stall_ns_max], stalled_ns);
+	_alloc_max_raise(&a->slow[site][ALLOC_STAT_stall_ns_max], stalled_ns);
 	atomic_fetch_add_explicit(&a->stall_hist[stall_bucket(stalled_ns)], 1,
 	                          memory_order_relaxed);
 }
@@ -128,7 +121,7 @@ void _alloc_stats_stall(struct alloc *a, unsigned site, uint64_t stalled_ns)
 void alloc_stats_read(struct alloc *a, struct alloc_stats *out)
 {
 	memset(out, 0, sizeof(*out));
-	_alloc_stats_sample_peaks(a);
+	stats_sample_peaks(a);
 	pthread_mutex_lock(&a->lock); /* for the baseline */
 	for (unsigned s = 0; s < ALLOC_SITE_COUNT; s++) {
 		uint64_t *row = out->site[s];

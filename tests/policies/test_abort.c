@@ -1,11 +1,4 @@
 /* The abort policy's decide(), called directly: the verdict and its log line. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-
-#include <cmocka.h>
-
-#include "loader.h"
 #include "test_host.h"
 
 static void test_abort_returns_abort_and_logs_site_size_budget(void **unused)
@@ -13,13 +6,11 @@ static void test_abort_returns_abort_and_logs_site_size_budget(void **unused)
 	struct pfs_failure f = test_failure_make();
 	struct pfs_policy_host host;
 	struct test_log log;
-	char err[512];
 	struct policy_handle *h;
 	struct pfs_decision d;
 
 	host = test_host_make(&log);
-	h = policy_load("abort", NULL, NULL, 0, &host, err, sizeof(err));
-	assert_non_null(h);
+	h = test_policy_load("abort", NULL, NULL, 0, &host);
 	d = h->ops->decide(h->state, &f);
 	assert_int_equal(d.verdict, PFS_VERDICT_ABORT);
 	assert_int_equal(log.lines, 1);
@@ -36,12 +27,10 @@ static void test_abort_names_each_cause(void **unused)
 	struct pfs_failure f = test_failure_make();
 	struct pfs_policy_host host;
 	struct test_log log;
-	char err[512];
 	struct policy_handle *h;
 
 	host = test_host_make(&log);
-	h = policy_load("abort", NULL, NULL, 0, &host, err, sizeof(err));
-	assert_non_null(h);
+	h = test_policy_load("abort", NULL, NULL, 0, &host);
 	f.site = "writeback";
 	f.size = 4096;
 	f.cause = PFS_CAUSE_INJECTED;
@@ -58,11 +47,9 @@ static void test_abort_logs_on_stderr_without_host(void **unused)
 {
 	struct pfs_failure f = test_failure_make();
 	struct test_stderr cap;
-	char out[1024], err[512];
-	struct policy_handle *h;
+	char out[1024];
+	struct policy_handle *h = test_policy_load("abort", NULL, NULL, 0, NULL);
 
-	h = policy_load("abort", NULL, NULL, 0, NULL, err, sizeof(err));
-	assert_non_null(h);
 	test_stderr_begin(&cap);
 	assert_int_equal(h->ops->decide(h->state, &f).verdict, PFS_VERDICT_ABORT);
 	test_stderr_end(&cap, out, sizeof(out));

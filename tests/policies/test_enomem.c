@@ -1,11 +1,4 @@
 /* The enomem policy's decide(), called directly. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-
-#include <cmocka.h>
-
-#include "loader.h"
 #include "test_host.h"
 
 static void test_enomem_fails_every_attempt_without_wait(void **unused)
@@ -13,12 +6,10 @@ static void test_enomem_fails_every_attempt_without_wait(void **unused)
 	struct pfs_failure f = test_failure_make();
 	struct pfs_policy_host host;
 	struct test_log log;
-	char err[512];
 	struct policy_handle *h;
 
 	host = test_host_make(&log);
-	h = policy_load("enomem", NULL, NULL, 0, &host, err, sizeof(err));
-	assert_non_null(h);
+	h = test_policy_load("enomem", NULL, NULL, 0, &host);
 	for (unsigned attempt = 0; attempt < 100; attempt++) {
 		struct pfs_decision d;
 
@@ -35,10 +26,8 @@ static void test_enomem_fails_every_attempt_without_wait(void **unused)
 
 static void test_enomem_takes_no_arguments(void **unused)
 {
-	char err[512];
-	struct policy_handle *h = policy_load("enomem", NULL, NULL, 0, NULL, err, sizeof(err));
+	struct policy_handle *h = test_policy_load("enomem", NULL, NULL, 0, NULL);
 
-	assert_non_null(h);
 	assert_int_equal(h->nparams, 0);
 	assert_null(h->ops->params);
 	policy_unload(h);

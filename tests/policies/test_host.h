@@ -1,16 +1,34 @@
 /*
- * Test helpers shared by the policy tests: a pfs_policy_host that captures
- * what a policy logs, stderr capture, and a failure record to fill in.
+ * Test helpers shared by the policy tests: loading a policy, a
+ * pfs_policy_host that captures what a policy logs, stderr capture, and a
+ * failure record to fill in.
  */
 #ifndef PFS_TEST_POLICY_HOST_H
 #define PFS_TEST_POLICY_HOST_H
 
+#include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <pressurefs/policy.h>
+#include <cmocka.h>
+
+#include "loader.h"
+
+/* policy_load(), or fail the test with the loader's message. */
+static inline struct policy_handle *test_policy_load(const char *spec, const char *const *keys,
+						     const char *const *values, unsigned nargs,
+						     const struct pfs_policy_host *host)
+{
+	char err[512];
+	struct policy_handle *h = policy_load(spec, keys, values, nargs, host, err, sizeof(err));
+
+	if (!h)
+		fail_msg("%s", err);
+	return h;
+}
 
 struct test_log {
 	char text[16384];	/* every line logged, each ending in '\n' */

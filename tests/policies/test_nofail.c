@@ -1,12 +1,6 @@
 /* The nofail policy's decide(), called directly through a test host. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
 #include <stdlib.h>
 
-#include <cmocka.h>
-
-#include "loader.h"
 #include "test_host.h"
 
 #define MS 1000000ull
@@ -16,14 +10,9 @@ static struct policy_handle *nofail_load(struct test_log *log, struct pfs_policy
 {
 	const char *keys[] = {"stall_warn_ms", "wait_ms"};
 	const char *values[] = {warn_ms, wait_ms};
-	struct policy_handle *h;
-	char err[512];
 
 	*host = test_host_make(log);
-	h = policy_load("nofail", keys, values, 2, host, err, sizeof(err));
-	if (!h)
-		fail_msg("%s", err);
-	return h;
+	return test_policy_load("nofail", keys, values, 2, host);
 }
 
 static void test_nofail_always_loops_with_wait_ms(void **unused)
@@ -52,11 +41,9 @@ static void test_nofail_always_loops_with_wait_ms(void **unused)
 static void test_nofail_default_wait_is_10ms(void **unused)
 {
 	struct pfs_failure f = test_failure_make();
-	char err[512];
-	struct policy_handle *h = policy_load("nofail", NULL, NULL, 0, NULL, err, sizeof(err));
+	struct policy_handle *h = test_policy_load("nofail", NULL, NULL, 0, NULL);
 	struct pfs_decision d;
 
-	assert_non_null(h);
 	d = h->ops->decide(h->state, &f);
 	assert_int_equal(d.verdict, PFS_VERDICT_LOOP);
 	assert_int_equal(d.wait_ns, 10 * MS);
@@ -129,13 +116,11 @@ static void test_nofail_warns_on_stderr_without_host(void **unused)
 {
 	struct pfs_failure f = test_failure_make();
 	struct test_stderr cap;
-	char out[1024], err[512];
-	struct policy_handle *h;
+	char out[1024];
 	const char *keys[] = {"stall_warn_ms"};
 	const char *values[] = {"1"};
+	struct policy_handle *h = test_policy_load("nofail", keys, values, 1, NULL);
 
-	h = policy_load("nofail", keys, values, 1, NULL, err, sizeof(err));
-	assert_non_null(h);
 	f.stalled_ns = 2 * MS;
 	test_stderr_begin(&cap);
 	h->ops->decide(h->state, &f);

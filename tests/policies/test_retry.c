@@ -1,12 +1,4 @@
 /* The retry policy's decide(), called directly. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdio.h>
-
-#include <cmocka.h>
-
-#include "loader.h"
 #include "test_host.h"
 
 #define MS 1000000ull
@@ -16,13 +8,8 @@ static struct policy_handle *retry_load(const char *retries, const char *backoff
 {
 	const char *keys[] = {"retries", "backoff_ms", "backoff_max_ms"};
 	const char *values[] = {retries, backoff_ms, backoff_max_ms};
-	struct policy_handle *h;
-	char err[512];
 
-	h = policy_load("retry", keys, values, 3, NULL, err, sizeof(err));
-	if (!h)
-		fail_msg("%s", err);
-	return h;
+	return test_policy_load("retry", keys, values, 3, NULL);
 }
 
 static struct pfs_decision retry_ask(struct policy_handle *h, unsigned attempt)
@@ -76,10 +63,8 @@ static void test_retry_backoff_doubles_then_caps(void **unused)
 
 static void test_retry_defaults_are_8_retries_2ms_capped_at_1s(void **unused)
 {
-	char err[512];
-	struct policy_handle *h = policy_load("retry", NULL, NULL, 0, NULL, err, sizeof(err));
+	struct policy_handle *h = test_policy_load("retry", NULL, NULL, 0, NULL);
 
-	assert_non_null(h);
 	assert_int_equal(retry_ask(h, 0).wait_ns, 2 * MS);
 	assert_int_equal(retry_ask(h, 7).wait_ns, 256 * MS);
 	assert_int_equal(retry_ask(h, 7).verdict, PFS_VERDICT_RETRY);
