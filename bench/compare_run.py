@@ -21,6 +21,8 @@ import tempfile
 import threading
 import time
 
+from fuse_mount import fuse_unmount, fusermount_lazy, mounted
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 MOUNT_WAIT_SECS = 10.0
 UNMOUNT_TRIES = 10
@@ -38,20 +40,6 @@ class Tools:
 
     def missing(self):
         return [p for p in (self.daemon, self.stress) if not os.access(p, os.X_OK)]
-
-
-def _mounted(path):
-    """True if path is a mount point (from /proc/self/mountinfo: never touches the mount)."""
-    want = os.path.realpath(path)
-    try:
-        with open('/proc/self/mountinfo', encoding='utf-8') as f:
-            for line in f:
-                mp = line.split()[4].replace('\\040', ' ')
-                if mp == want:
-                    return True
-    except OSError:
-        pass
-    return False
 
 
 def _pid_alive(proc):
@@ -257,7 +245,7 @@ class Cell:
                                        stderr=self._log('daemon.err'), env=env)
         deadline = time.monotonic() + MOUNT_WAIT_SECS
         while time.monotonic() < deadline:
-            if _mounted(self.mnt):
+            if mounted(self.mnt):
                 return True
             if not _pid_alive(self.daemon):
                 break
@@ -385,7 +373,8 @@ class Cell:
         for t in self.threads:
             t.join(timeout=3)
         daemon_alive_before = _pid_alive(self.daemon)
-        self._fusermount()
+        # Not lazily yet: a mount still busy here is the daemon's to end (or the hang's).
+        fuse_unmount(self.mnt, tries=UNMOUNT_TRIES, pause=0.3, lazy=False, timeout=30)
         if self.daemon is not None:
             try:
                 self.daemon.wait(timeout=max(self.hang_secs, 10))
@@ -407,10 +396,10 @@ class Cell:
             elif rc not in (0, None) and not self.killed_by_us:
                 self.note('daemon exited with status %d: %s' % (rc, self._daemon_stderr_tail()))
             self.res['clean_unmount'] = bool(daemon_alive_before and rc == 0 and not self.res.get('hung'))
-        if _mounted(self.mnt):
+        if mounted(self.mnt):
             self.note('still mounted after fusermount3 -u: lazy unmount')
-            subprocess.run(['fusermount3', '-uz', self.mnt], capture_output=True, timeout=30)
-        if not _mounted(self.mnt):
+            fusermount_lazy(self.mnt, timeout=30)
+        if not mounted(self.mnt):
             # A mount that vanished mid-run (the daemon exited and libfuse unmounted) leaves
             # the bare directory underneath: whatever the workload opened after that went
             # there, with fsyncs that pressurefs never saw. Say so rather than blame it.
@@ -422,15 +411,6 @@ class Cell:
                 self.res['wrote_underneath'] = len(under)
                 self.note('the workload wrote %d entries into the bare mountpoint directory after '
                           'the mount vanished: %s' % (len(under), ', '.join(sorted(under)[:8])))
-
-    def _fusermount(self):
-        for _ in range(UNMOUNT_TRIES):
-            if not _mounted(self.mnt):
-                return
-            r = subprocess.run(['fusermount3', '-u', self.mnt], capture_output=True, text=True, timeout=30)
-            if r.returncode == 0:
-                return
-            time.sleep(0.3)
 
     def collect(self, snap):
         final = _load_json(self.stats_file) if self.res.get('clean_unmount') else None
@@ -478,10 +458,7 @@ class Cell:
             _kill(self.daemon)
         if self.tmp is None:
             return
-        if _mounted(self.mnt):
-            r = subprocess.run(['fusermount3', '-u', self.mnt], capture_output=True, timeout=30)
-            if r.returncode != 0 or _mounted(self.mnt):
-                subprocess.run(['fusermount3', '-uz', self.mnt], capture_output=True, timeout=30)
+        fuse_unmount(self.mnt, tries=1, pause=0, timeout=30)
         for p in (self.work, self.churn, self.daemon):
             if _pid_alive(p):
                 try:
@@ -495,7 +472,7 @@ class Cell:
                         p.wait(timeout=5)
                     except subprocess.TimeoutExpired:
                         pass
-        if _mounted(self.mnt):
+        if mounted(self.mnt):
             # Never rm -r through a live mount.
             self.note('mount %s could not be removed; temp dir %s left' % (self.mnt, self.tmp))
             return

@@ -24,6 +24,8 @@ import subprocess
 import threading
 import time
 
+from fuse_mount import fuse_unmount, mountinfo_find
+
 EXAMPLES = '/usr/share/doc/libfuse3-dev/examples'
 # libfuse's own build defines these from config.h; the Debian examples' Makefile does not, and
 # without them passthrough has no xattr, fallocate, copy_file_range or utimens operations.
@@ -58,29 +60,6 @@ def size_format(n):
         if n >= mult and n % mult == 0:
             return f'{n // mult}{unit}'
     return str(n)
-
-
-def mountinfo_find(path):
-    """The /proc/self/mountinfo entry for mount point path, read without touching the mount
-    (a stat of a dead FUSE mount can block): dict(dev=(major, minor), fstype, opts) or None."""
-    path = os.path.realpath(path)
-    with open('/proc/self/mountinfo') as f:
-        lines = f.read().splitlines()
-    found = None
-    for line in lines:
-        left, _, right = line.partition(' - ')
-        fields = left.split()
-        if len(fields) < 6:
-            continue
-        mnt = fields[4].replace('\\040', ' ')
-        if mnt != path:
-            continue
-        major, minor = (int(x) for x in fields[2].split(':'))
-        rfields = right.split()
-        found = {'dev': (major, minor), 'opts': fields[5],
-                 'fstype': rfields[0] if rfields else '',
-                 'super_opts': rfields[2] if len(rfields) > 2 else ''}
-    return found  # the last entry wins: it is the one on top
 
 
 def caches_drop():
@@ -320,16 +299,7 @@ class Target:
         hung: the workload got no answer in time, so do not wait long for a flush either."""
         if not self.is_fuse or self.proc is None:
             return None
-        mnt = self.ctx.mnt
-        for attempt in range(20):
-            if not mountinfo_find(mnt):
-                break
-            r = _run(['fusermount3', '-u', mnt], timeout=60)
-            if r.returncode == 0:
-                break
-            time.sleep(0.25)
-        if mountinfo_find(mnt):
-            _run(['fusermount3', '-u', '-z', mnt], timeout=60)
+        fuse_unmount(self.ctx.mnt, tries=20, pause=0.25)
         try:
             status = self.proc.wait(timeout=HUNG_EXIT_WAIT_S if hung else EXIT_WAIT_S)
         except subprocess.TimeoutExpired:

@@ -22,16 +22,6 @@ static void journal_fsync(struct stress_fixture *fx, unsigned file, int ret, int
 	fixture_journal(fx, "F %u %d %d 20 7\n", file, ret, err);
 }
 
-static struct stress_verify_result *verify(struct stress_fixture *fx)
-{
-	struct stress_verify_result *res = calloc(1, sizeof(*res));
-	char why[256] = "";
-
-	assert_non_null(res);
-	assert_int_equal(stress_verify_run(fx->dir, fx->journal, NULL, res, why, sizeof(why)), 0);
-	return res;
-}
-
 /* Exactly one block, in class cls; checks its count, bytes and the rest 0. */
 static void assert_single_class(const struct stress_verify_result *res, enum stress_class cls)
 {
@@ -44,18 +34,9 @@ static void assert_single_class(const struct stress_verify_result *res, enum str
 
 static int setup(void **state)
 {
-	struct stress_fixture *fx = fixture_new();
-
-	if (!fx)
+	if (fixture_setup(state))
 		return -1;
-	fixture_journal_start(fx, 2, 4);
-	*state = fx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture_free(*state);
+	fixture_journal_start(*state, 2, 4);
 	return 0;
 }
 
@@ -68,7 +49,7 @@ static void test_verify_latest_acked_generation_is_intact(void **state)
 	journal_write(fx, 0, 1, 2, BS, 0);
 	journal_fsync(fx, 0, 0, 0);
 	fixture_block(fx, 0, 1, 2);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_INTACT);
 	assert_true(stress_verify_invariant_holds(res));
 	free(res);
@@ -82,7 +63,7 @@ static void test_verify_hole_after_good_fsync_is_lost_after_fsync(void **state)
 	journal_write(fx, 1, 3, 1, BS, 0);
 	journal_fsync(fx, 1, 0, 0);
 	fixture_block(fx, 1, 0, 0); /* the file exists, block 3 is past its end */
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_LOST_AFTER_FSYNC);
 	assert_false(stress_verify_invariant_holds(res));
 	assert_int_equal(res->examples, 1);
@@ -101,7 +82,7 @@ static void test_verify_older_generation_after_fsync_is_lost_after_fsync(void **
 	journal_write(fx, 0, 0, 2, BS, 0);
 	journal_fsync(fx, 0, 0, 0);
 	fixture_block(fx, 0, 0, 1);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_LOST_AFTER_FSYNC);
 	assert_int_equal(res->example[0].fsynced_gen, 2);
 	assert_int_equal(res->example[0].found_gen, 1);
@@ -115,7 +96,7 @@ static void test_verify_missing_file_after_fsync_is_lost_after_fsync(void **stat
 
 	journal_write(fx, 1, 0, 1, BS, 0);
 	journal_fsync(fx, 1, 0, 0);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_LOST_AFTER_FSYNC);
 	free(res);
 }
@@ -129,7 +110,7 @@ static void test_verify_unfsynced_ack_missing_is_lost_after_write(void **state)
 	journal_fsync(fx, 0, 0, 0);
 	journal_write(fx, 0, 2, 2, BS, 0);
 	fixture_block(fx, 0, 2, 1); /* the fsynced generation survived, not the later */
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_LOST_AFTER_WRITE);
 	assert_true(stress_verify_invariant_holds(res));
 	free(res);
@@ -164,7 +145,7 @@ static void test_verify_strict_good_fsync_after_failed_one_covers_earlier_writes
 	journal_write(fx, 0, 0, 1, BS, 0);
 	journal_fsync(fx, 0, -1, EIO);
 	journal_fsync(fx, 0, 0, 0);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_LOST_AFTER_FSYNC);
 	assert_false(stress_verify_invariant_holds(res));
 	free(res);
@@ -179,7 +160,7 @@ static void test_verify_refused_write_with_previous_data_is_refused(void **state
 	journal_fsync(fx, 0, 0, 0);
 	journal_write(fx, 0, 1, 2, -1, ENOMEM); /* skip: dropped */
 	fixture_block(fx, 0, 1, 1);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_REFUSED);
 	free(res);
 }
@@ -192,7 +173,7 @@ static void test_verify_refused_write_that_landed_is_refused(void **state)
 	journal_write(fx, 0, 1, 1, BS, 0);
 	journal_write(fx, 0, 1, 2, -1, ENOMEM);
 	fixture_block(fx, 0, 1, 2);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_REFUSED);
 	free(res);
 }
@@ -206,7 +187,7 @@ static void test_verify_retried_write_acked_is_intact(void **state)
 	journal_write(fx, 0, 1, 1, -1, ENOMEM);
 	journal_write(fx, 0, 1, 1, BS, 0);
 	fixture_block(fx, 0, 1, 1);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_INTACT);
 	free(res);
 }
@@ -221,7 +202,7 @@ static void test_verify_short_write_prefix_over_previous_is_refused(void **state
 	journal_fsync(fx, 1, 0, 0);
 	journal_write(fx, 1, 2, 3, 1000, 0);
 	fixture_block_mix(fx, 1, 2, 3, 2, 1000);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_REFUSED);
 	assert_true(stress_verify_invariant_holds(res));
 	free(res);
@@ -234,7 +215,7 @@ static void test_verify_short_first_write_over_hole_is_refused(void **state)
 
 	journal_write(fx, 0, 3, 1, 512, 0);
 	fixture_block_mix(fx, 0, 3, 1, 0, 512);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_REFUSED);
 	free(res);
 }
@@ -247,7 +228,7 @@ static void test_verify_short_write_mix_of_other_length_is_torn(void **state)
 	journal_write(fx, 1, 2, 1, BS, 0);
 	journal_write(fx, 1, 2, 2, 1000, 0);
 	fixture_block_mix(fx, 1, 2, 2, 1, 2048); /* more than the short count */
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_TORN_OR_CORRUPT);
 	assert_int_equal(res->torn_unfsynced, 1);
 	free(res);
@@ -262,7 +243,7 @@ static void test_verify_short_then_acked_retry_lost_is_lost_after_write(void **s
 	journal_write(fx, 0, 0, 2, 1000, 0);
 	journal_write(fx, 0, 0, 2, BS, 0); /* retry acknowledged, then lost */
 	fixture_block_mix(fx, 0, 0, 2, 1, 1000);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_LOST_AFTER_WRITE);
 	free(res);
 }
@@ -276,7 +257,7 @@ static void test_verify_mixed_unfsynced_generations_are_torn(void **state)
 	journal_fsync(fx, 0, 0, 0);
 	journal_write(fx, 0, 1, 2, BS, 0);
 	fixture_block_mix(fx, 0, 1, 2, 1, BS / 2);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_TORN_OR_CORRUPT);
 	assert_int_equal(res->torn_unfsynced, 1);
 	assert_int_equal(res->torn_fsynced, 0);
@@ -293,7 +274,7 @@ static void test_verify_torn_fsynced_block_breaks_invariant(void **state)
 	journal_write(fx, 0, 1, 2, BS, 0);
 	journal_fsync(fx, 0, 0, 0);
 	fixture_block_mix(fx, 0, 1, 2, 1, BS / 2);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_TORN_OR_CORRUPT);
 	assert_int_equal(res->torn_fsynced, 1);
 	assert_false(stress_verify_invariant_holds(res));
@@ -314,7 +295,7 @@ static void test_verify_flipped_byte_is_torn_before_lost(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, "X", 1, 2000), 1);
 	close(fd);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_TORN_OR_CORRUPT);
 	free(res);
 }
@@ -326,7 +307,7 @@ static void test_verify_generation_never_written_is_corrupt(void **state)
 
 	journal_write(fx, 0, 0, 1, BS, 0);
 	fixture_block(fx, 0, 0, 5);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_TORN_OR_CORRUPT);
 	free(res);
 }
@@ -345,7 +326,7 @@ static void test_verify_block_of_another_file_is_corrupt(void **state)
 	fd = open(path, O_WRONLY | O_CREAT, 0644);
 	assert_int_equal(pwrite(fd, buf, BS, 2 * BS), BS);
 	close(fd);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_TORN_OR_CORRUPT);
 	free(res);
 }
@@ -356,7 +337,7 @@ static void test_verify_never_acknowledged_hole_is_refused(void **state)
 	struct stress_verify_result *res;
 
 	journal_write(fx, 0, 3, 1, -1, ENOSPC);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_REFUSED);
 	free(res);
 }
@@ -373,7 +354,7 @@ static void test_verify_write_in_flight_at_crash_is_intact_either_way(void **sta
 	fixture_journal(fx, "I 0 1 2 31\n");
 	fixture_block(fx, 0, 0, 2);  /* it landed */
 	fixture_block(fx, 0, 1, 1);  /* it did not */
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_int_equal(res->blocks, 2);
 	assert_int_equal(res->count[STRESS_CLASS_INTACT], 2);
 	assert_false(res->journal_ended);
@@ -388,7 +369,7 @@ static void test_verify_truncated_last_journal_line_is_ignored(void **state)
 	journal_write(fx, 1, 1, 1, BS, 0);
 	fixture_journal_raw(fx, "W 1 1 2 4096 0 1"); /* cut by a crash */
 	fixture_block(fx, 1, 1, 1);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_INTACT);
 	assert_true(res->journal_partial_tail);
 	assert_int_equal(res->journal_bad_lines, 0);
@@ -404,7 +385,7 @@ static void test_verify_garbled_journal_line_is_counted_not_applied(void **state
 	fixture_journal(fx, "W 0 1 zz 4096 0 1 1\n");
 	fixture_journal(fx, "W 9 1 2 4096 0 1 1\n"); /* no file 9 */
 	fixture_block(fx, 0, 1, 1);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_single_class(res, STRESS_CLASS_INTACT);
 	assert_int_equal(res->journal_bad_lines, 2);
 	free(res);
@@ -427,7 +408,7 @@ static void test_verify_counts_every_class_at_once(void **state)
 	fixture_block(fx, 0, 2, 0);
 	fixture_block(fx, 0, 3, 0);
 	fixture_block_mix(fx, 1, 0, 2, 1, 100);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_int_equal(res->blocks, 5);
 	for (int c = 0; c < STRESS_CLASS_COUNT; c++) {
 		assert_int_equal(res->count[c], 1);
@@ -459,7 +440,7 @@ static void test_verify_json_names_every_class(void **state)
 
 	journal_write(fx, 0, 0, 1, BS, 0);
 	fixture_block(fx, 0, 0, 1);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	stress_verify_print_json(out, res);
 	fclose(out);
 	for (int c = 0; c < STRESS_CLASS_COUNT; c++) {
@@ -474,7 +455,7 @@ static void test_verify_json_names_every_class(void **state)
 	free(res);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, fixture_teardown)
 
 int main(void)
 {

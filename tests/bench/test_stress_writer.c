@@ -7,14 +7,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <errno.h>
-#include <signal.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
-#include <time.h>
 
 #include "stress_fixture.h"
-
-#define CHILD_TIMEOUT_S 60
 
 struct run_opts {
 	rlim_t fsize_limit;       /* 0: none */
@@ -36,14 +31,13 @@ static void pipe_drain(int fd, const char *path)
 }
 
 /* Runs "pfs-stress run --dir D --journal J --quiet ARGS..." in a child;
- * returns its exit status. Bounded: a child alive after CHILD_TIMEOUT_S is
- * killed and the test fails. */
+ * returns its exit status (bounded, see fixture_wait). */
 static int run_stress(struct stress_fixture *fx, const struct run_opts *ro, ...)
 {
 	char *argv[40] = { "pfs-stress", "run", "--dir", fx->dir, "--journal", fx->journal,
 			   "--quiet" };
 	char pipe_path[32];
-	int argc = 7, status = -1, p[2] = { -1, -1 };
+	int argc = 7, p[2] = { -1, -1 };
 	pid_t pid;
 	va_list ap;
 
@@ -57,13 +51,8 @@ static int run_stress(struct stress_fixture *fx, const struct run_opts *ro, ...)
 		snprintf(pipe_path, sizeof(pipe_path), "/dev/fd/%d", p[1]);
 		argv[5] = pipe_path;
 	}
-	fflush(stdout);
-	pid = fork();
-	assert_true(pid >= 0);
+	pid = fixture_fork();
 	if (pid == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		dup2(null, STDOUT_FILENO); /* the JSON summary */
 		if (p[0] >= 0)
 			close(p[0]);
 		if (ro && ro->fsize_limit) {
@@ -79,67 +68,19 @@ static int run_stress(struct stress_fixture *fx, const struct run_opts *ro, ...)
 		pipe_drain(p[0], fx->journal);
 		close(p[0]);
 	}
-	for (int waited = 0; waited < CHILD_TIMEOUT_S * 10; waited++) {
-		pid_t done = waitpid(pid, &status, WNOHANG);
-
-		if (done == pid)
-			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-		usleep(100000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
-	fail_msg("pfs-stress run did not finish within %d s", CHILD_TIMEOUT_S);
-	return -1;
-}
-
-static struct stress_verify_result *verify(struct stress_fixture *fx)
-{
-	struct stress_verify_result *res = calloc(1, sizeof(*res));
-	char why[256] = "";
-
-	assert_non_null(res);
-	assert_int_equal(stress_verify_run(fx->dir, fx->journal, NULL, res, why, sizeof(why)), 0);
-	return res;
-}
-
-static char *file_read(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *text = NULL;
-	size_t cap = 0;
-	ssize_t n;
-
-	assert_non_null(f);
-	n = getdelim(&text, &cap, '\0', f);
-	fclose(f);
-	assert_true(n > 0);
-	return text;
-}
-
-static int setup(void **state)
-{
-	*state = fixture_new();
-	return *state ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	fixture_free(*state);
-	return 0;
+	return fixture_wait(pid);
 }
 
 static void test_run_then_verify_finds_every_block_intact(void **state)
 {
 	struct stress_fixture *fx = *state;
 	struct stress_verify_result *res;
-	char summary[128];
 	char *text;
 
-	snprintf(summary, sizeof(summary), "%s/summary.json", fx->root);
 	assert_int_equal(run_stress(fx, NULL, "--duration", "1", "--threads", "2", "--files", "4",
 				    "--file-size", "64K", "--fsync-every", "8", "--seed", "5",
-				    "--summary", summary, NULL), 0);
-	res = verify(fx);
+				    "--summary", fx->summary, NULL), 0);
+	res = fixture_verify(fx);
 	assert_int_equal(res->blocks, 4 * 16);
 	assert_int_equal(res->count[STRESS_CLASS_INTACT], 4 * 16);
 	assert_int_equal(res->bytes[STRESS_CLASS_INTACT], 4 * 64 * 1024);
@@ -147,7 +88,7 @@ static void test_run_then_verify_finds_every_block_intact(void **state)
 	assert_false(res->journal_partial_tail);
 	assert_int_equal(res->journal_bad_lines, 0);
 	assert_true(stress_verify_invariant_holds(res));
-	text = file_read(summary);
+	text = fixture_read(fx->summary);
 	assert_non_null(strstr(text, "\"exit_reason\": \"duration\""));
 	assert_non_null(strstr(text, "\"hung\": false"));
 	assert_non_null(strstr(text, "\"write_errors_total\": 0"));
@@ -183,6 +124,13 @@ static size_t intents_of_thread(const char *journal, unsigned threads, unsigned 
 
 #define SEQ_MAX 20000
 
+/* Two threads on 4 files of 16 blocks, no fsync, for 1 s. */
+static int run_seeded(struct stress_fixture *fx, const char *seed)
+{
+	return run_stress(fx, NULL, "--duration", "1", "--threads", "2", "--files", "4",
+			  "--file-size", "64K", "--fsync-every", "never", "--seed", seed, NULL);
+}
+
 static void test_run_same_seed_gives_same_intended_writes(void **state)
 {
 	struct stress_fixture *fx = *state;
@@ -193,17 +141,11 @@ static void test_run_same_seed_gives_same_intended_writes(void **state)
 
 	snprintf(first, sizeof(first), "%s/first", fx->root);
 	snprintf(second, sizeof(second), "%s/second", fx->root);
-	assert_int_equal(run_stress(fx, NULL, "--duration", "1", "--threads", "2", "--files", "4",
-				    "--file-size", "64K", "--fsync-every", "never", "--seed", "9",
-				    NULL), 0);
+	assert_int_equal(run_seeded(fx, "9"), 0);
 	assert_int_equal(rename(fx->journal, first), 0);
-	assert_int_equal(run_stress(fx, NULL, "--duration", "1", "--threads", "2", "--files", "4",
-				    "--file-size", "64K", "--fsync-every", "never", "--seed", "9",
-				    NULL), 0);
+	assert_int_equal(run_seeded(fx, "9"), 0);
 	assert_int_equal(rename(fx->journal, second), 0);
-	assert_int_equal(run_stress(fx, NULL, "--duration", "1", "--threads", "2", "--files", "4",
-				    "--file-size", "64K", "--fsync-every", "never", "--seed", "10",
-				    NULL), 0);
+	assert_int_equal(run_seeded(fx, "10"), 0);
 	for (unsigned t = 0; t < 2; t++) {
 		size_t na = intents_of_thread(first, 2, t, a, SEQ_MAX);
 		size_t nb = intents_of_thread(second, 2, t, b, SEQ_MAX);
@@ -224,27 +166,32 @@ static void test_run_same_seed_gives_same_intended_writes(void **state)
 }
 
 /* 3.5 blocks of 4K per file: block 3 gets a short count, later ones EFBIG. */
-static const struct run_opts fsize_limited = { .fsize_limit = 14336, .journal_via_pipe = true };
+static int run_fsize_limited(struct stress_fixture *fx, const char *on_error,
+			     const char *duration)
+{
+	static const struct run_opts fsize_limited = { .fsize_limit = 14336,
+						       .journal_via_pipe = true };
+
+	return run_stress(fx, &fsize_limited, "--duration", duration, "--threads", "1",
+			  "--files", "1", "--file-size", "24K", "--on-error", on_error,
+			  "--summary", fx->summary, NULL);
+}
 
 static void test_run_skip_drops_refused_data_and_verify_calls_it_refused(void **state)
 {
 	struct stress_fixture *fx = *state;
 	struct stress_verify_result *res;
-	char summary[128];
 	char *text;
 
-	snprintf(summary, sizeof(summary), "%s/summary.json", fx->root);
-	assert_int_equal(run_stress(fx, &fsize_limited, "--duration", "1", "--threads", "1",
-				    "--files", "1", "--file-size", "24K", "--on-error", "skip",
-				    "--summary", summary, NULL), 0);
-	res = verify(fx);
+	assert_int_equal(run_fsize_limited(fx, "skip", "1"), 0);
+	res = fixture_verify(fx);
 	assert_int_equal(res->blocks, 6);
 	assert_int_equal(res->count[STRESS_CLASS_INTACT], 3);
 	assert_int_equal(res->count[STRESS_CLASS_REFUSED], 3); /* the short one too */
 	assert_int_equal(res->count[STRESS_CLASS_TORN_OR_CORRUPT], 0);
 	assert_int_equal(res->count[STRESS_CLASS_LOST_AFTER_WRITE], 0);
 	assert_true(stress_verify_invariant_holds(res));
-	text = file_read(summary);
+	text = fixture_read(fx->summary);
 	assert_non_null(strstr(text, "\"EFBIG\""));
 	assert_null(strstr(text, "\"short_writes\": 0,"));
 	assert_null(strstr(text, "\"bytes_refused\": 0,"));
@@ -257,19 +204,15 @@ static void test_run_retry_backs_off_and_retries_until_duration(void **state)
 {
 	struct stress_fixture *fx = *state;
 	struct stress_verify_result *res;
-	char summary[128];
 	char *text;
 
-	snprintf(summary, sizeof(summary), "%s/summary.json", fx->root);
-	assert_int_equal(run_stress(fx, &fsize_limited, "--duration", "1", "--threads", "1",
-				    "--files", "1", "--file-size", "24K", "--on-error", "retry",
-				    "--summary", summary, NULL), 0);
-	res = verify(fx);
+	assert_int_equal(run_fsize_limited(fx, "retry", "1"), 0);
+	res = fixture_verify(fx);
 	/* The thread never gets past block 3: it is still retrying it. */
 	assert_int_equal(res->blocks, 4);
 	assert_int_equal(res->count[STRESS_CLASS_INTACT], 3);
 	assert_int_equal(res->count[STRESS_CLASS_REFUSED], 1);
-	text = file_read(summary);
+	text = fixture_read(fx->summary);
 	assert_null(strstr(text, "\"retries\": 0,"));
 	assert_non_null(strstr(text, "\"exit_reason\": \"duration\""));
 	free(text);
@@ -279,14 +222,10 @@ static void test_run_retry_backs_off_and_retries_until_duration(void **state)
 static void test_run_on_error_exit_stops_with_status_3(void **state)
 {
 	struct stress_fixture *fx = *state;
-	char summary[128];
 	char *text;
 
-	snprintf(summary, sizeof(summary), "%s/summary.json", fx->root);
-	assert_int_equal(run_stress(fx, &fsize_limited, "--duration", "30", "--threads", "1",
-				    "--files", "1", "--file-size", "24K", "--on-error", "exit",
-				    "--summary", summary, NULL), 3);
-	text = file_read(summary);
+	assert_int_equal(run_fsize_limited(fx, "exit", "30"), 3);
+	text = fixture_read(fx->summary);
 	assert_non_null(strstr(text, "\"exit_reason\": \"on_error_exit\""));
 	free(text);
 }
@@ -301,7 +240,7 @@ static void test_run_unopenable_file_is_an_error_not_a_crash(void **state)
 	assert_int_equal(mkdir(path, 0755), 0); /* open() fails with EISDIR */
 	assert_int_equal(run_stress(fx, NULL, "--duration", "1", "--threads", "2", "--files", "2",
 				    "--file-size", "16K", "--on-error", "skip", NULL), 0);
-	res = verify(fx);
+	res = fixture_verify(fx);
 	assert_int_equal(res->blocks, 4); /* file 1 only */
 	assert_int_equal(res->count[STRESS_CLASS_INTACT], 4);
 	free(res);
@@ -315,7 +254,7 @@ static void test_run_missing_dir_is_a_setup_failure(void **state)
 	assert_int_equal(run_stress(fx, NULL, "--duration", "1", NULL), 1);
 }
 
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, fixture_setup, fixture_teardown)
 
 int main(void)
 {
