@@ -201,7 +201,7 @@ void pfs_inode_unref(struct pfs *fs, struct pfs_inode *inode)
 void pfs_inode_forget(struct pfs *fs, struct pfs_inode *inode, uint64_t n)
 {
 	struct pfs_inode_shard *s;
-	bool dead, last;
+	bool last;
 
 	if (pfs_inode_is_root(fs, inode))
 		return;
@@ -222,12 +222,7 @@ void pfs_inode_forget(struct pfs *fs, struct pfs_inode *inode, uint64_t n)
 		if (fstat(inode->data_fd, &st) == 0 && st.st_nlink == 0)
 			pcache_file_discard(&inode->cache);
 	}
-	pthread_mutex_lock(&s->lock);
-	inode->refs--;
-	dead = pfs_inode_maybe_unhash(s, inode);
-	pthread_mutex_unlock(&s->lock);
-	if (dead)
-		pfs_inode_free(fs, inode);
+	pfs_inode_unref(fs, inode); /* the pin, and the inode if that was all */
 }
 
 struct pfs_inode *pfs_inode_find(struct pfs *fs, dev_t dev, ino_t ino)
@@ -559,8 +554,6 @@ int pfs_inode_stat(struct pfs *fs, struct pfs_inode *inode, struct stat *st)
 
 			if (blocks > st->st_blocks)
 				st->st_blocks = blocks;
-		}
-		if (has_mtime) {
 			st->st_mtim = mtime;
 			if (mtime.tv_sec > st->st_ctim.tv_sec ||
 			    (mtime.tv_sec == st->st_ctim.tv_sec &&

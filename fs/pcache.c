@@ -147,67 +147,18 @@ void pcache_file_init(struct pcache *pc, struct pcache_file *f, int fd, off_t si
 	atomic_fetch_add(&pc->nfiles, 1);
 }
 
-/* ---- page state transitions (pages_lock held) ---- */
+/* ---- the dirty-file list (dirty_lock held) ---- */
 
-void _pcache_page_mark_dirty(struct pcache_file *f, struct pcache_page *p, uint64_t now)
+static void dirty_list_append(struct pcache *pc, struct pcache_file *f)
 {
-	struct pcache *pc = f->cache;
-
-	p->flags |= PCACHE_PAGE_DIRTY;
-	p->dirtied_ns = now;
-	atomic_fetch_add(&pc->dirty_bytes, pc->page_size);
-	_pcache_lru_remove(pc, p);
-	_pcache_uw_add(f->index, p);
-	if (f->dirty_pages++ == 0) {
-		/* The dirty reference: the daemon's inode outlives its data. */
-		_pcache_get(pc, f);
-		pthread_mutex_lock(&pc->dirty_lock);
-		f->dirtied_ns = now;
-		f->dirty_next = NULL;
-		f->dirty_prev = pc->dirty_tail;
-		if (pc->dirty_tail)
-			pc->dirty_tail->dirty_next = f;
-		else
-			pc->dirty_head = f;
-		pc->dirty_tail = f;
-		f->on_dirty_list = true;
-		pthread_mutex_unlock(&pc->dirty_lock);
-	}
-	if (atomic_load(&pc->dirty_bytes) > _pcache_dirty_limit(pc))
-		_pcache_wb_wake(pc);
-}
-
-void _pcache_page_mark_clean(struct pcache_file *f, struct pcache_page *p)
-{
-	struct pcache *pc = f->cache;
-
-	if (p->flags & PCACHE_PAGE_DIRTY)
-		atomic_fetch_sub(&pc->dirty_bytes, pc->page_size);
-	p->flags &= (uint16_t) ~(PCACHE_PAGE_DIRTY | PCACHE_PAGE_WRITEBACK);
-	_pcache_uw_remove(f->index, p);
-	f->dirty_pages--;
-	if (p->flags & PCACHE_PAGE_UPTODATE)
-		p->from = p->to = 0;
-	_pcache_lru_add(pc, p);
-}
-
-void _pcache_page_forget(struct pcache_file *f, struct pcache_page *p)
-{
-	struct pcache *pc = f->cache;
-
-	if (p->flags & PCACHE_PAGE_DIRTY) {
-		atomic_fetch_sub(&pc->dirty_bytes, pc->page_size);
-		_pcache_uw_remove(f->index, p);
-		f->dirty_pages--;
-	}
-	_pcache_lru_remove(pc, p);
-	_pcache_index_remove(f->index, p);
-	atomic_fetch_sub(&pc->cached_bytes, pc->page_size);
-}
-
-void _pcache_page_free(struct pcache *pc, struct pcache_page *p)
-{
-	alloc_free(pc->alloc, p);
+	f->dirty_next = NULL;
+	f->dirty_prev = pc->dirty_tail;
+	if (pc->dirty_tail)
+		pc->dirty_tail->dirty_next = f;
+	else
+		pc->dirty_head = f;
+	pc->dirty_tail = f;
+	f->on_dirty_list = true;
 }
 
 static void dirty_list_unlink(struct pcache *pc, struct pcache_file *f)
@@ -229,10 +180,87 @@ void _pcache_dirty_requeue(struct pcache *pc, struct pcache_file *f)
 	if (!f->on_dirty_list || pc->dirty_tail == f)
 		return;
 	dirty_list_unlink(pc, f);
-	f->dirty_prev = pc->dirty_tail;
-	pc->dirty_tail->dirty_next = f;
-	pc->dirty_tail = f;
-	f->on_dirty_list = true;
+	dirty_list_append(pc, f);
+}
+
+struct pcache_file *_pcache_dirty_next_unvisited(struct pcache *pc, enum pcache_pass pass,
+                                                 uint64_t seq)
+{
+	struct pcache_file *f;
+
+	pthread_mutex_lock(&pc->dirty_lock);
+	for (f = pc->dirty_head; f; f = f->dirty_next)
+		if (f->index->pass_seq[pass] != seq)
+			break;
+	if (f) {
+		f->index->pass_seq[pass] = seq;
+		_pcache_get(pc, f);
+	}
+	pthread_mutex_unlock(&pc->dirty_lock);
+	return f;
+}
+
+/* ---- page state transitions (pages_lock held) ---- */
+
+void _pcache_page_mark_dirty(struct pcache_file *f, struct pcache_page *p, uint64_t now)
+{
+	struct pcache *pc = f->cache;
+
+	p->flags |= PCACHE_PAGE_DIRTY;
+	p->dirtied_ns = now;
+	atomic_fetch_add(&pc->dirty_bytes, pc->page_size);
+	_pcache_lru_remove(pc, p);
+	_pcache_uw_add(f->index, p);
+	if (f->dirty_pages++ == 0) {
+		/* The dirty reference: the daemon's inode outlives its data. */
+		_pcache_get(pc, f);
+		pthread_mutex_lock(&pc->dirty_lock);
+		f->dirtied_ns = now;
+		dirty_list_append(pc, f);
+		pthread_mutex_unlock(&pc->dirty_lock);
+	}
+	if (atomic_load(&pc->dirty_bytes) > _pcache_dirty_limit(pc))
+		_pcache_wb_wake(pc);
+}
+
+void _pcache_page_mark_clean(struct pcache_file *f, struct pcache_page *p)
+{
+	struct pcache *pc = f->cache;
+
+	if (p->flags & PCACHE_PAGE_DIRTY)
+		atomic_fetch_sub(&pc->dirty_bytes, pc->page_size);
+	p->flags &= (uint16_t) ~(PCACHE_PAGE_DIRTY | PCACHE_PAGE_WRITEBACK);
+	_pcache_uw_remove(f->index, p);
+	f->dirty_pages--;
+	if (p->flags & PCACHE_PAGE_UPTODATE)
+		p->from = p->to = 0;
+	_pcache_lru_add(pc, p);
+}
+
+void _pcache_page_forget(struct pcache_file *f, struct pcache_page *p, struct pcache_page **freed)
+{
+	struct pcache *pc = f->cache;
+
+	if (p->flags & PCACHE_PAGE_DIRTY) {
+		atomic_fetch_sub(&pc->dirty_bytes, pc->page_size);
+		_pcache_uw_remove(f->index, p);
+		f->dirty_pages--;
+	}
+	_pcache_lru_remove(pc, p);
+	_pcache_index_remove(f->index, p);
+	atomic_fetch_sub(&pc->cached_bytes, pc->page_size);
+	p->hash_next = *freed;
+	*freed = p;
+}
+
+void _pcache_page_list_free(struct pcache *pc, struct pcache_page *list)
+{
+	while (list) {
+		struct pcache_page *next = list->hash_next;
+
+		alloc_free(pc->alloc, list);
+		list = next;
+	}
 }
 
 bool _pcache_file_undirty(struct pcache_file *f)
@@ -259,36 +287,18 @@ void _pcache_wait_writeback(struct pcache_file *f)
 
 /* ---- file teardown ---- */
 
-struct drop_ctx {
-	struct pcache_page *list;
-};
-
 static void drop_page_cb(struct pcache_file *f, struct pcache_page *p, void *data)
 {
-	struct drop_ctx *ctx = data;
-
-	_pcache_page_forget(f, p);
-	p->hash_next = ctx->list;
-	ctx->list = p;
+	_pcache_page_forget(f, p, data);
 }
 
 /* pages_lock held, no page under writeback: unlink every page. */
 static struct pcache_page *file_drop_all(struct pcache_file *f)
 {
-	struct drop_ctx ctx = {NULL};
+	struct pcache_page *list = NULL;
 
-	_pcache_index_for_each(f->index, drop_page_cb, f, &ctx);
-	return ctx.list;
-}
-
-static void page_list_free(struct pcache *pc, struct pcache_page *list)
-{
-	while (list) {
-		struct pcache_page *next = list->hash_next;
-
-		_pcache_page_free(pc, list);
-		list = next;
-	}
+	_pcache_index_for_each(f->index, drop_page_cb, f, &list);
+	return list;
 }
 
 void pcache_file_discard(struct pcache_file *f)
@@ -305,7 +315,7 @@ void pcache_file_discard(struct pcache_file *f)
 	f->wb_error = 0;
 	pthread_mutex_unlock(&f->pages_lock);
 	pthread_mutex_unlock(&f->lock);
-	page_list_free(pc, list);
+	_pcache_page_list_free(pc, list);
 	if (put)
 		_pcache_put(pc, f);
 }
@@ -330,7 +340,7 @@ void pcache_file_destroy(struct pcache_file *f)
 	_pcache_index_destroy(pc, f->index);
 	f->index = NULL;
 	pthread_mutex_unlock(&f->pages_lock);
-	page_list_free(pc, list);
+	_pcache_page_list_free(pc, list);
 	pthread_cond_destroy(&f->writeback_done);
 	pthread_mutex_destroy(&f->pages_lock);
 	pthread_mutex_destroy(&f->lock);
@@ -371,32 +381,14 @@ void pcache_usage_read(struct pcache *pc, struct pcache_usage *out)
 	out->writeback_errors = atomic_load(&pc->writeback_errors);
 }
 
-/* One dirty file per call, holding a reference, so that fn never runs
- * under dirty_lock (it may allocate, and reclaim kicks take dirty_lock). */
-static struct pcache_file *dirty_next_unvisited(struct pcache *pc, uint64_t seq)
-{
-	struct pcache_file *f;
-
-	pthread_mutex_lock(&pc->dirty_lock);
-	for (f = pc->dirty_head; f; f = f->dirty_next)
-		if (f->index->seq_list != seq)
-			break;
-	if (f) {
-		f->index->seq_list = seq;
-		_pcache_get(pc, f);
-	}
-	pthread_mutex_unlock(&pc->dirty_lock);
-	return f;
-}
-
 void pcache_for_each_dirty(struct pcache *pc, pcache_dirty_fn fn, void *data)
 {
 	struct pcache_file *f;
 	uint64_t seq;
 
 	pthread_mutex_lock(&pc->list_lock);
-	seq = ++pc->seq_list;
-	while ((f = dirty_next_unvisited(pc, seq))) {
+	seq = ++pc->pass_seq[PCACHE_PASS_LIST];
+	while ((f = _pcache_dirty_next_unvisited(pc, PCACHE_PASS_LIST, seq))) {
 		off_t run_off = 0, run_len = 0;
 
 		pthread_mutex_lock(&f->pages_lock);

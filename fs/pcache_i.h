@@ -54,6 +54,10 @@ struct pcache_page {
 	unsigned char data[]; /* page_size bytes (allocator blocks are 16-byte aligned) */
 };
 
+/* Whole-cache passes over the dirty-file list; each marks the files it has
+ * visited with its own pass number. */
+enum pcache_pass { PCACHE_PASS_SYNC, PCACHE_PASS_LIST, PCACHE_NR_PASSES };
+
 /* The page index of one file: a chained hash table that doubles as it
  * fills, plus the list of unwritten pages (kept sorted lazily so writeback
  * and the `dirty` listing walk them in file order). All under pages_lock
@@ -67,8 +71,8 @@ struct pcache_index {
 	bool uw_sorted;        /* uw list in ascending index order */
 	uint64_t nr_writeback; /* pages under WRITEBACK */
 	/* dirty_lock: */
-	uint64_t retry_after_ns;     /* failed writeback: not before this */
-	uint64_t seq_sync, seq_list; /* pass markers of sync_all / for_each_dirty */
+	uint64_t retry_after_ns;             /* failed writeback: not before this */
+	uint64_t pass_seq[PCACHE_NR_PASSES]; /* the last pass of each kind to visit */
 	struct pcache_page *inline_buckets[PCACHE_INDEX_INLINE_BUCKETS];
 };
 
@@ -91,9 +95,9 @@ struct pcache {
 	atomic_bool wb_urgent; /* reclaim asked: write everything now */
 
 	/* Serialise whole-cache passes so their pass markers cannot fight. */
-	pthread_mutex_t sync_lock;   /* pcache_sync_all passes, seq_sync */
-	pthread_mutex_t list_lock;   /* pcache_for_each_dirty passes, seq_list */
-	uint64_t seq_sync, seq_list; /* under sync_lock / list_lock */
+	pthread_mutex_t sync_lock;           /* pcache_sync_all passes, pass_seq[SYNC] */
+	pthread_mutex_t list_lock;           /* pcache_for_each_dirty passes, pass_seq[LIST] */
+	uint64_t pass_seq[PCACHE_NR_PASSES]; /* under sync_lock / list_lock */
 
 	/* lru_lock protects the clean-page LRU (oldest at head). */
 	pthread_mutex_t lru_lock;
@@ -124,16 +128,22 @@ void _pcache_put(struct pcache *pc, struct pcache_file *f);
 /* Under pages_lock: account a page going clean -> dirty / unwritten -> clean. */
 void _pcache_page_mark_dirty(struct pcache_file *f, struct pcache_page *p, uint64_t now);
 void _pcache_page_mark_clean(struct pcache_file *f, struct pcache_page *p);
-/* Under pages_lock: unlink and account a page (any state but WRITEBACK);
- * the caller frees it after dropping the lock. */
-void _pcache_page_forget(struct pcache_file *f, struct pcache_page *p);
-void _pcache_page_free(struct pcache *pc, struct pcache_page *p);
+/* Under pages_lock: unlink and account a page (any state but WRITEBACK)
+ * and push it on *freed (through hash_next); the caller frees the list
+ * with _pcache_page_list_free after dropping the lock. */
+void _pcache_page_forget(struct pcache_file *f, struct pcache_page *p, struct pcache_page **freed);
+void _pcache_page_list_free(struct pcache *pc, struct pcache_page *list);
 /* Under pages_lock: if f has no unwritten page but is on the dirty list,
  * take it off. Returns true when the caller must _pcache_put() (after
  * dropping every lock of f). */
 bool _pcache_file_undirty(struct pcache_file *f);
 /* dirty_lock held: a file still dirty after its turn goes to the back. */
 void _pcache_dirty_requeue(struct pcache *pc, struct pcache_file *f);
+/* The next dirty file this pass (number seq, of kind pass) has not visited,
+ * marked visited and with a reference (_pcache_put it), or NULL. One file
+ * per call, so that the pass never works under dirty_lock. */
+struct pcache_file *_pcache_dirty_next_unvisited(struct pcache *pc, enum pcache_pass pass,
+                                                 uint64_t seq);
 /* Under pages_lock: wait until none of f's pages is under writeback. */
 void _pcache_wait_writeback(struct pcache_file *f);
 

@@ -117,16 +117,46 @@ static int page_write_chunk(struct pcache_file *f, struct pcache_page *p, const 
 	return 0;
 }
 
-static struct pcache_page *page_new(struct pcache *pc, uint64_t index, unsigned flags,
-                                    struct alloc_retry *retry, int *err)
-{
-	struct pcache_page *p;
-	size_t size = sizeof(*p) + pc->page_size;
+/* The retry state of a writer's current allocation. */
+struct write_retry {
+	struct alloc_retry retry;
+	bool reclaimed; /* dropped clean pages once after a FAIL verdict */
+};
+static const struct write_retry write_retry_init = {.retry = ALLOC_RETRY_INIT};
 
-	if (retry)
+/*
+ * f->lock held, page `index` not cached: allocate it (not inserted yet),
+ * creating f's page index first if f has none. wr NULL: one attempt, no
+ * retry (the read path's cheap try). NULL with *err set when an
+ * allocation failed.
+ */
+static struct pcache_page *page_new(struct pcache_file *f, uint64_t index, unsigned flags,
+                                    struct write_retry *wr, int *err)
+{
+	struct pcache *pc = f->cache;
+	struct alloc_retry *retry = wr ? &wr->retry : NULL;
+	size_t size = sizeof(struct pcache_page) + pc->page_size;
+	struct pcache_page *p;
+
+	if (!f->index) {
+		struct pcache_index *ix = _pcache_index_create(pc, flags, retry, err);
+
+		if (!ix)
+			return NULL;
+		if (wr)
+			*wr = write_retry_init; /* the page's turn */
+		pthread_mutex_lock(&f->pages_lock);
+		f->index = ix;
+		pthread_mutex_unlock(&f->pages_lock);
+	}
+	_pcache_index_reserve(f);
+	if (retry) {
 		p = alloc_try(pc->alloc, ALLOC_SITE_CACHE_PAGE, size, flags, retry, err);
-	else
+	} else {
 		p = alloc_malloc(pc->alloc, ALLOC_SITE_CACHE_PAGE, size, flags);
+		if (!p)
+			*err = -ENOMEM;
+	}
 	if (!p)
 		return NULL;
 	memset(p, 0, sizeof(*p));
@@ -142,27 +172,28 @@ static void page_insert(struct pcache_file *f, struct pcache_page *p)
 	atomic_fetch_add(&f->cache->cached_bytes, f->cache->page_size);
 }
 
-/* f->lock held. Returns -EAGAIN when the caller should look again and
- * retry (after the retry wait, or after reclaim freed room), or -ENOMEM. */
-static int write_wait_retry(struct pcache_file *f, struct alloc_retry *retry, int err,
-                            bool *reclaimed, size_t size)
+/* f->lock held, page_new failed with err. Returns -EAGAIN when the caller
+ * should look again and retry (after the retry wait, or after reclaim freed
+ * room), or -ENOMEM. */
+static int write_wait_retry(struct pcache_file *f, struct write_retry *wr, int err)
 {
+	size_t want = sizeof(struct pcache_page) + f->cache->page_size;
 	int ret;
 
 	if (err != -EAGAIN) {
 		/* A FAIL verdict. The allocator asks the policy without
 		 * reclaiming first; drop clean pages (no-fs: we hold f->lock)
 		 * and try once more before we give up, as direct reclaim would. */
-		if (*reclaimed || _pcache_reclaim(f->cache, size, ALLOC_NOFS) == 0)
+		if (wr->reclaimed || _pcache_reclaim(f->cache, want, ALLOC_NOFS) == 0)
 			return -ENOMEM;
-		*reclaimed = true;
-		*retry = (struct alloc_retry)ALLOC_RETRY_INIT;
+		wr->retry = (struct alloc_retry)ALLOC_RETRY_INIT;
+		wr->reclaimed = true;
 		return -EAGAIN;
 	}
 	/* RETRY verdict: drop the inode lock so that reclaim and other users
 	 * of this file can run, back off, and resume where we stopped. */
 	pthread_mutex_unlock(&f->lock);
-	ret = alloc_retry_wait(f->cache->alloc, retry);
+	ret = alloc_retry_wait(f->cache->alloc, &wr->retry);
 	pthread_mutex_lock(&f->lock);
 	return ret == 0 ? -EAGAIN : -ENOMEM;
 }
@@ -170,12 +201,11 @@ static int write_wait_retry(struct pcache_file *f, struct alloc_retry *retry, in
 ssize_t pcache_write(struct pcache_file *f, const void *buf, size_t len, off_t off)
 {
 	struct pcache *pc = f->cache;
-	struct alloc_retry retry = ALLOC_RETRY_INIT;
+	struct write_retry wr = write_retry_init;
 	const unsigned char *src = buf;
 	size_t done = 0;
 	uint64_t now = _pcache_now_ns();
 	struct timespec mtime;
-	bool reclaimed = false;
 	int err = 0;
 
 	if (off < 0)
@@ -189,24 +219,8 @@ ssize_t pcache_write(struct pcache_file *f, const void *buf, size_t len, off_t o
 		uint64_t index = (uint64_t)pos >> pc->page_shift;
 		uint32_t poff = (uint32_t)(pos & (off_t)(pc->page_size - 1));
 		uint32_t n = (uint32_t)min_size(len - done, pc->page_size - poff);
-		struct pcache_page *p, *fresh = NULL;
+		struct pcache_page *p;
 
-		if (!f->index) {
-			struct pcache_index *ix =
-			    _pcache_index_create(pc, ALLOC_NOFS, &retry, &err);
-
-			if (!ix) {
-				err = write_wait_retry(f, &retry, err, &reclaimed, sizeof(*ix));
-				if (err == -EAGAIN)
-					continue;
-				break;
-			}
-			retry = (struct alloc_retry)ALLOC_RETRY_INIT;
-			reclaimed = false;
-			pthread_mutex_lock(&f->pages_lock);
-			f->index = ix;
-			pthread_mutex_unlock(&f->pages_lock);
-		}
 		pthread_mutex_lock(&f->pages_lock);
 		p = _pcache_index_lookup(f->index, index);
 		if (p && (p->flags & PCACHE_PAGE_WRITEBACK)) {
@@ -217,47 +231,33 @@ ssize_t pcache_write(struct pcache_file *f, const void *buf, size_t len, off_t o
 		}
 		if (!p) {
 			pthread_mutex_unlock(&f->pages_lock);
-			_pcache_index_reserve(f);
-			fresh = page_new(pc, index, ALLOC_NOFS, &retry, &err);
-			if (!fresh) {
-				err = write_wait_retry(f, &retry, err, &reclaimed,
-				                       sizeof(*fresh) + pc->page_size);
+			p = page_new(f, index, ALLOC_NOFS, &wr, &err);
+			if (!p) {
+				err = write_wait_retry(f, &wr, err);
 				if (err == -EAGAIN)
 					continue;
 				break;
 			}
-			retry = (struct alloc_retry)ALLOC_RETRY_INIT;
-			reclaimed = false;
+			wr = write_retry_init;
 			pthread_mutex_lock(&f->pages_lock);
 			/* f->lock kept writers and readers out: nobody else
-			 * can have inserted this page meanwhile. */
-			p = fresh;
-			p->from = poff;
-			p->to = poff + n;
+			 * can have inserted this page meanwhile. page_write_chunk
+			 * sets its range (a fresh page needs no fill). */
 			if (n == pc->page_size)
 				p->flags |= PCACHE_PAGE_UPTODATE;
 			page_insert(f, p);
 		}
 		err = page_write_chunk(f, p, src + done, poff, n, now);
-		if (err == -EAGAIN) {
-			pthread_mutex_unlock(&f->pages_lock);
-			err = 0;
-			continue;
-		}
 		if (!err) {
 			done += n;
 			if (pos + (off_t)n > f->size)
 				f->size = pos + (off_t)n;
 			f->mtime = mtime;
-		} else if (fresh) {
-			/* Cannot happen for a fresh page (no fill), but stay clean. */
-			_pcache_page_forget(f, fresh);
-			pthread_mutex_unlock(&f->pages_lock);
-			_pcache_page_free(pc, fresh);
-			break;
 		}
 		pthread_mutex_unlock(&f->pages_lock);
-		if (err)
+		if (err == -EAGAIN)
+			err = 0;
+		else if (err)
 			break;
 	}
 	pthread_mutex_unlock(&f->lock);
@@ -295,21 +295,10 @@ static int read_backing(struct pcache_file *f, uint64_t index, unsigned char *ds
 {
 	struct pcache *pc = f->cache;
 	off_t base = (off_t)(index << pc->page_shift);
-	struct pcache_page *p = NULL;
+	struct pcache_page *p;
 	int err;
 
-	if (!f->index) {
-		struct pcache_index *ix =
-		    _pcache_index_create(pc, ALLOC_NOFS | ALLOC_NORETRY, NULL, &err);
-
-		pthread_mutex_lock(&f->pages_lock);
-		f->index = ix;
-		pthread_mutex_unlock(&f->pages_lock);
-	}
-	if (f->index) {
-		_pcache_index_reserve(f);
-		p = page_new(pc, index, ALLOC_NOFS | ALLOC_NORETRY, NULL, &err);
-	}
+	p = page_new(f, index, ALLOC_NOFS | ALLOC_NORETRY, NULL, &err);
 	if (!p) {
 		err = backing_read(f->fd, dst, n, base + poff);
 		if (!err && base + poff + (off_t)n > size) {
@@ -321,7 +310,7 @@ static int read_backing(struct pcache_file *f, uint64_t index, unsigned char *ds
 	}
 	err = backing_read(f->fd, p->data, pc->page_size, base);
 	if (err) {
-		_pcache_page_free(pc, p);
+		alloc_free(pc->alloc, p); /* never inserted */
 		return err;
 	}
 	if (base + (off_t)pc->page_size > size) {
@@ -383,27 +372,14 @@ out_unlock:
 struct shrink_ctx {
 	uint64_t first_gone; /* pages at or past this index go */
 	struct pcache_page *freed;
-	bool busy; /* a page to change is under writeback */
-	uint64_t tail_index;
 };
-
-static void shrink_busy_cb(struct pcache_file *f, struct pcache_page *p, void *data)
-{
-	struct shrink_ctx *ctx = data;
-
-	if (p->index >= ctx->tail_index && (p->flags & PCACHE_PAGE_WRITEBACK))
-		ctx->busy = true;
-}
 
 static void shrink_drop_cb(struct pcache_file *f, struct pcache_page *p, void *data)
 {
 	struct shrink_ctx *ctx = data;
 
-	if (p->index < ctx->first_gone)
-		return;
-	_pcache_page_forget(f, p);
-	p->hash_next = ctx->freed;
-	ctx->freed = p;
+	if (p->index >= ctx->first_gone)
+		_pcache_page_forget(f, p, &ctx->freed);
 }
 
 /* pages_lock held, no writeback on the pages concerned: cut the cache at
@@ -411,14 +387,13 @@ static void shrink_drop_cb(struct pcache_file *f, struct pcache_page *p, void *d
 static struct pcache_page *cache_shrink(struct pcache_file *f, off_t size)
 {
 	struct pcache *pc = f->cache;
-	struct shrink_ctx ctx = {0};
+	uint64_t tail_index = (uint64_t)size >> pc->page_shift;
 	uint32_t cut = (uint32_t)(size & (off_t)(pc->page_size - 1));
+	struct shrink_ctx ctx = {.first_gone = tail_index + (cut ? 1 : 0)};
 	struct pcache_page *p;
 
-	ctx.tail_index = (uint64_t)size >> pc->page_shift;
-	ctx.first_gone = ctx.tail_index + (cut ? 1 : 0);
 	_pcache_index_for_each(f->index, shrink_drop_cb, f, &ctx);
-	p = cut ? _pcache_index_lookup(f->index, ctx.tail_index) : NULL;
+	p = cut ? _pcache_index_lookup(f->index, tail_index) : NULL;
 	if (p) {
 		memset(p->data + cut, 0, pc->page_size - cut);
 		if (p->to > cut)
@@ -429,9 +404,7 @@ static struct pcache_page *cache_shrink(struct pcache_file *f, off_t size)
 			if (p->flags & PCACHE_PAGE_UPTODATE) {
 				_pcache_page_mark_clean(f, p);
 			} else {
-				_pcache_page_forget(f, p);
-				p->hash_next = ctx.freed;
-				ctx.freed = p;
+				_pcache_page_forget(f, p, &ctx.freed);
 			}
 		}
 	}
@@ -452,17 +425,9 @@ int pcache_truncate(struct pcache_file *f, off_t size)
 	pthread_mutex_lock(&f->lock);
 	pthread_mutex_lock(&f->pages_lock);
 	if (size < f->size && f->index) {
-		struct shrink_ctx ctx = {.tail_index = (uint64_t)size >> pc->page_shift};
-
-		/* The pages we change must be stable: wait out their I/O, so no
-		 * late pwritev re-extends the backing file past the cut. */
-		for (;;) {
-			ctx.busy = false;
-			_pcache_index_for_each(f->index, shrink_busy_cb, f, &ctx);
-			if (!ctx.busy)
-				break;
-			pthread_cond_wait(&f->writeback_done, &f->pages_lock);
-		}
+		/* The pages we change must be stable: wait out the file's I/O,
+		 * so no late pwritev re-extends the backing file past the cut. */
+		_pcache_wait_writeback(f);
 		freed = cache_shrink(f, size);
 		put = _pcache_file_undirty(f);
 	}
@@ -476,12 +441,7 @@ int pcache_truncate(struct pcache_file *f, off_t size)
 	f->mtime = mtime;
 	pthread_mutex_unlock(&f->pages_lock);
 	pthread_mutex_unlock(&f->lock);
-	while (freed) {
-		struct pcache_page *next = freed->hash_next;
-
-		_pcache_page_free(pc, freed);
-		freed = next;
-	}
+	_pcache_page_list_free(pc, freed);
 	if (put)
 		_pcache_put(pc, f);
 	return err;
@@ -503,9 +463,7 @@ static void range_drop_cb(struct pcache_file *f, struct pcache_page *p, void *da
 		ctx->busy = true;
 		return;
 	}
-	_pcache_page_forget(f, p);
-	p->hash_next = ctx->freed;
-	ctx->freed = p;
+	_pcache_page_forget(f, p, &ctx->freed);
 }
 
 int pcache_invalidate_range(struct pcache_file *f, off_t off, off_t len)
@@ -539,11 +497,6 @@ int pcache_invalidate_range(struct pcache_file *f, off_t off, off_t len)
 	if (!err && ctx.busy)
 		err = -EIO;
 	pthread_mutex_unlock(&f->lock);
-	while (ctx.freed) {
-		struct pcache_page *next = ctx.freed->hash_next;
-
-		_pcache_page_free(pc, ctx.freed);
-		ctx.freed = next;
-	}
+	_pcache_page_list_free(pc, ctx.freed);
 	return err;
 }

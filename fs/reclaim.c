@@ -110,12 +110,7 @@ size_t _pcache_lru_shrink(struct pcache *pc, size_t want)
 		bytes += pc->page_size;
 	}
 	pthread_mutex_unlock(&pc->lru_lock);
-	while (freed) {
-		struct pcache_page *next = freed->hash_next;
-
-		_pcache_page_free(pc, freed);
-		freed = next;
-	}
+	_pcache_page_list_free(pc, freed);
 	return bytes;
 }
 

@@ -423,23 +423,6 @@ int pcache_fsync(struct pcache_file *f, bool datasync)
 	return err ? err : kept;
 }
 
-/* The next dirty file this sync pass has not visited, with a reference. */
-static struct pcache_file *sync_next_unvisited(struct pcache *pc, uint64_t seq)
-{
-	struct pcache_file *f;
-
-	pthread_mutex_lock(&pc->dirty_lock);
-	for (f = pc->dirty_head; f; f = f->dirty_next)
-		if (f->index->seq_sync != seq)
-			break;
-	if (f) {
-		f->index->seq_sync = seq;
-		_pcache_get(pc, f);
-	}
-	pthread_mutex_unlock(&pc->dirty_lock);
-	return f;
-}
-
 int pcache_sync_all(struct pcache *pc)
 {
 	/* sync_all is what unmount relies on: it must not lose data to a
@@ -450,8 +433,8 @@ int pcache_sync_all(struct pcache *pc)
 	int first = 0;
 
 	pthread_mutex_lock(&pc->sync_lock);
-	seq = ++pc->seq_sync;
-	while ((f = sync_next_unvisited(pc, seq))) {
+	seq = ++pc->pass_seq[PCACHE_PASS_SYNC];
+	while ((f = _pcache_dirty_next_unvisited(pc, PCACHE_PASS_SYNC, seq))) {
 		int err = _pcache_wb_file(f, &req);
 		bool again;
 

@@ -178,6 +178,20 @@ static inline void pt_fill(unsigned char *buf, size_t len, off_t off, unsigned g
 	}
 }
 
+/* Write pt_fill bytes through the cache (all of them, or the test fails)
+ * and into the model. */
+static inline void pt_write(struct pcache_file *f, struct pt_model *m, size_t len, off_t off,
+                            unsigned gen)
+{
+	unsigned char *buf = malloc(len);
+
+	assert_non_null(buf);
+	pt_fill(buf, len, off, gen);
+	assert_int_equal(pcache_write(f, buf, len, off), (ssize_t)len);
+	pt_model_write(m, buf, len, off);
+	free(buf);
+}
+
 /* The backing file (read with plain pread) equals the model exactly. */
 static inline void pt_assert_backing(int fd, const struct pt_model *m)
 {

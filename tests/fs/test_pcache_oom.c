@@ -39,17 +39,6 @@ struct oom_ctx {
 	bool unlinked; /* OP_RENAME_UNLINK discarded the data on purpose */
 };
 
-static void ctx_write(struct oom_ctx *c, size_t len, off_t off, unsigned gen)
-{
-	unsigned char *buf = malloc(len);
-
-	assert_non_null(buf);
-	pt_fill(buf, len, off, gen);
-	assert_int_equal(pcache_write(&c->f, buf, len, off), (ssize_t)len);
-	pt_model_write(&c->m, buf, len, off);
-	free(buf);
-}
-
 /* A backing file with data already, a cache with some dirty and some
  * clean pages: the state the operation starts from. */
 static int oom_setup(void *data, struct alloc *a)
@@ -73,10 +62,10 @@ static int oom_setup(void *data, struct alloc *a)
 	c->attached = true;
 	if (c->op == OP_READ)
 		return 0; /* a cold cache: the read does the allocating */
-	ctx_write(c, 2 * PAGE, PAGE / 2, 2);
+	pt_write(&c->f, &c->m, 2 * PAGE, PAGE / 2, 2);
 	if (c->op == OP_EVICT) {
 		assert_int_equal(pcache_fsync(&c->f, false), 0);
-		ctx_write(c, 100, 3 * PAGE + 7, 3); /* one dirty page too */
+		pt_write(&c->f, &c->m, 100, 3 * PAGE + 7, 3); /* one dirty page too */
 	}
 	return 0;
 }

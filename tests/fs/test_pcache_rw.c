@@ -48,22 +48,11 @@ static int rw_teardown(void **state)
 }
 
 /* Write through the cache and the model alike; the write must be whole. */
-static void rw_write(struct rw_fixture *fx, size_t len, off_t off, unsigned gen)
-{
-	unsigned char *buf = malloc(len ? len : 1);
-
-	assert_non_null(buf);
-	pt_fill(buf, len, off, gen);
-	assert_int_equal(pcache_write(&fx->f, buf, len, off), (ssize_t)len);
-	pt_model_write(&fx->m, buf, len, off);
-	free(buf);
-}
-
 static void test_rw_aligned_pages_round_trip(void **state)
 {
 	struct rw_fixture *fx = *state;
 
-	rw_write(fx, 3 * PAGE, 0, 1);
+	pt_write(&fx->f, &fx->m, 3 * PAGE, 0, 1);
 	pt_assert_cached(&fx->f, &fx->m);
 	assert_true(pcache_file_is_dirty(&fx->f));
 	assert_int_equal(pcache_fsync(&fx->f, false), 0);
@@ -75,10 +64,10 @@ static void test_rw_unaligned_writes_spanning_pages_round_trip(void **state)
 {
 	struct rw_fixture *fx = *state;
 
-	rw_write(fx, 1, 7, 1);
-	rw_write(fx, PAGE + 333, PAGE - 100, 2);
-	rw_write(fx, 5 * PAGE + 17, 3 * PAGE + 4001, 3);
-	rw_write(fx, 10, 2 * PAGE - 5, 4);
+	pt_write(&fx->f, &fx->m, 1, 7, 1);
+	pt_write(&fx->f, &fx->m, PAGE + 333, PAGE - 100, 2);
+	pt_write(&fx->f, &fx->m, 5 * PAGE + 17, 3 * PAGE + 4001, 3);
+	pt_write(&fx->f, &fx->m, 10, 2 * PAGE - 5, 4);
 	pt_assert_cached(&fx->f, &fx->m);
 	assert_int_equal(pcache_fsync(&fx->f, true), 0);
 	pt_assert_backing(fx->fd, &fx->m);
@@ -92,8 +81,8 @@ static void test_rw_sparse_holes_stay_holes_in_backing(void **state)
 	struct stat st;
 	off_t far = 32 * PAGE * 4; /* 8 MiB */
 
-	rw_write(fx, 4096, 0, 1);
-	rw_write(fx, 4096, far, 2);
+	pt_write(&fx->f, &fx->m, 4096, 0, 1);
+	pt_write(&fx->f, &fx->m, 4096, far, 2);
 	assert_int_equal(pcache_fsync(&fx->f, false), 0);
 	pt_assert_backing(fx->fd, &fx->m);
 	/* Nothing between the two writes was written: it is still a hole. */
@@ -112,7 +101,7 @@ static void test_rw_appends_in_odd_sizes_round_trip(void **state)
 	for (unsigned i = 0; i < 200; i++) {
 		size_t len = 1 + (i * 7919u) % 9000u;
 
-		rw_write(fx, len, off, i);
+		pt_write(&fx->f, &fx->m, len, off, i);
 		off += (off_t)len;
 	}
 	pt_assert_cached(&fx->f, &fx->m);
@@ -133,11 +122,11 @@ static void test_rw_overwrite_merges_with_backing_bytes(void **state)
 	assert_int_equal(pwrite(fx->fd, orig, len, 0), (ssize_t)len);
 	pt_model_write(&fx->m, orig, len, 0);
 	free(orig);
-	pcache_truncate(&fx->f, (off_t)len); /* the cache learns the size */
-	rw_write(fx, 100, 500, 1);           /* partial page: backing around it */
+	pcache_truncate(&fx->f, (off_t)len);   /* the cache learns the size */
+	pt_write(&fx->f, &fx->m, 100, 500, 1); /* partial page: backing around it */
 	pt_assert_cached(&fx->f, &fx->m);
-	rw_write(fx, 50, 40000, 2); /* not adjacent: the page is filled first */
-	rw_write(fx, 2 * PAGE, PAGE + 10, 3);
+	pt_write(&fx->f, &fx->m, 50, 40000, 2); /* not adjacent: the page is filled first */
+	pt_write(&fx->f, &fx->m, 2 * PAGE, PAGE + 10, 3);
 	pt_assert_cached(&fx->f, &fx->m);
 	assert_int_equal(pcache_fsync(&fx->f, false), 0);
 	pt_assert_backing(fx->fd, &fx->m);
@@ -152,7 +141,7 @@ static void test_rw_read_of_partially_dirty_page_merges_backing_and_dirty(void *
 	assert_int_equal(pwrite(fx->fd, orig, PAGE, 0), (ssize_t)PAGE);
 	pt_model_write(&fx->m, orig, PAGE, 0);
 	assert_int_equal(pcache_truncate(&fx->f, PAGE), 0);
-	rw_write(fx, 1000, 30000, 8);
+	pt_write(&fx->f, &fx->m, 1000, 30000, 8);
 	/* A read inside the dirty range, one outside, one across both. */
 	assert_int_equal(pcache_read(&fx->f, got, 10, 30100), 10);
 	assert_memory_equal(got, fx->m.data + 30100, 10);
@@ -170,7 +159,7 @@ static void test_rw_read_past_end_returns_zero_bytes(void **state)
 	struct rw_fixture *fx = *state;
 	unsigned char buf[64];
 
-	rw_write(fx, 100, 0, 1);
+	pt_write(&fx->f, &fx->m, 100, 0, 1);
 	assert_int_equal(pcache_read(&fx->f, buf, sizeof(buf), 100), 0);
 	assert_int_equal(pcache_read(&fx->f, buf, sizeof(buf), 5000), 0);
 	assert_int_equal(pcache_read(&fx->f, buf, sizeof(buf), 90), 10);
@@ -181,8 +170,8 @@ static void test_rw_bytes_between_backing_end_and_cached_size_read_as_zeros(void
 	struct rw_fixture *fx = *state;
 	unsigned char buf[3 * PAGE];
 
-	rw_write(fx, 10, 0, 1);
-	rw_write(fx, 10, 2 * PAGE + 5, 2); /* backing file is still empty */
+	pt_write(&fx->f, &fx->m, 10, 0, 1);
+	pt_write(&fx->f, &fx->m, 10, 2 * PAGE + 5, 2); /* backing file is still empty */
 	assert_int_equal(pcache_read(&fx->f, buf, sizeof(buf), 0), 2 * PAGE + 15);
 	assert_memory_equal(buf, fx->m.data, 2 * PAGE + 15);
 	pt_assert_cached(&fx->f, &fx->m);
@@ -193,7 +182,7 @@ static void test_rw_truncate_down_drops_dirty_tail_and_zeroes_last_page(void **s
 	struct rw_fixture *fx = *state;
 	struct pcache_usage u;
 
-	rw_write(fx, 5 * PAGE, 0, 1);
+	pt_write(&fx->f, &fx->m, 5 * PAGE, 0, 1);
 	assert_int_equal(pcache_truncate(&fx->f, 2 * PAGE + 100), 0);
 	pt_model_truncate(&fx->m, 2 * PAGE + 100);
 	pcache_usage_read(fx->env.pc, &u);
@@ -211,11 +200,11 @@ static void test_rw_truncate_of_written_back_file_then_write(void **state)
 {
 	struct rw_fixture *fx = *state;
 
-	rw_write(fx, 3 * PAGE, 0, 1);
+	pt_write(&fx->f, &fx->m, 3 * PAGE, 0, 1);
 	assert_int_equal(pcache_fsync(&fx->f, false), 0);
 	assert_int_equal(pcache_truncate(&fx->f, 1000), 0);
 	pt_model_truncate(&fx->m, 1000);
-	rw_write(fx, 10, 3 * PAGE, 2);
+	pt_write(&fx->f, &fx->m, 10, 3 * PAGE, 2);
 	pt_assert_cached(&fx->f, &fx->m);
 	assert_int_equal(pcache_fsync(&fx->f, false), 0);
 	pt_assert_backing(fx->fd, &fx->m);
@@ -230,10 +219,10 @@ static void test_rw_truncate_inside_last_page_before_its_dirty_range_cleans_it(v
 	unsigned char buf[PAGE];
 	struct pcache_usage u;
 
-	rw_write(fx, PAGE, 0, 1);
+	pt_write(&fx->f, &fx->m, PAGE, 0, 1);
 	assert_int_equal(pcache_fsync(&fx->f, false), 0);
 	assert_int_equal(pcache_read(&fx->f, buf, PAGE, 0), PAGE); /* whole, clean */
-	rw_write(fx, 1000, 5000, 2);                               /* dirty [5000, 6000) */
+	pt_write(&fx->f, &fx->m, 1000, 5000, 2);                   /* dirty [5000, 6000) */
 	assert_int_equal(pcache_truncate(&fx->f, 4000), 0);
 	pt_model_truncate(&fx->m, 4000);
 	pcache_usage_read(fx->env.pc, &u);
@@ -250,7 +239,7 @@ static void test_rw_invalidate_range_writes_back_then_forgets(void **state)
 	struct rw_fixture *fx = *state;
 	struct pcache_usage u;
 
-	rw_write(fx, 4 * PAGE, 0, 1);
+	pt_write(&fx->f, &fx->m, 4 * PAGE, 0, 1);
 	assert_int_equal(pcache_invalidate_range(&fx->f, PAGE, 2 * PAGE), 0);
 	pcache_usage_read(fx->env.pc, &u);
 	assert_int_equal(u.cached_bytes, 2 * PAGE);
@@ -274,7 +263,7 @@ static void test_rw_random_operations_match_model_after_each_fsync(void **state)
 		size_t len = (size_t)(pt_rand(&seed) % (pt_rand(&seed) % 2 ? 300 : 70000)) + 1;
 
 		if (op < 60) {
-			rw_write(fx, len, off, i);
+			pt_write(&fx->f, &fx->m, len, off, i);
 		} else if (op < 68) {
 			off_t size = (off_t)(pt_rand(&seed) % (fx->m.size + 8192));
 

@@ -39,26 +39,15 @@ static int rc_teardown(void **state)
 	return 0;
 }
 
-static void rc_write(struct rc_fixture *fx, size_t len, off_t off, unsigned gen)
-{
-	unsigned char *buf = malloc(len);
-
-	assert_non_null(buf);
-	pt_fill(buf, len, off, gen);
-	assert_int_equal(pcache_write(&fx->f, buf, len, off), (ssize_t)len);
-	pt_model_write(&fx->m, buf, len, off);
-	free(buf);
-}
-
 static void test_reclaim_drop_clean_frees_clean_pages_only(void **state)
 {
 	struct rc_fixture *fx = *state;
 	struct pcache_usage u;
 	uint64_t live_before;
 
-	rc_write(fx, 4 * PAGE, 0, 1);
+	pt_write(&fx->f, &fx->m, 4 * PAGE, 0, 1);
 	assert_int_equal(pcache_fsync(&fx->f, false), 0);
-	rc_write(fx, 2 * PAGE, 4 * PAGE, 2); /* dirty, must survive */
+	pt_write(&fx->f, &fx->m, 2 * PAGE, 4 * PAGE, 2); /* dirty, must survive */
 	live_before = alloc_live(fx->env.a);
 	assert_int_equal(pcache_drop_clean(fx->env.pc), 4 * PAGE);
 	assert_true(alloc_live(fx->env.a) <= live_before - 4 * PAGE);
@@ -74,7 +63,7 @@ static void test_reclaim_read_pages_are_cached_clean_and_droppable(void **state)
 	struct rc_fixture *fx = *state;
 	struct pcache_usage u;
 
-	rc_write(fx, 3 * PAGE, 0, 1);
+	pt_write(&fx->f, &fx->m, 3 * PAGE, 0, 1);
 	assert_int_equal(pcache_fsync(&fx->f, false), 0);
 	pcache_drop_clean(fx->env.pc);
 	pt_assert_cached(&fx->f, &fx->m); /* fills the cache again */
@@ -89,9 +78,9 @@ static void test_reclaim_nofs_drops_clean_but_never_writes(void **state)
 	struct rc_fixture *fx = *state;
 	struct pcache_usage u;
 
-	rc_write(fx, PAGE, 0, 1);
+	pt_write(&fx->f, &fx->m, PAGE, 0, 1);
 	assert_int_equal(pcache_fsync(&fx->f, false), 0);
-	rc_write(fx, 3 * PAGE, PAGE, 2);
+	pt_write(&fx->f, &fx->m, 3 * PAGE, PAGE, 2);
 	assert_int_equal(alloc_reclaim(fx->env.a, 100 * PAGE, ALLOC_NOFS), PAGE);
 	pcache_usage_read(fx->env.pc, &u);
 	assert_int_equal(u.dirty_bytes, 3 * PAGE);
@@ -103,7 +92,7 @@ static void test_reclaim_blocking_writes_dirty_files_back_and_frees_them(void **
 	struct rc_fixture *fx = *state;
 	struct pcache_usage u;
 
-	rc_write(fx, 40 * PAGE + 123, 77, 1); /* more pages than one stack batch */
+	pt_write(&fx->f, &fx->m, 40 * PAGE + 123, 77, 1); /* more pages than one stack batch */
 	assert_true(alloc_reclaim(fx->env.a, 100 * PAGE, 0) >= 40 * PAGE);
 	pcache_usage_read(fx->env.pc, &u);
 	assert_int_equal(u.dirty_bytes, 0);
@@ -118,7 +107,7 @@ static void test_reclaim_stops_near_what_was_asked(void **state)
 	struct rc_fixture *fx = *state;
 	struct pcache_usage u;
 
-	rc_write(fx, 10 * PAGE, 0, 1);
+	pt_write(&fx->f, &fx->m, 10 * PAGE, 0, 1);
 	assert_int_equal(pcache_fsync(&fx->f, false), 0);
 	assert_int_equal(alloc_reclaim(fx->env.a, 2 * PAGE, ALLOC_NOFS), 2 * PAGE);
 	pcache_usage_read(fx->env.pc, &u);
@@ -139,7 +128,7 @@ static void test_reclaim_skips_past_a_file_whose_writeback_fails(void **state)
 
 	gfd = pt_file_open(&fx->env, &g, "second");
 	pt_model_init(&mg);
-	rc_write(fx, 2 * PAGE, 0, 1); /* fx->f is the oldest dirty file */
+	pt_write(&fx->f, &fx->m, 2 * PAGE, 0, 1); /* fx->f is the oldest dirty file */
 	pt_fill(buf, sizeof(buf), 0, 2);
 	assert_int_equal(pcache_write(&g, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
 	pt_model_write(&mg, buf, sizeof(buf), 0);

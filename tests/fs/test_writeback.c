@@ -39,17 +39,6 @@ static void wb_free(struct wb_fixture *fx)
 	free(fx);
 }
 
-static void wb_write(struct wb_fixture *fx, size_t len, off_t off, unsigned gen)
-{
-	unsigned char *buf = malloc(len);
-
-	assert_non_null(buf);
-	pt_fill(buf, len, off, gen);
-	assert_int_equal(pcache_write(&fx->f, buf, len, off), (ssize_t)len);
-	pt_model_write(&fx->m, buf, len, off);
-	free(buf);
-}
-
 static bool usage_clean(void *data)
 {
 	struct pcache_usage u;
@@ -64,7 +53,7 @@ static void test_writeback_thread_writes_pages_older_than_writeback_ms(void **st
 	struct pcache_usage u;
 
 	(void)state;
-	wb_write(fx, 3 * PAGE + 77, 1000, 1);
+	pt_write(&fx->f, &fx->m, 3 * PAGE + 77, 1000, 1);
 	assert_int_equal(pcache_writeback_start(fx->env.pc), 0);
 	assert_true(pt_wait_until(usage_clean, fx->env.pc, 10000));
 	pt_assert_backing(fx->fd, &fx->m);
@@ -98,7 +87,7 @@ static void test_writeback_thread_starts_at_once_past_dirty_limit(void **state)
 
 	(void)state;
 	assert_int_equal(pcache_writeback_start(fx->env.pc), 0);
-	wb_write(fx, 32 * PAGE, 0, 1);
+	pt_write(&fx->f, &fx->m, 32 * PAGE, 0, 1);
 	assert_true(pt_wait_until(under_limit, &c, 10000));
 	pcache_usage_read(fx->env.pc, &u);
 	assert_true(u.pages_written >= 28);
@@ -112,7 +101,7 @@ static void test_writeback_young_pages_stay_dirty_without_pressure(void **state)
 
 	(void)state;
 	assert_int_equal(pcache_writeback_start(fx->env.pc), 0);
-	wb_write(fx, 2 * PAGE, 0, 1);
+	pt_write(&fx->f, &fx->m, 2 * PAGE, 0, 1);
 	pt_sleep_ms(100);
 	pcache_usage_read(fx->env.pc, &u);
 	assert_int_equal(u.dirty_bytes, 2 * PAGE);
@@ -127,7 +116,7 @@ static void test_writeback_set_config_takes_effect_at_run_time(void **state)
 
 	(void)state;
 	assert_int_equal(pcache_writeback_start(fx->env.pc), 0);
-	wb_write(fx, 2 * PAGE, 0, 1);
+	pt_write(&fx->f, &fx->m, 2 * PAGE, 0, 1);
 	pt_sleep_ms(50);
 	assert_false(usage_clean(fx->env.pc)); /* an hour is long */
 	pcache_set_config(fx->env.pc, &c);
@@ -160,9 +149,9 @@ static void test_writeback_for_each_dirty_lists_exactly_the_dirty_ranges(void **
 
 	(void)state;
 	/* Written out of order on purpose: the listing is in file order. */
-	wb_write(fx, 100, 5 * PAGE + 10, 1);
-	wb_write(fx, 2 * PAGE - 50, 50, 2); /* [50, 2 PAGE): two pages, one range */
-	wb_write(fx, 10, 3 * PAGE, 3);
+	pt_write(&fx->f, &fx->m, 100, 5 * PAGE + 10, 1);
+	pt_write(&fx->f, &fx->m, 2 * PAGE - 50, 50, 2); /* [50, 2 PAGE): two pages, one range */
+	pt_write(&fx->f, &fx->m, 10, 3 * PAGE, 3);
 	pcache_for_each_dirty(fx->env.pc, log_range, &log);
 	assert_int_equal(log.n, 3);
 	assert_int_equal(log.id[0], fx->f.id);
@@ -208,7 +197,7 @@ static void test_writeback_backing_error_keeps_data_dirty_and_fsync_reports_it(v
 	int saved;
 
 	(void)state;
-	wb_write(fx, 2 * PAGE + 5, 0, 1);
+	pt_write(&fx->f, &fx->m, 2 * PAGE + 5, 0, 1);
 	fd_make_read_only(fx, &saved);
 	assert_int_equal(pcache_fsync(&fx->f, false), -EBADF);
 	assert_true(pcache_file_is_dirty(&fx->f));
@@ -238,7 +227,7 @@ static void test_writeback_thread_error_is_kept_for_the_next_fsync_once(void **s
 
 	(void)state;
 	fd_make_read_only(fx, &saved);
-	wb_write(fx, PAGE, 0, 1);
+	pt_write(&fx->f, &fx->m, PAGE, 0, 1);
 	assert_int_equal(pcache_writeback_start(fx->env.pc), 0);
 	assert_true(pt_wait_until(saw_writeback_error, fx->env.pc, 10000));
 	assert_true(pcache_file_is_dirty(&fx->f));
@@ -483,7 +472,7 @@ static void test_writeback_sync_all_writes_every_dirty_file(void **state)
 	(void)state;
 	gfd = pt_file_open(&fx->env, &g, "second");
 	pt_model_init(&mg);
-	wb_write(fx, 3 * PAGE, 100, 1);
+	pt_write(&fx->f, &fx->m, 3 * PAGE, 100, 1);
 	pt_fill(buf, sizeof(buf), 70000, 2);
 	assert_int_equal(pcache_write(&g, buf, sizeof(buf), 70000), (ssize_t)sizeof(buf));
 	pt_model_write(&mg, buf, sizeof(buf), 70000);
