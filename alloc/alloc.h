@@ -324,6 +324,12 @@ void alloc_stats_read(struct alloc *a, struct alloc_stats *out);
  * length it needed, NUL not included (as snprintf: buf NULL, len 0 asks).
  */
 size_t alloc_stats_json(struct alloc *a, char *buf, size_t len);
+/*
+ * The part of that object a caller can embed in its own JSON object:
+ * "total":{...},"sites":{...},"stall_histogram_ms":{...} (no braces around
+ * it), from a snapshot the caller read. snprintf-like, as above.
+ */
+size_t alloc_stats_json_members(const struct alloc_stats *st, char *buf, size_t len);
 /* Zero the SUM and MAX counters (not live). */
 void alloc_stats_reset(struct alloc *a);
 

@@ -208,11 +208,37 @@ static void json_counters(struct json_out *j, const uint64_t *row)
 	json_put(j, "}");
 }
 
+size_t alloc_stats_json_members(const struct alloc_stats *st, char *buf, size_t len)
+{
+	struct json_out j = {.buf = buf, .len = len, .used = 0};
+
+	if (len > 0)
+		buf[0] = '\0';
+	json_put(&j, "\"total\":");
+	json_counters(&j, st->total);
+	json_put(&j, ",\"sites\":{");
+	for (unsigned s = 0; s < ALLOC_SITE_COUNT; s++) {
+		json_put(&j, "%s\"%s\":", s ? "," : "", alloc_site_name((enum alloc_site)s));
+		json_counters(&j, st->site[s]);
+	}
+	json_put(&j, "},\"stall_histogram_ms\":{");
+	for (unsigned b = 0; b < ALLOC_STALL_BUCKETS; b++) {
+		if (b < ALLOC_STALL_BUCKETS - 1)
+			json_put(&j, "%s\"<%llu\":%" PRIu64, b ? "," : "", 1ull << b,
+			         st->stall_hist[b]);
+		else
+			json_put(&j, ",\">=%llu\":%" PRIu64, 1ull << (b - 1), st->stall_hist[b]);
+	}
+	json_put(&j, "}");
+	return j.used;
+}
+
 size_t alloc_stats_json(struct alloc *a, char *buf, size_t len)
 {
 	struct json_out j = {.buf = buf, .len = len, .used = 0};
 	const struct pfs_policy *policy = alloc_policy(a);
 	struct alloc_stats st;
+	size_t members;
 
 	if (len > 0)
 		buf[0] = '\0';
@@ -220,22 +246,11 @@ size_t alloc_stats_json(struct alloc *a, char *buf, size_t len)
 	json_put(&j, "{\"mem_limit\":%" PRIu64 ",\"balloon\":%" PRIu64 ",\"charged\":%" PRIu64,
 	         st.mem_limit, st.balloon, st.charged);
 	/* Policy names are short lowercase words (the loader checks), no escaping. */
-	json_put(&j,
-	         ",\"policy\":\"%s\",\"total\":", policy && policy->name ? policy->name : "none");
-	json_counters(&j, st.total);
-	json_put(&j, ",\"sites\":{");
-	for (unsigned s = 0; s < ALLOC_SITE_COUNT; s++) {
-		json_put(&j, "%s\"%s\":", s ? "," : "", alloc_site_name((enum alloc_site)s));
-		json_counters(&j, st.site[s]);
-	}
-	json_put(&j, "},\"stall_histogram_ms\":{");
-	for (unsigned b = 0; b < ALLOC_STALL_BUCKETS; b++) {
-		if (b < ALLOC_STALL_BUCKETS - 1)
-			json_put(&j, "%s\"<%llu\":%" PRIu64, b ? "," : "", 1ull << b,
-			         st.stall_hist[b]);
-		else
-			json_put(&j, ",\">=%llu\":%" PRIu64, 1ull << (b - 1), st.stall_hist[b]);
-	}
-	json_put(&j, "}}");
+	json_put(&j, ",\"policy\":\"%s\",",
+	         policy && policy->name ? policy->name : "none");
+	members = alloc_stats_json_members(&st, j.used < j.len ? j.buf + j.used : NULL,
+	                                   j.used < j.len ? j.len - j.used : 0);
+	j.used += members;
+	json_put(&j, "}");
 	return j.used;
 }

@@ -88,20 +88,13 @@ static void pfs_policy_describe(struct pfs *fs, char *name, size_t namelen, char
 		args[0] = '\0';
 }
 
-static void pfs_stats_counters(struct pfs_buf *b, const uint64_t *c)
-{
-	for (int s = 0; s < ALLOC_STAT_COUNT; s++)
-		pfs_buf_printf(b, "%s\"%s\":%" PRIu64, s ? "," : "{",
-			       alloc_stat_name((enum alloc_stat)s), c[s]);
-	pfs_buf_printf(b, "}");
-}
-
 size_t pfs_stats_json(struct pfs *fs, char *out, size_t len)
 {
 	struct pfs_buf b = {.p = out, .cap = len};
 	struct pcache_usage u;
 	struct alloc_stats st;
 	char name[64], args[512];
+	size_t members;
 
 	pthread_mutex_lock(&fs->ctl_lock);
 	pfs_policy_describe(fs, name, sizeof(name), args, sizeof(args));
@@ -123,23 +116,16 @@ size_t pfs_stats_json(struct pfs *fs, char *out, size_t len)
 		       ",\"writeback_errors\":%" PRIu64 ",\"pages_written\":%" PRIu64,
 		       u.cached_bytes, u.dirty_bytes, u.writeback_bytes, u.writeback_errors,
 		       u.pages_written);
-	pfs_buf_printf(&b, ",\"total\":");
-	pfs_stats_counters(&b, st.total);
-	pfs_buf_printf(&b, ",\"sites\":{");
-	for (int s = 0; s < ALLOC_SITE_COUNT; s++) {
-		pfs_buf_printf(&b, "%s\"%s\":", s ? "," : "", alloc_site_name((enum alloc_site)s));
-		pfs_stats_counters(&b, st.site[s]);
+	/* The allocator's counters, per site and in total, from the same snapshot. */
+	members = alloc_stats_json_members(&st, NULL, 0);
+	pfs_buf_printf(&b, ",");
+	pfs_buf_reserve(&b, members);
+	if (!b.err) {
+		alloc_stats_json_members(&st, b.len < b.cap ? b.p + b.len : NULL,
+					 b.len < b.cap ? b.cap - b.len : 0);
+		b.len += members;
 	}
-	pfs_buf_printf(&b, "},\"stall_histogram_ms\":{");
-	for (unsigned i = 0; i < ALLOC_STALL_BUCKETS; i++) {
-		if (i < ALLOC_STALL_BUCKETS - 1)
-			pfs_buf_printf(&b, "%s\"<%llu\":%" PRIu64, i ? "," : "", 1ull << i,
-				       st.stall_hist[i]);
-		else
-			pfs_buf_printf(&b, ",\">=%llu\":%" PRIu64, 1ull << (i - 1),
-				       st.stall_hist[i]);
-	}
-	pfs_buf_printf(&b, "}}\n");
+	pfs_buf_printf(&b, "}\n");
 	return b.len;
 }
 
