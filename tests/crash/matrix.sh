@@ -170,6 +170,7 @@ crash_iteration() {
 		--fsync-every "$fsync_every" --seed "$S" --on-error retry --stall-secs 30 \
 		--quiet --summary "$W/summary.$IT" >/dev/null 2>"$W/stress.$IT.err" &
 	stress_pid=$!
+	pfs_helper "$stress_pid"
 	sleep "$(printf '%d.%03d' $((kill_ms / 1000)) $((kill_ms % 1000)))"
 
 	case $mode in

@@ -25,6 +25,7 @@ C=$M/.pressurefs
 	--block 4K --duration "$SECS" --fsync-every 8 --on-error skip --stall-secs 30 --quiet \
 	>"$W/summary.json" 2>"$W/stress.err" &
 spid=$!
+pfs_helper "$spid"
 
 # Each loop runs until the writer is done; the IO helper reports errors as
 # names instead of failing, so EINVAL/ENOMEM from a racing knob is data.
@@ -57,6 +58,7 @@ storm knobs knobs & p1=$!
 storm policies policies & p2=$!
 storm flushes flushes & p3=$!
 storm reads reads & p4=$!
+pfs_helper "$p1" "$p2" "$p3" "$p4"
 pfs_wait_pid "$spid" $((SECS + 120)) || pfs_fail "pfs-stress did not end: a deadlock?"
 case $PFS_STATUS in 0 | 3) ;; *) pfs_fail "pfs-stress exited $PFS_STATUS: $(tail -n 3 "$W/stress.err")" ;; esac
 for p in $p1 $p2 $p3 $p4; do

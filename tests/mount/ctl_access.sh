@@ -12,13 +12,7 @@
 pfs_init "$@"
 
 [ "$(id -u)" = 0 ] || pfs_fail "this test switches to user nobody and must run as root"
-NOBODY_UID=$(id -u nobody) || pfs_fail "no user nobody"
-NOBODY_GID=$(id -g nobody) || pfs_fail "no group for nobody"
-# The helper must be reachable by nobody whatever the build dir's modes are.
-install -m 755 "$PFS_IO" "$PFS_T/io"
-as_nobody() {
-	pfs_run 30 setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups "$@"
-}
+pfs_use_nobody
 # Another uid that the kernel's permission checks let through.
 as_nobody_dac() {
 	pfs_run 30 setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups \

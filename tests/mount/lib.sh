@@ -6,9 +6,11 @@
 #
 # and then mounts with pfs_mount. What this library promises:
 #   - skip (exit 77) only when /dev/fuse or fusermount3 is missing;
-#   - every mount made through pfs_mount is unmounted on exit, whatever
-#     happened (fusermount3 -u, then -uz as the last resort), and every
-#     daemon it started is waited for (bounded), then ended by its PID;
+#   - every mount made through pfs_mount, and every FUSE mount found under
+#     the test's temp root however it was made, is unmounted on exit,
+#     whatever happened (fusermount3 -u, then -uz as the last resort), and
+#     every daemon pfs_mount started is waited for (bounded), then ended by
+#     its PID; helpers registered with pfs_helper are ended first;
 #   - every temp dir is removed (rm --one-file-system: never through a
 #     mount that refused to go);
 #   - every wait is bounded: nothing here can hang a CI job.
@@ -24,6 +26,7 @@ PFS_NAME=$(basename "$0" .sh)
 PFS_T=""		# the test's temp root
 PFS_MOUNTS=()		# mountpoints made by pfs_mount (cleanup unmounts them)
 PFS_PIDS=()		# daemon PIDs started by pfs_mount (cleanup ends them)
+PFS_HELPERS=()		# background jobs using the mount (cleanup ends them first)
 PFS_EXTRA_MOUNTS=()	# other mounts a test made (a small tmpfs...): unmounted last
 PFS_PID=""		# the last daemon started
 PFS_LOG=""		# its stderr
@@ -133,6 +136,16 @@ pfs_forget_pid() {
 	PFS_PIDS=("${keep[@]}")
 }
 
+# pfs_helper PID...: a background job the test started that uses the mount
+# (a writer, a loop): cleanup ends it before unmounting, so it neither keeps
+# the mount busy nor outlives the test.
+pfs_helper() { PFS_HELPERS+=("$@"); }
+
+# The FUSE mounts under $1 (/proc only: cannot hang).
+pfs_fuse_mounts_under() {
+	awk -v t="$1/" '$3 ~ /^fuse/ && index($2, t) == 1 { print $2 }' /proc/self/mounts
+}
+
 pfs_forget_mount() {
 	local m keep=()
 	for m in "${PFS_MOUNTS[@]}"; do [ "$m" = "$1" ] || keep+=("$m"); done
@@ -213,6 +226,16 @@ pfs_cleanup() {
 	trap - EXIT TERM INT HUP
 	set +e
 	cd / || true
+	for p in "${PFS_HELPERS[@]}"; do
+		pfs_pid_alive "$p" || continue
+		kill -TERM "$p" 2>/dev/null
+		pfs_wait_pid "$p" 5 && continue
+		kill -KILL "$p" 2>/dev/null
+		pfs_wait_pid "$p" 5
+	done
+	# A mount the test made by hand (or a daemon that should have refused
+	# to mount) is ours too if it is under the temp root.
+	[ -n "$PFS_T" ] && mapfile -t -O "${#PFS_MOUNTS[@]}" PFS_MOUNTS < <(pfs_fuse_mounts_under "$(realpath -e "$PFS_T" 2>/dev/null || echo "$PFS_T")")
 	for m in "${PFS_MOUNTS[@]}"; do
 		pfs_is_mounted "$m" || continue
 		for ((i = 0; i < 6; i++)); do
@@ -252,6 +275,22 @@ pfs_cleanup() {
 		echo "$PFS_NAME: PASS ($PFS_CHECKS checks)"
 	fi
 	exit "$rc"
+}
+
+# ---- another user ----
+
+# pfs_use_nobody: NOBODY_UID, NOBODY_GID, and $PFS_T/io, a copy of the IO
+# helper that nobody can run whatever the build dir's modes are. The caller
+# checks it runs as root (skip or fail, as it sees fit).
+pfs_use_nobody() {
+	NOBODY_UID=$(id -u nobody) || pfs_fail "no user nobody"
+	NOBODY_GID=$(id -g nobody) || pfs_fail "no group for nobody"
+	install -m 755 "$PFS_IO" "$PFS_T/io" || pfs_fail "install $PFS_IO"
+}
+
+# as_nobody CMD...: run CMD as nobody (bounded).
+as_nobody() {
+	pfs_run 30 setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups "$@"
 }
 
 # ---- bounded commands ----

@@ -21,7 +21,6 @@ command -v mount.fuse3 >/dev/null || pfs_fail "mount.fuse3 is missing (package f
 mkdir -p "$PFS_T/bin"
 ln -s "$(readlink -f "$PFS_EXE")" "$PFS_T/bin/pressurefs"
 export PATH="$PFS_T/bin:$PATH"
-PFS_MOUNTS+=("$M")	# the EXIT trap unmounts whatever happens
 # A daemonized sanitizer build has no stderr: keep its reports for pfs_fail.
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$PFS_T/daemon.san"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$PFS_T/daemon.san"

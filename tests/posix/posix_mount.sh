@@ -28,10 +28,6 @@ elif [ "${1:-}" = -O ]; then # the whole option string, without the defaults abo
 fi
 PFS_NAME="posix[$(basename "$EXE")]"
 
-# The exerciser, if still running, dies with the test.
-FSX_PID=""
-trap 'rc=$?; [ -n "$FSX_PID" ] && kill "$FSX_PID" 2>/dev/null; (exit $rc); pfs_cleanup' EXIT
-
 posix_run_tests() {
 	mkdir "$M/t" || pfs_fail "mkdir in the mount"
 	chmod 755 "$M/t"
@@ -46,7 +42,7 @@ posix_run_tests() {
 }
 
 posix_run_fsx() {
-	local req=$W/remount.req rep=$W/remount.rep line remounts=0 rc f
+	local req=$W/remount.req rep=$W/remount.rep line remounts=0 rc f fsx_pid
 	mkfifo "$req" "$rep" || pfs_fail "mkfifo"
 	# Both ends held open here, so neither side blocks in open(); every
 	# read is bounded.
@@ -61,18 +57,20 @@ read -r -t $((PFS_EXIT_TIMEOUT + PFS_MOUNT_TIMEOUT + 30)) ans <'$rep' || exit 1
 EOF
 	chmod +x "$client"
 
-	"$EXE" --file "$M/fsx" --remount-cmd "$client" --save-model "$W/model" "$@" &
-	FSX_PID=$!
-	while pfs_pid_alive "$FSX_PID"; do
+	# Bounded (below meson's 600 s) and, if still running, ended by the
+	# clean-up before it unmounts.
+	timeout -k 5 540 "$EXE" --file "$M/fsx" --remount-cmd "$client" --save-model "$W/model" "$@" &
+	fsx_pid=$!
+	pfs_helper "$fsx_pid"
+	while pfs_pid_alive "$fsx_pid"; do
 		read -r -t 1 -u 3 line || continue
 		pfs_umount_clean
 		pfs_mount -o "$OPTS"
 		remounts=$((remounts + 1))
 		echo ok >&4
 	done
-	wait "$FSX_PID"
+	wait "$fsx_pid"
 	rc=$?
-	FSX_PID=""
 	[ "$rc" = 0 ] || pfs_fail "pfs-fsx failed (status $rc) on the mount (options $OPTS)"
 	pfs_ok "pfs-fsx matched its model through $remounts remounts (options $OPTS)"
 	pfs_umount_clean

@@ -116,13 +116,28 @@ static int owner_create_nodes(void *arg)
 	return c.failures;
 }
 
+/* nobody creates the nodes of owner_create_nodes under PREFIX; each is
+ * owned by uid:gid through the mount and in the backing dir. */
+static void owner_nodes_by_nobody_owned(const struct posix_ctx *ctx, const char *prefix, uid_t uid,
+					gid_t gid)
+{
+	static const char *const names[] = {"f", "d", "l", "p", "s", "d/sub"};
+	char name[64];
+
+	owner_as_nobody(owner_create_nodes, (void *)prefix);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(name, sizeof(name), "%s%s", prefix, names[i]);
+		owner_expect_ids(name, uid, gid);
+		owner_expect_backing_ids(ctx, name, uid, gid);
+	}
+}
+
 /* A file, directory, symlink, FIFO and socket node created by nobody belong
  * to nobody:nogroup, with the modes asked for (minus the umask), through
  * the mount and in the backing dir. */
 static void test_owner_file_dir_symlink_nodes_belong_to_creator(void **state)
 {
 	struct posix_ctx *ctx = *state;
-	static const char *const names[] = {"f", "d", "l", "p", "s", "d/sub"};
 	struct stat st;
 	uid_t uid;
 	gid_t gid;
@@ -130,11 +145,7 @@ static void test_owner_file_dir_symlink_nodes_belong_to_creator(void **state)
 	posix_require_root();
 	posix_other_user(&uid, &gid);
 	assert_ok(chmod(".", 0777));
-	owner_as_nobody(owner_create_nodes, "");
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		owner_expect_ids(names[i], uid, gid);
-		owner_expect_backing_ids(ctx, names[i], uid, gid);
-	}
+	owner_nodes_by_nobody_owned(ctx, "", uid, gid);
 	assert_ok(lstat("f", &st));
 	assert_int_equal(st.st_mode, S_IFREG | 0640);
 	assert_int_equal(st.st_size, 4);
@@ -153,7 +164,6 @@ static void test_owner_file_dir_symlink_nodes_belong_to_creator(void **state)
 static void test_owner_setgid_dir_passes_its_group_on(void **state)
 {
 	struct posix_ctx *ctx = *state;
-	static const char *const names[] = {"sg/f", "sg/d", "sg/l", "sg/p", "sg/s", "sg/d/sub"};
 	struct stat st;
 	uid_t uid;
 	gid_t gid;
@@ -163,11 +173,7 @@ static void test_owner_setgid_dir_passes_its_group_on(void **state)
 	assert_ok(mkdir("sg", 0755));
 	assert_ok(chown("sg", 0, OTHER_GROUP));
 	assert_ok(chmod("sg", 02777));
-	owner_as_nobody(owner_create_nodes, "sg/");
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		owner_expect_ids(names[i], uid, OTHER_GROUP);
-		owner_expect_backing_ids(ctx, names[i], uid, OTHER_GROUP);
-	}
+	owner_nodes_by_nobody_owned(ctx, "sg/", uid, OTHER_GROUP);
 	assert_ok(stat("sg/d", &st));
 	assert_true(st.st_mode & S_ISGID);
 	assert_ok(stat("sg/d/sub", &st));

@@ -16,12 +16,7 @@ pfs_init "$@"
 PFS_NAME=security-access
 
 [ "$(id -u)" = 0 ] || pfs_skip "switching to user nobody needs root"
-NOBODY_UID=$(id -u nobody) || pfs_fail "no user nobody"
-NOBODY_GID=$(id -g nobody) || pfs_fail "no group for nobody"
-install -m 755 "$PFS_IO" "$PFS_T/io"
-as_nobody() {
-	pfs_run 30 setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups "$@"
-}
+pfs_use_nobody
 # errno name of a command run as nobody: "OK" or e.g. "EACCES"
 nobody_errno() {
 	local out
@@ -71,20 +66,21 @@ B2="$PFS_T/b,allow_other"
 mkdir -p "$B2"
 chmod 755 "$B2"
 cp -p "$B/secret" "$B2/secret"
-pfs_run 20 "$PFS_EXE" -f "$B2" "$M" </dev/null >"$W/comma.log" 2>&1 &
+# Not pfs_mount: refusing to mount is a pass here. The clean-up unmounts
+# whatever is mounted under the temp root and ends the daemon.
+timeout -k 5 20 "$PFS_EXE" -f "$B2" "$M" </dev/null >"$W/comma.log" 2>&1 &
 comma_pid=$!
+pfs_helper "$comma_pid"
 for ((i = 0; i < 50; i++)); do
 	pfs_is_mounted "$M" && break
 	pfs_pid_alive "$comma_pid" || break
 	sleep 0.1
 done
 if pfs_is_mounted "$M"; then
-	PFS_MOUNTS+=("$M")
 	opts=$(mount_opts)
 	soft_check EACCES "$(nobody_errno cat "$M/secret")" \
 		"nobody cannot read the 0600 file of a backing dir named '...,allow_other'"
-	pfs_fusermount_u "$M"
-	pfs_forget_mount "$M"
+	pfs_fusermount_u "$M" || pfs_fail "fusermount3 -u $M failed"
 	wait "$comma_pid"
 	if [[ ",$opts," == *",allow_other,"* ]] && [[ ",$opts," != *",default_permissions,"* ]]; then
 		soft_check "no allow_other" "allow_other without default_permissions ($opts)" \
