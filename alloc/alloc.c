@@ -3,8 +3,9 @@
  *
  * Fast path (injection off, stock covers the size): the thread cache, a few
  * plain stores, malloc. Anything else goes to call_slow(), which makes the
- * attempt again from the start (injection, budget, malloc) and, when it
- * fails, asks the installed policy and carries out its verdict.
+ * attempt again from the start (injection, budget, malloc); when the budget
+ * refuses it, drops clean pages and tries once more (direct reclaim); when
+ * that fails too, asks the installed policy and carries out its verdict.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -83,7 +84,7 @@ void alloc_destroy(struct alloc *a)
 	free(a);
 }
 
-/* ---- policy and reclaimer ---- */
+/* ---- policy ---- */
 
 void alloc_set_policy(struct alloc *a, const struct pfs_policy *ops, void *state)
 {
@@ -122,26 +123,6 @@ static struct pfs_decision policy_decide(struct alloc *a, const struct pfs_failu
 	if (!slot || !slot->ops->decide)
 		return fail;
 	return slot->ops->decide(slot->state, f);
-}
-
-void alloc_set_reclaimer(struct alloc *a, alloc_reclaim_fn fn, void *data)
-{
-	pthread_mutex_lock(&a->lock);
-	a->reclaim_fn = fn;
-	a->reclaim_data = data;
-	pthread_mutex_unlock(&a->lock);
-}
-
-size_t alloc_reclaim(struct alloc *a, size_t want, unsigned flags)
-{
-	alloc_reclaim_fn fn;
-	void *data;
-
-	pthread_mutex_lock(&a->lock);
-	fn = a->reclaim_fn;
-	data = a->reclaim_data;
-	pthread_mutex_unlock(&a->lock);
-	return fn ? fn(data, want, flags) : 0;
 }
 
 /* ---- one attempt ---- */
@@ -265,7 +246,9 @@ static void *call_slow(struct alloc *a, unsigned site, size_t size, unsigned fla
 {
 	struct alloc_retry local = ALLOC_RETRY_INIT;
 	struct alloc_retry *r = retry ? retry : &local;
-	bool waiting = false; /* registered as a waiter since the first wait */
+	bool waiting = false;      /* registered as a waiter since the first wait */
+	bool direct_tried = false; /* direct reclaim had its turn in this call */
+	bool rescue = false;       /* this attempt is the one after direct reclaim */
 	struct alloc_tcache *tc;
 	void *p = NULL;
 
@@ -288,6 +271,8 @@ static void *call_slow(struct alloc *a, unsigned site, size_t size, unsigned fla
 			tc = _alloc_tcache(a);
 		p = attempt(a, tc, site, size, flags, old, &cause);
 		if (p) {
+			if (rescue)
+				_alloc_stat_inc(a, site, ALLOC_STAT_reclaimed);
 			record_stall(a, r);
 			r->verdict = -1;
 			r->attempt = 0;
@@ -299,6 +284,15 @@ static void *call_slow(struct alloc *a, unsigned site, size_t size, unsigned fla
 		now = _alloc_now_ns();
 		if (r->first_fail_ns == 0)
 			r->first_fail_ns = now;
+		rescue = false;
+		if (!direct_tried) {
+			direct_tried = true;
+			if (_alloc_reclaim_direct(a, site, size, flags, cause)) {
+				rescue = true;
+				continue;
+			}
+			now = _alloc_now_ns();
+		}
 		f = (struct pfs_failure){
 		    .site = alloc_site_name((enum alloc_site)site),
 		    .site_id = site,

@@ -66,9 +66,17 @@ void alloc_site_mask_format(unsigned mask, char *buf, size_t len);
  *	reclaim, but only in a way that cannot wait on those locks (GFP_NOFS).
  *	Every allocation made under an inode or cache lock passes it.
  * ALLOC_ZERO: zero the memory.
- * ALLOC_NORETRY: fail fast; do not ask the policy, do not loop. For
- *	opportunistic allocations (read-ahead) whose failure costs nothing.
- *	Still counted as a failure in the statistics.
+ * ALLOC_NORETRY: fail fast; do not reclaim, do not ask the policy, do not
+ *	loop. For opportunistic allocations (read-ahead) whose failure costs
+ *	nothing, and for allocations under locks that even reclaim's frees
+ *	must not meet (an inode-table shard lock). Still counted as a
+ *	failure in the statistics.
+ *
+ * Without ALLOC_NORETRY, an attempt refused by the budget first runs direct
+ * reclaim (the reclaimer's no-fs mode, whatever the caller's flags: drop
+ * clean pages, at most wake writeback, never block) and tries once more;
+ * the policy is asked only if that fails too, as the kernel reclaims
+ * before its failure path. Injected failures skip it (see alloc/reclaim.c).
  */
 #define ALLOC_NOFS PFS_ALLOC_NOFS
 #define ALLOC_ZERO 0x2u
@@ -193,7 +201,10 @@ uint64_t alloc_live(const struct alloc *a);
  * flags & ALLOC_NOFS: called from inside an allocation whose caller may hold
  * filesystem locks: use trylock only, never wait. Without it: blocking on
  * filesystem locks and doing I/O (writeback) is allowed.
- * Returns how many bytes it freed (an estimate is fine).
+ * The allocator's direct reclaim (before the policy is asked) calls it
+ * with ALLOC_NOFS.
+ * Returns how many bytes it freed (an estimate is fine; 0 when it freed
+ * nothing, so that the allocator does not try again in vain).
  */
 typedef size_t (*alloc_reclaim_fn)(void *data, size_t want, unsigned flags);
 /* One reclaimer per allocator; NULL removes it. */
@@ -284,6 +295,8 @@ bool alloc_fail_nth_fired(const struct alloc *a);
 	X(live, GAUGE, "bytes allocated and not yet freed")                                        \
 	X(peak, MAX, "highest live bytes seen")                                                    \
 	X(budget_failures, SUM, "attempts refused by mem_limit - balloon")                         \
+	X(reclaimed, SUM, "calls saved by direct reclaim, the policy not asked")                   \
+	X(reclaimed_bytes, SUM, "bytes freed by direct reclaim (clean pages)")                     \
 	X(injected_failures, SUM, "attempts failed by fault injection")                            \
 	X(system_failures, SUM, "attempts where malloc itself returned NULL")                      \
 	X(loops, SUM, "in-allocator retries (LOOP verdicts)")                                      \

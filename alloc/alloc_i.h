@@ -280,6 +280,14 @@ void _alloc_inject_init(struct alloc *a);
 /* Should this attempt fail? Called only when ALLOC_GATE_ARMED is set. */
 bool _alloc_inject_should_fail(struct alloc *a, unsigned site, uint64_t size);
 
+/* ---- reclaim.c ---- */
+/*
+ * Direct reclaim after a failed attempt, before the policy is asked: true
+ * when it freed something and one more attempt is worth making.
+ */
+bool _alloc_reclaim_direct(struct alloc *a, unsigned site, size_t size, unsigned flags,
+                           enum pfs_cause cause);
+
 /* ---- stats.c ---- */
 /* Record the end of a call that failed at least once. */
 void _alloc_stats_stall(struct alloc *a, unsigned site, uint64_t stalled_ns);

@@ -120,7 +120,6 @@ static int page_write_chunk(struct pcache_file *f, struct pcache_page *p, const 
 /* The retry state of a writer's current allocation. */
 struct write_retry {
 	struct alloc_retry retry;
-	bool reclaimed; /* dropped clean pages once after a FAIL verdict */
 };
 static const struct write_retry write_retry_init = {.retry = ALLOC_RETRY_INIT};
 
@@ -173,23 +172,15 @@ static void page_insert(struct pcache_file *f, struct pcache_page *p)
 }
 
 /* f->lock held, page_new failed with err. Returns -EAGAIN when the caller
- * should look again and retry (after the retry wait, or after reclaim freed
- * room), or -ENOMEM. */
+ * should look again and retry (after the retry wait), or -ENOMEM. A FAIL
+ * verdict is final: the allocator already dropped clean pages (direct
+ * reclaim) before it asked the policy. */
 static int write_wait_retry(struct pcache_file *f, struct write_retry *wr, int err)
 {
-	size_t want = sizeof(struct pcache_page) + f->cache->page_size;
 	int ret;
 
-	if (err != -EAGAIN) {
-		/* A FAIL verdict. The allocator asks the policy without
-		 * reclaiming first; drop clean pages (no-fs: we hold f->lock)
-		 * and try once more before we give up, as direct reclaim would. */
-		if (wr->reclaimed || _pcache_reclaim(f->cache, want, ALLOC_NOFS) == 0)
-			return -ENOMEM;
-		wr->retry = (struct alloc_retry)ALLOC_RETRY_INIT;
-		wr->reclaimed = true;
-		return -EAGAIN;
-	}
+	if (err != -EAGAIN)
+		return -ENOMEM;
 	/* RETRY verdict: drop the inode lock so that reclaim and other users
 	 * of this file can run, back off, and resume where we stopped. */
 	pthread_mutex_unlock(&f->lock);

@@ -162,8 +162,8 @@ static void test_pressure_retry_fails_fewer_writes_than_enomem_under_same_seed(v
 }
 
 /* nofail, 2 MiB of budget, a writer of 16 MiB: it never sees an error,
- * the allocator loops, and the writes finish because writeback cleans
- * pages that reclaim then drops. */
+ * the allocator reclaims or loops, and the writes finish because writeback
+ * cleans pages that reclaim then drops. */
 static void test_pressure_nofail_writer_finishes_because_writeback_frees_memory(void **state)
 {
 	struct pr_env pe;
@@ -182,7 +182,9 @@ static void test_pressure_nofail_writer_finishes_because_writeback_frees_memory(
 		                 128 * 1024);
 	print_message("nofail: %llu allocator loops, 0 errors\n",
 	              (unsigned long long)pr_stat(&pe, ALLOC_STAT_loops));
-	assert_true(pr_stat(&pe, ALLOC_STAT_loops) > 0);
+	/* The budget was full: room came from direct reclaim of the pages
+	 * writeback cleaned, or from the allocator's loop. */
+	assert_true(pr_stat(&pe, ALLOC_STAT_loops) + pr_stat(&pe, ALLOC_STAT_reclaimed) > 0);
 	assert_int_equal(pr_stat(&pe, ALLOC_STAT_enomem), 0);
 	assert_true(alloc_live(pe.env.a) <= 2u * 1024 * 1024);
 	assert_int_equal(pcache_fsync(&f, false), 0);
@@ -210,7 +212,10 @@ static void test_pressure_retry_writer_gets_through_a_full_budget(void **state)
 	for (unsigned i = 0; i < 64; i++)
 		assert_int_equal(pr_write(&f, &m, 100 * 1000, (off_t)i * 100 * 1000, 1),
 		                 100 * 1000);
-	assert_true(pr_stat(&pe, ALLOC_STAT_caller_retries) > 0);
+	/* The budget was full: room came from direct reclaim of the pages
+	 * writeback cleaned, or from the writer's retries. */
+	assert_true(pr_stat(&pe, ALLOC_STAT_caller_retries) + pr_stat(&pe, ALLOC_STAT_reclaimed) >
+	            0);
 	assert_int_equal(pcache_fsync(&f, false), 0);
 	pt_assert_backing(fd, &m);
 	pt_file_close(&f);

@@ -7,8 +7,8 @@
 #           the budget is never exceeded.
 #   retry:  caller retries are counted and the application sees fewer errors
 #           than enomem under the same seed and workload; nothing acked lost.
-#   nofail: no errors, in-allocator loops counted, the writes finish because
-#           writeback frees memory; nothing acked lost.
+#   nofail: no errors, direct reclaim or in-allocator loops counted, the
+#           writes finish because writeback frees memory; nothing acked lost.
 #   abort:  the daemon dies (SIGABRT), the mount answers ENOTCONN until it is
 #           unmounted, and every fsynced byte is intact in the backing dir.
 # usage: pressure.sh PRESSUREFS PFS_MOUNT_IO POLICY
@@ -102,7 +102,9 @@ nofail)
 	assert_eq 0 "$(($(kv enomem "$OUT") + $(kv short "$OUT") + $(kv other_errors "$OUT")))" "nofail: no write errors, no short writes"
 	assert_eq 16777216 "$(kv acked_bytes "$OUT")" "nofail: the 16 MiB writes finish under a 2 MiB budget"
 	stats_snap budget
-	assert_gt "$(stat_get budget total.loops)" 0 "nofail: in-allocator loops counted"
+	# Direct reclaim drops the pages writeback cleaned before the policy is
+	# asked; nofail loops only when it finds none clean: either met the full budget.
+	assert_gt "$(($(stat_get budget total.loops) + $(stat_get budget total.reclaimed)))" 0 "nofail: the full budget met by direct reclaim or in-allocator loops"
 	assert_eq 0 "$(stat_get budget total.enomem)" "nofail: no ENOMEM returned"
 	assert_ge 2097152 "$(stat_get budget total.peak)" "nofail: peak stays within mem_limit=2M"
 	pfs_umount_clean
