@@ -1,11 +1,11 @@
 /*
  * The control directory MOUNTPOINT/.pressurefs/: synthetic inodes with
- * reserved numbers, no backing file. Option files come from the option
- * table (every PFS_CTL_RW option); the others are listed here.
+ * reserved numbers, no backing file. The files come from the table in
+ * ctl_parse.c (every PFS_CTL_RW option, and the others listed there).
  *
- * Reads serve a snapshot rendered at open (ctl_render.c); writes parse
- * through the option table and take effect at once. Only the mount's owner
- * may write.
+ * Reads serve a snapshot rendered at open (ctl_render.c); a write is parsed
+ * by pfs_ctl_parse_write() (ctl_parse.c, no side effects) and the command
+ * it gives is applied here at once. Only the mount's owner may write.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,36 +16,17 @@
 
 #include "fs_i.h"
 
-#define PFS_CTL_MAX_FILES (PFS_OPT_COUNT + 5)
-#define PFS_CTL_WRITE_MAX 4096
-
-static struct pfs_ctl_file pfs_ctl_files[PFS_CTL_MAX_FILES];
-static unsigned pfs_ctl_nfiles;
-static struct timespec pfs_ctl_time;
-
-static void pfs_ctl_add(const char *name, enum pfs_ctl_kind kind, int opt, mode_t mode)
-{
-	pfs_ctl_files[pfs_ctl_nfiles++] =
-		(struct pfs_ctl_file){.name = name, .kind = kind, .opt = opt, .mode = mode};
-}
+static struct timespec pfs_ctl_time; /* set before the session starts, read-only after */
 
 void pfs_ctl_init(void)
 {
-	pfs_ctl_nfiles = 0;
-	pfs_ctl_add("stats", PFS_CTL_STATS, 0, 0444);
-	for (int i = 0; i < PFS_OPT_COUNT; i++)
-		if (pfs_opt_desc((enum pfs_opt_id)i)->ctl == PFS_CTL_RW)
-			pfs_ctl_add(pfs_opt_desc((enum pfs_opt_id)i)->name, PFS_CTL_OPTION, i, 0644);
-	pfs_ctl_add("dirty", PFS_CTL_DIRTY, 0, 0444);
-	pfs_ctl_add("drop_caches", PFS_CTL_DROP_CACHES, 0, 0200);
-	pfs_ctl_add("sync", PFS_CTL_SYNC, 0, 0200);
-	pfs_ctl_add("crash", PFS_CTL_CRASH, 0, 0200);
+	pfs_ctl_table_init();
 	clock_gettime(CLOCK_REALTIME, &pfs_ctl_time);
 }
 
 bool pfs_ctl_is_ino(fuse_ino_t ino)
 {
-	return ino >= PFS_CTL_DIR_INO && ino <= PFS_CTL_DIR_INO + pfs_ctl_nfiles;
+	return ino >= PFS_CTL_DIR_INO && ino <= PFS_CTL_DIR_INO + pfs_ctl_file_count();
 }
 
 bool pfs_ctl_enabled(struct pfs *fs)
@@ -60,9 +41,9 @@ bool pfs_ctl_shadows(struct pfs *fs, fuse_ino_t parent, const char *name)
 
 static const struct pfs_ctl_file *pfs_ctl_file_of(fuse_ino_t ino)
 {
-	if (ino <= PFS_CTL_DIR_INO || ino > PFS_CTL_DIR_INO + pfs_ctl_nfiles)
+	if (ino <= PFS_CTL_DIR_INO || ino > PFS_CTL_DIR_INO + pfs_ctl_file_count())
 		return NULL;
-	return &pfs_ctl_files[ino - PFS_CTL_DIR_INO - 1];
+	return pfs_ctl_file_at((unsigned)(ino - PFS_CTL_DIR_INO - 1));
 }
 
 void pfs_ctl_entry(struct pfs *fs, fuse_ino_t ino, struct fuse_entry_param *e)
@@ -101,8 +82,8 @@ void pfs_ctl_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	for (unsigned i = 0; i < pfs_ctl_nfiles; i++) {
-		if (strcmp(pfs_ctl_files[i].name, name) == 0) {
+	for (unsigned i = 0; i < pfs_ctl_file_count(); i++) {
+		if (strcmp(pfs_ctl_file_at(i)->name, name) == 0) {
 			pfs_ctl_entry(fs, PFS_CTL_DIR_INO + 1 + i, &e);
 			fuse_reply_entry(req, &e);
 			return;
@@ -129,7 +110,7 @@ void pfs_ctl_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, boo
 	if (size > sizeof(buf))
 		size = sizeof(buf);
 	/* Entry i: 0 ".", 1 "..", 2.. the files; an entry's offset is the next one's. */
-	for (off_t i = off; i < (off_t)pfs_ctl_nfiles + 2; i++) {
+	for (off_t i = off; i < (off_t)pfs_ctl_file_count() + 2; i++) {
 		struct fuse_entry_param e;
 		const char *name;
 		size_t n;
@@ -144,7 +125,7 @@ void pfs_ctl_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, boo
 			name = "..";
 		} else {
 			pfs_ctl_entry(fs, PFS_CTL_DIR_INO + (fuse_ino_t)(i - 1), &e);
-			name = pfs_ctl_files[i - 2].name;
+			name = pfs_ctl_file_at((unsigned)(i - 2))->name;
 		}
 		if (plus) {
 			if (i < 2)
@@ -247,40 +228,42 @@ int pfs_policy_install(struct pfs *fs, struct policy_handle *h)
 	return 0;
 }
 
-int pfs_ctl_policy_switch(struct pfs *fs, const char *text, char *err, size_t errlen)
+/* Load a split policy spec and make it current; logs the switch. */
+static int pfs_ctl_policy_apply(struct pfs *fs, const struct pfs_ctl_policy *p, char *err,
+				size_t errlen)
 {
-	char copy[PFS_CTL_WRITE_MAX + 1], *save = NULL, *tok, *spec;
-	const char *keys[64], *values[64];
 	struct policy_handle *h;
-	unsigned n = 0;
+	char args[512];
 	int r;
 
-	snprintf(copy, sizeof(copy), "%s", text);
-	spec = strtok_r(copy, ", \t\n", &save);
-	if (!spec) {
-		snprintf(err, errlen, "policy: empty (expected NAME[,arg=value...])");
-		return -EINVAL;
-	}
-	while ((tok = strtok_r(NULL, ", \t\n", &save))) {
-		char *eq = strchr(tok, '=');
-		if (!eq || eq == tok || n == 64) {
-			snprintf(err, errlen, "policy: '%s' is not arg=value", tok);
-			return -EINVAL;
-		}
-		*eq = '\0';
-		keys[n] = tok;
-		values[n++] = eq + 1;
-	}
-	h = policy_load(spec, keys, values, n, &pfs_policy_host, err, errlen);
+	h = policy_load(p->name, p->keys, p->values, p->nargs, &pfs_policy_host, err, errlen);
 	if (!h)
 		return -EINVAL;
+	/* Shown as the policy file reads back: one line whatever was written. */
+	policy_format_args(h, args, sizeof(args));
 	r = pfs_policy_install(fs, h);
 	if (r) {
 		policy_unload(h);
 		snprintf(err, errlen, "too many policy switches (%d) in one mount",
 			 PFS_MAX_POLICIES);
+		return r;
 	}
-	return r;
+	pfs_log(PFS_LOG_INFO, "policy switched to %s%s%s", h->ops->name ? h->ops->name : p->name,
+		args[0] ? "," : "", args);
+	return 0;
+}
+
+int pfs_ctl_policy_switch(struct pfs *fs, const char *text, char *err, size_t errlen)
+{
+	char spec[PFS_CTL_WRITE_MAX + 1];
+	struct pfs_ctl_policy p;
+	int r;
+
+	snprintf(spec, sizeof(spec), "%s", text);
+	r = pfs_ctl_policy_split(spec, &p, err, errlen);
+	if (r)
+		return r;
+	return pfs_ctl_policy_apply(fs, &p, err, errlen);
 }
 
 void pfs_cache_tune(struct pfs *fs)
@@ -309,25 +292,8 @@ void pfs_inject_apply(struct pfs *fs)
 	alloc_set_inject(fs->alloc, &in);
 }
 
-static int pfs_ctl_write_option(struct pfs *fs, enum pfs_opt_id id, const char *text)
+static void pfs_ctl_option_apply(struct pfs *fs, enum pfs_opt_id id, long long v)
 {
-	char err[512];
-	long long v;
-	int r;
-
-	if (id == PFS_OPT_policy) {
-		r = pfs_ctl_policy_switch(fs, text, err, sizeof(err));
-		if (r == 0)
-			pfs_log(PFS_LOG_INFO, "policy switched to '%s'", text);
-		else
-			pfs_log(PFS_LOG_WARNING, "policy: %s", err);
-		return r;
-	}
-	r = pfs_opt_parse_value(id, text, &v, NULL, err, sizeof(err));
-	if (r) {
-		pfs_log(PFS_LOG_WARNING, "%s", err);
-		return -EINVAL;
-	}
 	pthread_mutex_lock(&fs->ctl_lock);
 	fs->opt.num[id] = v;
 	switch (id) {
@@ -346,7 +312,35 @@ static int pfs_ctl_write_option(struct pfs *fs, enum pfs_opt_id id, const char *
 		break;
 	}
 	pthread_mutex_unlock(&fs->ctl_lock);
-	return 0;
+}
+
+/* Carry out a parsed write. 0 or -errno (the write's reply). */
+static int pfs_ctl_cmd_apply(struct pfs *fs, const struct pfs_ctl_cmd *cmd, char *err,
+			     size_t errlen)
+{
+	switch (cmd->kind) {
+	case PFS_CTL_CMD_SET_OPTION:
+		pfs_ctl_option_apply(fs, cmd->opt, cmd->value);
+		return 0;
+	case PFS_CTL_CMD_SET_POLICY: {
+		char why[400]; /* leaves room for the prefix in err */
+		int r = pfs_ctl_policy_apply(fs, &cmd->policy, why, sizeof(why));
+
+		if (r)
+			snprintf(err, errlen, "policy: %s", why);
+		return r;
+	}
+	case PFS_CTL_CMD_DROP_CACHES:
+		pcache_drop_clean(fs->cache);
+		return 0;
+	case PFS_CTL_CMD_SYNC:
+		return pcache_sync_all(fs->cache);
+	case PFS_CTL_CMD_CRASH:
+		/* Simulated power loss: nothing dirty reaches the disk. */
+		pfs_log(PFS_LOG_ERR, "crash requested through %s/crash: aborting", PFS_CTL_NAME);
+		abort();
+	}
+	return -EBADF;
 }
 
 void pfs_ctl_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -354,9 +348,9 @@ void pfs_ctl_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 {
 	struct pfs *fs = pfs_from_req(req);
 	const struct pfs_ctl_file *file = pfs_ctl_file_of(ino);
-	char text[PFS_CTL_WRITE_MAX + 1];
-	size_t n = size;
-	int r = 0;
+	struct pfs_ctl_cmd cmd;
+	char err[512];
+	int r;
 
 	if (!file || !(file->mode & 0200)) {
 		fuse_reply_err(req, EBADF);
@@ -366,47 +360,19 @@ void pfs_ctl_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		fuse_reply_err(req, EACCES);
 		return;
 	}
-	if (size > PFS_CTL_WRITE_MAX) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	memcpy(text, buf, size);
-	while (n && (text[n - 1] == '\n' || text[n - 1] == ' ' || text[n - 1] == '\t' ||
-		     text[n - 1] == '\r'))
-		n--;
-	text[n] = '\0';
-	if (n == 0 || memchr(text, '\0', n)) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	switch (file->kind) {
-	case PFS_CTL_OPTION:
-		r = pfs_ctl_write_option(fs, file->opt, text);
-		break;
-	case PFS_CTL_DROP_CACHES:
-	case PFS_CTL_SYNC:
-	case PFS_CTL_CRASH:
-		if (strcmp(text, "1") != 0) {
-			r = -EINVAL;
-			break;
-		}
-		if (file->kind == PFS_CTL_DROP_CACHES) {
-			pcache_drop_clean(fs->cache);
-		} else if (file->kind == PFS_CTL_SYNC) {
-			r = pcache_sync_all(fs->cache);
-		} else {
-			/* Simulated power loss: nothing dirty reaches the disk. */
-			pfs_log(PFS_LOG_ERR, "crash requested through %s/crash: aborting",
-				PFS_CTL_NAME);
-			abort();
-		}
-		break;
-	default:
-		r = -EBADF;
-		break;
-	}
-	if (r)
+	err[0] = '\0';
+	r = pfs_ctl_parse_write(file, buf, size, off, &cmd, err, sizeof(err));
+	if (r == 0)
+		r = pfs_ctl_cmd_apply(fs, &cmd, err, sizeof(err));
+	if (r) {
+		/* The loader may echo what was written: keep the log to one line. */
+		for (char *c = err; *c; c++)
+			if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				*c = '?';
+		if (err[0])
+			pfs_log(PFS_LOG_WARNING, "%s", err);
 		fuse_reply_err(req, -r);
-	else
-		fuse_reply_write(req, size);
+		return;
+	}
+	fuse_reply_write(req, size);
 }

@@ -116,6 +116,12 @@ size_t pfs_stats_json(struct pfs *fs, char *out, size_t len)
 		       ",\"writeback_errors\":%" PRIu64 ",\"pages_written\":%" PRIu64,
 		       u.cached_bytes, u.dirty_bytes, u.writeback_bytes, u.writeback_errors,
 		       u.pages_written);
+	/* What the kernel and we agreed in INIT, and what it costs (fuse_io.c). */
+	pfs_buf_printf(&b,
+		       ",\"kernel_wbcache\":%s,\"killpriv_v2\":%s,\"getxattr_requests\":%" PRIu64,
+		       fs->kernel_wbcache ? "true" : "false",
+		       __atomic_load_n(&fs->killpriv_v2, __ATOMIC_ACQUIRE) ? "true" : "false",
+		       __atomic_load_n(&fs->getxattr_requests, __ATOMIC_RELAXED));
 	/* The allocator's counters, per site and in total, from the same snapshot. */
 	members = alloc_stats_json_members(&st, NULL, 0);
 	pfs_buf_printf(&b, ",");
