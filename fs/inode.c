@@ -94,10 +94,10 @@ void pfs_inode_table_destroy(struct pfs *fs)
 	pthread_rwlock_destroy(&fs->hint_lock);
 }
 
-/* Called with s->lock held. Growth failing is harmless: chains get longer. */
-static void pfs_shard_grow(struct pfs *fs, struct pfs_inode_shard *s)
+/* Called with s->lock held: rehash into n buckets, if memory allows (a
+ * failure leaves the table as it was). */
+static void pfs_shard_resize(struct pfs *fs, struct pfs_inode_shard *s, size_t n)
 {
-	size_t n = s->nbuckets * 2;
 	struct pfs_inode **b = alloc_malloc(fs->alloc, ALLOC_SITE_INODE, n * sizeof(*b),
 					    ALLOC_ZERO | ALLOC_NOFS | ALLOC_NORETRY);
 	struct pfs_inode **old = s->buckets;
@@ -119,6 +119,12 @@ static void pfs_shard_grow(struct pfs *fs, struct pfs_inode_shard *s)
 	alloc_free(fs->alloc, old);
 }
 
+/* Called with s->lock held. Growth failing is harmless: chains get longer. */
+static void pfs_shard_grow(struct pfs *fs, struct pfs_inode_shard *s)
+{
+	pfs_shard_resize(fs, s, s->nbuckets * 2);
+}
+
 static struct pfs_inode *pfs_shard_find(struct pfs_inode_shard *s, dev_t dev, ino_t ino)
 {
 	struct pfs_inode *in = s->buckets[pfs_bucket_of(s, dev, ino)];
@@ -128,7 +134,17 @@ static struct pfs_inode *pfs_shard_find(struct pfs_inode_shard *s, dev_t dev, in
 	return in;
 }
 
-static void pfs_shard_remove(struct pfs_inode_shard *s, struct pfs_inode *inode)
+/* Called with s->lock held. After a big tree has come and gone (or the
+ * shrinker has had the kernel drop it), give the buckets back; the gap
+ * between growing (count > 2n) and this (count < n/8) keeps a table that
+ * hovers around one size from resizing back and forth. */
+static void pfs_shard_shrink(struct pfs *fs, struct pfs_inode_shard *s)
+{
+	if (s->nbuckets > PFS_SHARD_MIN_BUCKETS && s->count < s->nbuckets / 8)
+		pfs_shard_resize(fs, s, s->nbuckets / 2);
+}
+
+static void pfs_shard_remove(struct pfs *fs, struct pfs_inode_shard *s, struct pfs_inode *inode)
 {
 	struct pfs_inode **p = &s->buckets[pfs_bucket_of(s, inode->dev, inode->ino)];
 
@@ -137,6 +153,7 @@ static void pfs_shard_remove(struct pfs_inode_shard *s, struct pfs_inode *inode)
 	if (*p) {
 		*p = inode->hash_next;
 		s->count--;
+		pfs_shard_shrink(fs, s);
 	}
 }
 
@@ -162,11 +179,12 @@ static bool pfs_inode_is_root(struct pfs *fs, struct pfs_inode *inode)
 
 /* Drop from the table and free when no one holds it. Shard lock held; returns
  * true if the caller must free it after unlocking. */
-static bool pfs_inode_maybe_unhash(struct pfs_inode_shard *s, struct pfs_inode *inode)
+static bool pfs_inode_maybe_unhash(struct pfs *fs, struct pfs_inode_shard *s,
+				   struct pfs_inode *inode)
 {
 	if (inode->nlookup || inode->refs)
 		return false;
-	pfs_shard_remove(s, inode);
+	pfs_shard_remove(fs, s, inode);
 	return true;
 }
 
@@ -192,7 +210,7 @@ void pfs_inode_unref(struct pfs *fs, struct pfs_inode *inode)
 	s = pfs_shard_of(fs, inode->dev, inode->ino);
 	pthread_mutex_lock(&s->lock);
 	inode->refs--;
-	dead = pfs_inode_maybe_unhash(s, inode);
+	dead = pfs_inode_maybe_unhash(fs, s, inode);
 	pthread_mutex_unlock(&s->lock);
 	if (dead)
 		pfs_inode_free(fs, inode);
