@@ -13,7 +13,9 @@
  *       nothing under a shard lock but a fail-fast allocation)
  *   pfs_inode.open_lock -> pcache locks (first-open setup only)
  *   pfs.ctl_lock -> allocator-internal locks (and a trylock of dirty_lock)
- *   pfs.shrink_lock: a leaf (others only trylock it)
+ *   pfs.shrink_lock: a leaf (others only trylock it); the shrinker thread
+ *       drops it before it takes hint_lock, shard locks, writes back
+ *       (pcache_flush_file, with no lock held) or notifies the kernel
  *
  * The last unref of an inode frees it (pcache_file_destroy takes the cache
  * locks), so it runs with no lock held: the cache calls put without its
@@ -73,7 +75,8 @@ enum pfs_opt_ctl {
 	X(writeback_ms)                                                                            \
 	X(ctldir)                                                                                  \
 	X(stats_file)                                                                              \
-	X(writeback_cache)
+	X(writeback_cache)                                                                         \
+	X(killpriv)
 
 enum pfs_opt_id {
 #define PFS_OPT_ENUM(name) PFS_OPT_##name,
@@ -157,6 +160,11 @@ struct pfs_inode {
 	char *hint_name;		/* pfs.hint_lock: that name */
 
 	struct pcache_file cache;	/* valid once cache_ready */
+	/* atomic (killpriv.c): odd = the backing object had no bit or xattr a
+	 * write by an unprivileged caller must clear, as of the last check;
+	 * every change of mode, owner or security xattr moves it to the next
+	 * even value. */
+	unsigned privs_gen;
 };
 
 #define PFS_INODE_SHARDS 64
@@ -185,6 +193,10 @@ struct pfs {
 	double timeout;		/* entry/attr timeout for backing objects */
 	bool foreground;
 	bool kernel_wbcache;	/* set in init: the kernel's write-back cache is on */
+	/* atomic, set once in the INIT reply (fuse_io.c): FUSE_HANDLE_KILLPRIV_V2
+	 * is on, so the kernel leaves clearing suid/sgid/caps to us. */
+	bool killpriv_v2;
+	uint64_t getxattr_requests; /* atomic: GETXATTR requests the kernel sent */
 	struct pcache_usage final_usage; /* the cache's last numbers, once it is gone */
 
 	/* Inode shrinker: each inode holds an fd, and the kernel keeps inodes
@@ -196,7 +208,18 @@ struct pfs {
 	bool shrink_running;	/* main thread only */
 	pthread_mutex_t shrink_lock; /* shrink_stop and the wait on shrink_wake */
 	pthread_cond_t shrink_wake;
-	bool shrink_stop;	/* shrink_lock */
+	bool shrink_stop;	/* shrink_lock (the shrinker also reads it atomically
+				 * between write-backs) */
+	unsigned long long shrink_invalidated; /* atomic: dentries it asked the kernel to drop */
+	unsigned long long shrink_written;     /* atomic: dirty files it wrote back early */
+	/* Spare fds for opens that meet EMFILE (inode_shrink.c): slots hold
+	 * an fd or -1; only the shrinker fills them, anyone empties one. */
+#define PFS_SHRINK_RESERVE 32
+	int shrink_reserve[PFS_SHRINK_RESERVE]; /* atomic */
+	unsigned shrink_reserve_size;	/* immutable after start: slots in use */
+	unsigned long long shrink_reserve_used; /* atomic: opens it let through */
+	unsigned long long shrink_throttled;	/* atomic: closes held back */
+	unsigned long long shrink_rounds;	/* atomic: rounds done (closes wait for one) */
 
 	pthread_mutex_t ctl_lock; /* opt (after start), policy, policies[] */
 	struct pfs_options opt;
@@ -242,10 +265,13 @@ void pfs_inode_path(struct pfs *fs, struct pfs_inode *inode, char *buf, size_t l
 int pfs_inode_cache_open(struct pfs *fs, struct pfs_inode *inode, bool want_write);
 bool pfs_inode_cache_ready(struct pfs_inode *inode);
 /* inode_shrink.c: start/stop the inode shrinker (after mounting / before
- * unmounting); pfs_shrink_urgent: fds ran out, wake it and nap briefly. */
+ * unmounting); pfs_shrink_urgent: an open met EMFILE: free a reserved fd
+ * for the retry, or wake the shrinker and nap briefly. */
 int pfs_inode_shrinker_start(struct pfs *fs);
 void pfs_inode_shrinker_stop(struct pfs *fs);
 void pfs_shrink_urgent(struct pfs *fs);
+/* close() (flush) while fds are short: wait a little for the shrinker. */
+void pfs_shrink_throttle(struct pfs *fs);
 /* stat of the backing object, with the cached size and mtime. */
 int pfs_inode_stat(struct pfs *fs, struct pfs_inode *inode, struct stat *st);
 /* "/proc/self/fd/N" for the inode's O_PATH fd. */
@@ -284,6 +310,53 @@ struct pfs_ctl_handle {
 	int slot; /* emergency slot in use, -1: from the allocator */
 	char data[];
 };
+
+/* ---- control-file writes (ctl_parse.c): no FUSE, no daemon state ---- */
+
+#define PFS_CTL_WRITE_MAX 4096	    /* longest write a control file takes */
+#define PFS_CTL_POLICY_ARGS_MAX 64  /* arg=value pairs in one policy write */
+
+/* "NAME[,arg=value...]" cut into pieces (pointers into the split text). */
+struct pfs_ctl_policy {
+	const char *name;
+	const char *keys[PFS_CTL_POLICY_ARGS_MAX];
+	const char *values[PFS_CTL_POLICY_ARGS_MAX];
+	unsigned nargs;
+};
+
+enum pfs_ctl_cmd_kind {
+	PFS_CTL_CMD_SET_OPTION,	 /* opt = value */
+	PFS_CTL_CMD_SET_POLICY,	 /* load policy and make it the allocator's */
+	PFS_CTL_CMD_DROP_CACHES, /* drop clean pages */
+	PFS_CTL_CMD_SYNC,	 /* write back every dirty page */
+	PFS_CTL_CMD_CRASH,	 /* die with dirty pages unwritten */
+};
+
+/* What one write to a control file asks for. */
+struct pfs_ctl_cmd {
+	enum pfs_ctl_cmd_kind kind;
+	enum pfs_opt_id opt;	      /* SET_OPTION */
+	long long value;	      /* SET_OPTION */
+	struct pfs_ctl_policy policy; /* SET_POLICY: points into spec */
+	char text[PFS_CTL_WRITE_MAX + 1]; /* the write without its trailing blanks */
+	char spec[PFS_CTL_WRITE_MAX + 1]; /* SET_POLICY: text, split in place */
+};
+
+/* The control files (built from the option table; idempotent). */
+void pfs_ctl_table_init(void);
+unsigned pfs_ctl_file_count(void);
+/* File i of the directory (inode PFS_CTL_DIR_INO + 1 + i); NULL past the end. */
+const struct pfs_ctl_file *pfs_ctl_file_at(unsigned i);
+/*
+ * Turn one write(buf, len) at offset off to file into *cmd, with no side
+ * effect. 0, or -EINVAL (bad text) / -EBADF (file not writable) with one
+ * line in err (control bytes shown as '?').
+ */
+int pfs_ctl_parse_write(const struct pfs_ctl_file *file, const char *buf, size_t len, off_t off,
+			struct pfs_ctl_cmd *cmd, char *err, size_t errlen);
+/* Split "NAME[,arg=value...]" in place (commas, blanks, tabs, CRs and
+ * newlines separate). 0, or -EINVAL with one line in err. */
+int pfs_ctl_policy_split(char *spec, struct pfs_ctl_policy *out, char *err, size_t errlen);
 
 /* ctl_render.c: render a readable control file into a new handle. */
 int pfs_ctl_render(struct pfs *fs, const struct pfs_ctl_file *file, struct pfs_ctl_handle **out);
@@ -373,6 +446,26 @@ void pfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		  struct fuse_file_info *fi);
 /* setattr(size) path shared with ops_entry.c. */
 int pfs_file_truncate(struct pfs *fs, struct pfs_inode *inode, off_t size);
+
+/* fuse_io.c: our own read/writev on /dev/fuse (after fuse_session_mount).
+ * It sets FUSE_HANDLE_KILLPRIV_V2 in the INIT reply (libfuse 3.14 cannot)
+ * when the killpriv option asks and the kernel offers it, counts GETXATTR
+ * requests, and notes the kill-suidgid bit of the request this thread is
+ * about to handle (libfuse does not pass it on). 0 or -errno. */
+int pfs_fuse_io_install(struct pfs *fs, bool debug);
+/* Did the request this thread is handling, on ino, carry
+ * FUSE_WRITE_KILL_SUIDGID / FATTR_KILL_SUIDGID / FUSE_OPEN_KILL_SUIDGID?
+ * Call once, from the handler of a WRITE, SETATTR, OPEN or CREATE (ino: the
+ * nodeid of the request, the parent for CREATE). */
+bool pfs_fuse_io_kill_suidgid_wanted(fuse_ino_t ino);
+
+/* killpriv.c: what FUSE_HANDLE_KILLPRIV_V2 asks of us (the daemon writes
+ * as root, so the backing fs never clears these bits itself). */
+/* Clear setuid, setgid and security.capability of a regular file (and
+ * the kernel's cached mode); no syscall once known clear. 0 or -errno. */
+int pfs_privs_kill(struct pfs *fs, struct pfs_inode *inode);
+/* Mode, owner or a security xattr changed: check again next time. */
+void pfs_privs_invalidate(struct pfs_inode *inode);
 
 /* ops_xattr.c */
 void pfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,

@@ -196,6 +196,7 @@ void pfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_se
 	struct pfs_inode *inode;
 	struct stat st;
 	char path[64];
+	bool kill_suidgid = pfs_fuse_io_kill_suidgid_wanted(ino);
 	int r = 0;
 
 	if (pfs_ctl_is_ino(ino)) {
@@ -210,6 +211,14 @@ void pfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_se
 	}
 	inode = pfs_inode_get(req, ino);
 	pfs_inode_proc_path(inode, path, sizeof(path));
+	/* With FUSE_HANDLE_KILLPRIV_V2: truncate by a caller without
+	 * CAP_FSETID, or chown(f, -1, -1). A real chown needs nothing here:
+	 * ours, as root, clears the bits by the VFS's own chown rule. */
+	if (kill_suidgid && !(to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+		r = pfs_privs_kill(fs, inode);
+		if (r)
+			goto out;
+	}
 	if ((to_set & FUSE_SET_ATTR_MODE) && inode->type != S_IFLNK &&
 	    chmod(path, attr->st_mode & 07777) < 0) {
 		r = -errno;
@@ -223,6 +232,8 @@ void pfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_se
 			goto out;
 		}
 	}
+	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+		pfs_privs_invalidate(inode);
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		r = pfs_file_truncate(fs, inode, attr->st_size);
 		if (r)

@@ -53,7 +53,7 @@ int pfs_file_truncate(struct pfs *fs, struct pfs_inode *inode, off_t size)
 /* Cache setup, O_TRUNC and the handle h (consumed), shared by open and
  * create. */
 static int pfs_file_open(struct pfs *fs, struct pfs_inode *inode, struct fuse_file_info *fi,
-			 struct pfs_handle *h)
+			 struct pfs_handle *h, bool kill_suidgid)
 {
 	bool want_write = (fi->flags & O_ACCMODE) != O_RDONLY;
 	int r;
@@ -64,6 +64,9 @@ static int pfs_file_open(struct pfs *fs, struct pfs_inode *inode, struct fuse_fi
 		r = -EINVAL;
 	else
 		r = pfs_inode_cache_open(fs, inode, want_write);
+	/* O_TRUNC by a caller without CAP_FSETID (FUSE_HANDLE_KILLPRIV_V2). */
+	if (r == 0 && kill_suidgid)
+		r = pfs_privs_kill(fs, inode);
 	if (r == 0 && (fi->flags & O_TRUNC) && want_write)
 		r = pcache_truncate(&inode->cache, 0);
 	if (r) {
@@ -96,6 +99,7 @@ void pfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
 	struct fuse_entry_param e;
 	struct pfs_handle *h;
 	struct pfs_creds creds;
+	bool kill_suidgid = pfs_fuse_io_kill_suidgid_wanted(parent);
 	int fd, r;
 
 	if (pfs_ctl_is_ino(parent) || pfs_ctl_shadows(fs, parent, name)) {
@@ -126,7 +130,7 @@ void pfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
 	if (r)
 		goto out_free;
 	inode = (struct pfs_inode *)(uintptr_t)e.ino;
-	r = pfs_file_open(fs, inode, fi, h);
+	r = pfs_file_open(fs, inode, fi, h, kill_suidgid);
 	h = NULL;
 	if (r) {
 		pfs_inode_forget(fs, inode, 1);
@@ -148,6 +152,7 @@ void pfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct pfs *fs = pfs_from_req(req);
 	struct pfs_inode *inode;
 	struct pfs_handle *h;
+	bool kill_suidgid = pfs_fuse_io_kill_suidgid_wanted(ino);
 	int r;
 
 	if (pfs_ctl_is_ino(ino)) {
@@ -156,7 +161,7 @@ void pfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	inode = pfs_inode_get(req, ino);
 	h = pfs_handle_alloc(fs);
-	r = h ? pfs_file_open(fs, inode, fi, h) : -ENOMEM;
+	r = h ? pfs_file_open(fs, inode, fi, h, kill_suidgid) : -ENOMEM;
 	if (r)
 		fuse_reply_err(req, -r);
 	else if (fuse_reply_open(req, fi) == -ENOENT)
@@ -200,6 +205,15 @@ void pfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 		return;
 	}
 	inode = pfs_inode_get(req, ino);
+	/* A writer without CAP_FSETID (FUSE_HANDLE_KILLPRIV_V2): clear what
+	 * the VFS would, first (no syscall once the inode is known clear). */
+	if (pfs_fuse_io_kill_suidgid_wanted(ino)) {
+		int r = pfs_privs_kill(pfs_from_req(req), inode);
+		if (r) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+	}
 	if (pfs_handle_of(fi)->flags & O_APPEND) {
 		/* The kernel's idea of the end may be stale; ours is not. */
 		pthread_mutex_lock(&inode->append_lock);
@@ -225,6 +239,7 @@ void pfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 void pfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	/* close() does not write back: that is what the cache is for. */
+	pfs_shrink_throttle(pfs_from_req(req));
 	fuse_reply_err(req, 0);
 }
 

@@ -6,6 +6,7 @@
  * the allocator (site request).
  */
 #include <errno.h>
+#include <string.h>
 #include <sys/xattr.h>
 
 #include "fs_i.h"
@@ -32,6 +33,9 @@ void pfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const cha
 	if (r == 0 && (fd >= 0 ? fsetxattr(fd, name, value, size, flags)
 			       : setxattr(path, name, value, size, flags)) < 0)
 		r = -errno;
+	/* A new security.capability must be cleared by the next write. */
+	if (r == 0 && strncmp(name, "security.", 9) == 0)
+		pfs_privs_invalidate(pfs_inode_get(req, ino));
 	fuse_reply_err(req, -r);
 }
 

@@ -65,6 +65,11 @@ static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 				     "use the kernel's own FUSE write-back cache (0/1; off: every "
 				     "write() reaches the daemon)",
 				     PFS_CTL_NONE},
+	[PFS_OPT_killpriv] = {"killpriv", PFS_OPT_BOOL, "1", 0, 1,
+			      "clear setuid/setgid/capabilities on write in the daemon "
+			      "(FUSE_HANDLE_KILLPRIV_V2; 0: the kernel asks for "
+			      "security.capability before every write())",
+			      PFS_CTL_NONE},
 };
 
 /* Options libfuse handles; passed through unchanged. */
