@@ -67,22 +67,6 @@ const struct pfs_ctl_file *pfs_ctl_file_at(unsigned i)
 	return i < pfs_ctl_nfiles ? &pfs_ctl_files[i] : NULL;
 }
 
-static void pfs_ctl_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void pfs_ctl_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	/* One line in the log, whatever was written: control bytes become '?'. */
-	for (char *c = err; *c; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
-}
 
 int pfs_ctl_policy_split(char *spec, struct pfs_ctl_policy *out, char *err, size_t errlen)
 {
@@ -91,18 +75,18 @@ int pfs_ctl_policy_split(char *spec, struct pfs_ctl_policy *out, char *err, size
 	out->nargs = 0;
 	out->name = strtok_r(spec, PFS_CTL_POLICY_SEPARATORS, &save);
 	if (!out->name) {
-		pfs_ctl_err(err, errlen, "policy: empty (expected NAME[,arg=value...])");
+		pfs_err(err, errlen, "policy: empty (expected NAME[,arg=value...])");
 		return -EINVAL;
 	}
 	while ((tok = strtok_r(NULL, PFS_CTL_POLICY_SEPARATORS, &save))) {
 		char *eq = strchr(tok, '=');
 
 		if (!eq || eq == tok) {
-			pfs_ctl_err(err, errlen, "policy: '%.64s' is not arg=value", tok);
+			pfs_err(err, errlen, "policy: '%.64s' is not arg=value", tok);
 			return -EINVAL;
 		}
 		if (out->nargs == PFS_CTL_POLICY_ARGS_MAX) {
-			pfs_ctl_err(err, errlen, "policy: more than %d arguments",
+			pfs_err(err, errlen, "policy: more than %d arguments",
 				    PFS_CTL_POLICY_ARGS_MAX);
 			return -EINVAL;
 		}
@@ -123,7 +107,7 @@ static int pfs_ctl_parse_trigger(const struct pfs_ctl_file *file, struct pfs_ctl
 				 char *err, size_t errlen)
 {
 	if (strcmp(cmd->text, "1") != 0) {
-		pfs_ctl_err(err, errlen, "%s: '%.64s' is not 1 (write 1 to %s)", file->name,
+		pfs_err(err, errlen, "%s: '%.64s' is not 1 (write 1 to %s)", file->name,
 			    cmd->text, file->name);
 		return -EINVAL;
 	}
@@ -155,33 +139,33 @@ int pfs_ctl_parse_write(const struct pfs_ctl_file *file, const char *buf, size_t
 	cmd->policy.nargs = 0;
 	cmd->text[0] = cmd->spec[0] = '\0';
 	if (!file) {
-		pfs_ctl_err(err, errlen, "no such control file");
+		pfs_err(err, errlen, "no such control file");
 		return -EBADF;
 	}
 	if (file->kind == PFS_CTL_STATS || file->kind == PFS_CTL_DIRTY) {
-		pfs_ctl_err(err, errlen, "%s is read-only", file->name);
+		pfs_err(err, errlen, "%s is read-only", file->name);
 		return -EBADF;
 	}
 	if (off != 0) {
-		pfs_ctl_err(err, errlen,
+		pfs_err(err, errlen,
 			    "%s: write at offset %lld: a value must come whole in one write at "
 			    "offset 0",
 			    file->name, (long long)off);
 		return -EINVAL;
 	}
 	if (len > PFS_CTL_WRITE_MAX) {
-		pfs_ctl_err(err, errlen, "%s: a write of %zu bytes is over the limit of %d",
+		pfs_err(err, errlen, "%s: a write of %zu bytes is over the limit of %d",
 			    file->name, len, PFS_CTL_WRITE_MAX);
 		return -EINVAL;
 	}
 	while (n && pfs_ctl_is_trailing_blank(buf[n - 1]))
 		n--;
 	if (n == 0) {
-		pfs_ctl_err(err, errlen, "%s: empty write", file->name);
+		pfs_err(err, errlen, "%s: empty write", file->name);
 		return -EINVAL;
 	}
 	if (memchr(buf, '\0', n)) {
-		pfs_ctl_err(err, errlen, "%s: the write holds a NUL byte", file->name);
+		pfs_err(err, errlen, "%s: the write holds a NUL byte", file->name);
 		return -EINVAL;
 	}
 	memcpy(cmd->text, buf, n);
@@ -205,7 +189,7 @@ int pfs_ctl_parse_write(const struct pfs_ctl_file *file, const char *buf, size_t
 	case PFS_CTL_CRASH:
 		return pfs_ctl_parse_trigger(file, cmd, err, errlen);
 	default:
-		pfs_ctl_err(err, errlen, "%s is read-only", file->name);
+		pfs_err(err, errlen, "%s is read-only", file->name);
 		return -EBADF;
 	}
 }

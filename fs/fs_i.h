@@ -125,6 +125,9 @@ int pfs_opt_parse_value(enum pfs_opt_id id, const char *text, long long *num, ch
 			char *err, size_t errlen);
 /* Format a value as the control file shows it (no newline). */
 void pfs_opt_format_value(enum pfs_opt_id id, const struct pfs_options *o, char *buf, size_t len);
+/* Format one line into err (printf-style), control bytes shown as '?', so
+ * that whatever a user typed stays one line in the log. */
+void pfs_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Parse the whole command line. 0, or -EINVAL with one line in err. */
 int pfs_cmdline_parse(int argc, char **argv, struct pfs_cmdline *cl, char *err, size_t errlen);
 void pfs_cmdline_free(struct pfs_cmdline *cl);

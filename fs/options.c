@@ -108,13 +108,11 @@ static bool pfs_name_in(const char *name, const char *const *list)
 	return false;
 }
 
-static void pfs_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void pfs_err(char *err, size_t errlen, const char *fmt, ...)
+void pfs_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (!errlen)
+	if (!err || !errlen)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
