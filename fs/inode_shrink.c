@@ -304,16 +304,24 @@ static void *pfs_shrink_main(void *data)
 	return NULL;
 }
 
+/* Wake the shrinker thread; a trylock, since a missed wake costs only
+ * one period of its timed wait. */
+static void pfs_shrink_wake(struct pfs *fs)
+{
+	if (pthread_mutex_trylock(&fs->shrink_lock) == 0) {
+		pthread_cond_signal(&fs->shrink_wake);
+		pthread_mutex_unlock(&fs->shrink_lock);
+	}
+}
+
 /* An open ran out of fds: hand it one from the reserve, or wake the
  * shrinker and give it a moment. */
 void pfs_shrink_urgent(struct pfs *fs)
 {
 	struct timespec nap = {.tv_nsec = 10 * 1000 * 1000};
 
-	if (fs->shrink_running && pthread_mutex_trylock(&fs->shrink_lock) == 0) {
-		pthread_cond_signal(&fs->shrink_wake);
-		pthread_mutex_unlock(&fs->shrink_lock);
-	}
+	if (fs->shrink_running)
+		pfs_shrink_wake(fs);
 	if (pfs_shrink_reserve_release(fs)) {
 		__atomic_add_fetch(&fs->shrink_reserve_used, 1, __ATOMIC_RELAXED);
 		return;
@@ -343,10 +351,7 @@ void pfs_shrink_throttle(struct pfs *fs)
 	     i++) {
 		if (i == 0)
 			__atomic_add_fetch(&fs->shrink_throttled, 1, __ATOMIC_RELAXED);
-		if (pthread_mutex_trylock(&fs->shrink_lock) == 0) {
-			pthread_cond_signal(&fs->shrink_wake);
-			pthread_mutex_unlock(&fs->shrink_lock);
-		}
+		pfs_shrink_wake(fs);
 		nanosleep(&nap, NULL);
 	}
 }
