@@ -281,42 +281,13 @@ static void test_alloc_double_free_aborts(void **state)
 
 /* ---- verdicts ---- */
 
-/* What the policies below saw, for the tests to check. */
-static struct pfs_failure last_failure;
-static unsigned decisions;
-static unsigned retry_limit;
-
-static struct pfs_decision decide_fail(void *st, const struct pfs_failure *f)
-{
-	last_failure = *f;
-	decisions++;
-	return (struct pfs_decision){.verdict = PFS_VERDICT_FAIL};
-}
-
-static struct pfs_decision decide_loop(void *st, const struct pfs_failure *f)
-{
-	last_failure = *f;
-	decisions++;
-	return (struct pfs_decision){.verdict = PFS_VERDICT_LOOP, .wait_ns = 1000000};
-}
-
-static struct pfs_decision decide_retry(void *st, const struct pfs_failure *f)
-{
-	last_failure = *f;
-	decisions++;
-	if (f->attempt >= retry_limit)
-		return (struct pfs_decision){.verdict = PFS_VERDICT_FAIL};
-	return (struct pfs_decision){.verdict = PFS_VERDICT_RETRY, .wait_ns = 1000000};
-}
+#include "recording_policy.h"
 
 static struct pfs_decision decide_abort(void *st, const struct pfs_failure *f)
 {
 	return (struct pfs_decision){.verdict = PFS_VERDICT_ABORT};
 }
 
-TEST_POLICY(policy_fail, "testfail", decide_fail);
-TEST_POLICY(policy_loop, "testloop", decide_loop);
-TEST_POLICY(policy_retry, "testretry", decide_retry);
 TEST_POLICY(policy_abort, "testabort", decide_abort);
 
 static int reset_policy_log(void **state)

@@ -18,36 +18,9 @@
 
 #define BLOCK 1000u
 
-/* ---- a policy that records what it was asked ---- */
+/* ---- policies that record what they were asked ---- */
 
-static struct pfs_failure last_failure;
-static unsigned decisions;
-
-static struct pfs_decision decide_fail(void *st, const struct pfs_failure *f)
-{
-	last_failure = *f;
-	decisions++;
-	return (struct pfs_decision){.verdict = PFS_VERDICT_FAIL};
-}
-
-static struct pfs_decision decide_loop(void *st, const struct pfs_failure *f)
-{
-	last_failure = *f;
-	decisions++;
-	return (struct pfs_decision){.verdict = PFS_VERDICT_LOOP, .wait_ns = 1000000};
-}
-
-static struct pfs_decision decide_retry(void *st, const struct pfs_failure *f)
-{
-	last_failure = *f;
-	decisions++;
-	return (struct pfs_decision){.verdict = PFS_VERDICT_RETRY, .wait_ns = 1000000};
-}
-
-/* The enomem policy's verdict: fail at once. */
-TEST_POLICY(policy_fail, "testfail", decide_fail);
-TEST_POLICY(policy_loop, "testloop", decide_loop);
-TEST_POLICY(policy_retry, "testretry", decide_retry);
+#include "recording_policy.h"
 
 static int reset_policy_log(void **state)
 {
