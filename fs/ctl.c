@@ -271,6 +271,7 @@ void pfs_cache_tune(struct pfs *fs)
 	struct pcache_config c = {
 		.page_size = (size_t)fs->opt.num[PFS_OPT_page_size],
 		.dirty_limit = (uint64_t)fs->opt.num[PFS_OPT_dirty_limit],
+		.clean_limit = (uint64_t)fs->opt.num[PFS_OPT_clean_limit],
 		.writeback_ms = (unsigned)fs->opt.num[PFS_OPT_writeback_ms],
 	};
 
@@ -304,6 +305,7 @@ static void pfs_ctl_option_apply(struct pfs *fs, enum pfs_opt_id id, long long v
 		alloc_set_balloon(fs->alloc, (uint64_t)v);
 		break;
 	case PFS_OPT_dirty_limit:
+	case PFS_OPT_clean_limit:
 	case PFS_OPT_writeback_ms:
 		pfs_cache_tune(fs);
 		break;

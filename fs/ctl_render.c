@@ -113,9 +113,10 @@ size_t pfs_stats_json(struct pfs *fs, char *out, size_t len)
 		       st.total[ALLOC_STAT_peak]);
 	pfs_buf_printf(&b,
 		       ",\"cached\":%" PRIu64 ",\"dirty\":%" PRIu64 ",\"writeback\":%" PRIu64
-		       ",\"writeback_errors\":%" PRIu64 ",\"pages_written\":%" PRIu64,
+		       ",\"writeback_errors\":%" PRIu64 ",\"pages_written\":%" PRIu64
+		       ",\"written_direct\":%" PRIu64,
 		       u.cached_bytes, u.dirty_bytes, u.writeback_bytes, u.writeback_errors,
-		       u.pages_written);
+		       u.pages_written, u.direct_bytes);
 	/* What the kernel and we agreed in INIT, and what it costs (fuse_io.c). */
 	pfs_buf_printf(&b,
 		       ",\"kernel_wbcache\":%s,\"killpriv_v2\":%s,\"getxattr_requests\":%" PRIu64,

@@ -72,7 +72,9 @@ enum pfs_opt_ctl {
 	X(fail_verbose)                                                                            \
 	X(page_size)                                                                               \
 	X(dirty_limit)                                                                             \
+	X(clean_limit)                                                                             \
 	X(writeback_ms)                                                                            \
+	X(direct_writeback)                                                                        \
 	X(ctldir)                                                                                  \
 	X(stats_file)                                                                              \
 	X(writeback_cache)                                                                         \

@@ -431,6 +431,8 @@ int main(int argc, char **argv)
 				 &(struct pcache_config){
 					 .page_size = (size_t)fs.opt.num[PFS_OPT_page_size],
 					 .dirty_limit = (uint64_t)fs.opt.num[PFS_OPT_dirty_limit],
+					 .clean_limit = (uint64_t)fs.opt.num[PFS_OPT_clean_limit],
+					 .buffered_only = !fs.opt.num[PFS_OPT_direct_writeback],
 					 .writeback_ms = (unsigned)fs.opt.num[PFS_OPT_writeback_ms],
 				 },
 				 &pfs_inode_cache_ops);

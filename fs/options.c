@@ -51,9 +51,17 @@ static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 				 "dirty bytes that start writeback at once (0 = auto: mem_limit/2, "
 				 "or 64M without a limit)",
 				 PFS_CTL_RW},
+	[PFS_OPT_clean_limit] = {"clean_limit", PFS_OPT_SIZE, "0", 0, LLONG_MAX,
+				 "clean (written back) bytes kept cached; older ones are dropped "
+				 "(0 = auto: 64M without a mem_limit, else the budget decides)",
+				 PFS_CTL_RW},
 	[PFS_OPT_writeback_ms] = {"writeback_ms", PFS_OPT_UINT, "5000", 1, UINT_MAX,
 				  "dirty pages older than this many milliseconds are written back",
 				  PFS_CTL_RW},
+	[PFS_OPT_direct_writeback] = {"direct_writeback", PFS_OPT_BOOL, "1", 0, 1,
+				      "write long runs of pages back with O_DIRECT where the backing "
+				      "fs allows it (0/1; 0: always through its page cache)",
+				      PFS_CTL_NONE},
 	[PFS_OPT_ctldir] = {"ctldir", PFS_OPT_CTLDIR, "hidden", 0, 0,
 			    "the .pressurefs control directory: hidden (reachable by name), "
 			    "visible, or none",
@@ -616,7 +624,8 @@ void pfs_usage_print(FILE *out, const char *prog)
 		"shadowed by it unless ctldir=none):\n"
 		"    stats          read: statistics as JSON\n"
 		"    policy         read/write: NAME[,arg=v...] switches the policy at run time\n"
-		"    mem_limit, balloon, fail_*, dirty_limit, writeback_ms\n"
+		"    mem_limit, balloon, fail_*, dirty_limit, clean_limit,\n"
+		"                   writeback_ms\n"
 		"                   read/write: the option of the same name\n"
 		"    dirty          read: \"INO OFFSET LENGTH PATH\" per range not yet written back;\n"
 		"                   PATH is relative to the mount, '?' if unknown, with \\, newline,\n"

@@ -39,6 +39,19 @@ uint64_t _pcache_dirty_limit(struct pcache *pc)
 	return limit / 2 ? limit / 2 : pc->page_size;
 }
 
+uint64_t _pcache_clean_limit(struct pcache *pc)
+{
+	uint64_t set = __atomic_load_n(&pc->clean_limit, __ATOMIC_RELAXED);
+
+	if (set)
+		return set;
+	/* With a budget, reclaim drops clean pages when the budget needs
+	 * them; without one, nothing would, and the cache would grow with
+	 * every byte written (a second copy of the backing fs's own cache,
+	 * in memory that is never reused). */
+	return alloc_mem_limit(pc->alloc) ? UINT64_MAX : PCACHE_DEFAULT_CLEAN_LIMIT;
+}
+
 void _pcache_get(struct pcache *pc, struct pcache_file *f)
 {
 	if (pc->ops.get)
@@ -83,6 +96,8 @@ struct pcache *pcache_create(struct alloc *a, const struct pcache_config *config
 	pc->page_size = psize;
 	pc->page_shift = page_shift_of(psize);
 	pc->dirty_limit = config ? config->dirty_limit : 0;
+	pc->clean_limit = config ? config->clean_limit : 0;
+	pc->direct = !(config && config->buffered_only);
 	pc->writeback_ms =
 	    config && config->writeback_ms ? config->writeback_ms : PCACHE_DEFAULT_WRITEBACK_MS;
 	if (ops)
@@ -96,6 +111,7 @@ struct pcache *pcache_create(struct alloc *a, const struct pcache_config *config
 	pthread_cond_init(&pc->wb_wake, &cattr);
 	pthread_condattr_destroy(&cattr);
 	atomic_init(&pc->wb_urgent, false);
+	atomic_init(&pc->direct_off, false);
 	alloc_set_reclaimer(a, _pcache_reclaim, pc);
 	return pc;
 }
@@ -123,9 +139,11 @@ void pcache_destroy(struct pcache *pc)
 void pcache_set_config(struct pcache *pc, const struct pcache_config *config)
 {
 	__atomic_store_n(&pc->dirty_limit, config->dirty_limit, __ATOMIC_RELAXED);
+	__atomic_store_n(&pc->clean_limit, config->clean_limit, __ATOMIC_RELAXED);
 	__atomic_store_n(&pc->writeback_ms,
 	                 config->writeback_ms ? config->writeback_ms : PCACHE_DEFAULT_WRITEBACK_MS,
 	                 __ATOMIC_RELAXED);
+	_pcache_clean_trim(pc);
 	_pcache_wb_wake(pc); /* the next pass uses them */
 }
 
@@ -379,6 +397,7 @@ void pcache_usage_read(struct pcache *pc, struct pcache_usage *out)
 	out->writeback_bytes = atomic_load(&pc->writeback_bytes);
 	out->pages_written = atomic_load(&pc->pages_written);
 	out->writeback_errors = atomic_load(&pc->writeback_errors);
+	out->direct_bytes = atomic_load(&pc->direct_bytes);
 }
 
 void pcache_for_each_dirty(struct pcache *pc, pcache_dirty_fn fn, void *data)

@@ -52,7 +52,11 @@ struct pcache_index; /* private: the page index of one file */
 struct pcache_config {
 	size_t page_size;	   /* power of two, 4 KiB .. 1 MiB */
 	uint64_t dirty_limit;	   /* dirty bytes that start writeback at once (0 = mem_limit/2 or 64M) */
+	uint64_t clean_limit;	   /* clean bytes kept; the oldest beyond are dropped
+				    * (0 = 64M without a mem_limit, else no limit of its own) */
 	unsigned writeback_ms;	   /* dirty pages older than this are written back */
+	bool buffered_only;	   /* never O_DIRECT: every writeback goes through the
+				    * backing fs's page cache (fixed at create) */
 };
 
 /* How the cache keeps a file alive while it has dirty pages (the daemon's
@@ -89,7 +93,9 @@ struct pcache_file {
 /* Registers the cache's reclaimer with a (one per allocator). NULL with
  * errno EINVAL (bad page_size) or ENOMEM. config NULL or zero fields mean
  * the defaults: 64 KiB pages, writeback_ms 5000, dirty_limit 0 (half of
- * mem_limit - balloon, followed at run time; 64 MiB without a limit). */
+ * mem_limit - balloon, followed at run time; 64 MiB without a limit),
+ * clean_limit 0 (64 MiB without a mem_limit; with one, the budget and its
+ * reclaim decide). */
 struct pcache *pcache_create(struct alloc *a, const struct pcache_config *config,
 			     const struct pcache_file_ops *ops);
 /* Writes everything back (pcache_sync_all), stops the thread, frees.
@@ -101,7 +107,7 @@ void pcache_destroy(struct pcache *pc);
 int pcache_writeback_start(struct pcache *pc);
 void pcache_writeback_stop(struct pcache *pc);
 size_t pcache_page_size(const struct pcache *pc);
-/* Change dirty_limit and writeback_ms at run time (page_size is fixed at
+/* Change dirty_limit, clean_limit and writeback_ms at run time (page_size is fixed at
  * create and ignored here); the writeback thread uses them on its next
  * pass, which this call starts at once. */
 void pcache_set_config(struct pcache *pc, const struct pcache_config *config);
@@ -167,6 +173,7 @@ struct pcache_usage {
 	uint64_t writeback_errors; /* failed writeback passes (I/O or buffer allocation;
 				    * counted even when a no-allocation fallback then
 				    * wrote the data) */
+	uint64_t direct_bytes;	  /* of the bytes written back, those written with O_DIRECT */
 };
 void pcache_usage_read(struct pcache *pc, struct pcache_usage *out);
 

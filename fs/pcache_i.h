@@ -34,6 +34,7 @@
 #define PCACHE_DEFAULT_PAGE_SIZE    (64u * 1024u)
 #define PCACHE_DEFAULT_WRITEBACK_MS 5000u
 #define PCACHE_DEFAULT_DIRTY_LIMIT  (64ull * 1024 * 1024)
+#define PCACHE_DEFAULT_CLEAN_LIMIT  (64ull * 1024 * 1024)
 
 /* Pages written by one pwritev() batch, at most (<= IOV_MAX). */
 #define PCACHE_WB_MAX_BATCH 256u
@@ -51,8 +52,18 @@ struct pcache_page {
 	uint16_t flags;       /* pages_lock: PCACHE_PAGE_* */
 	uint16_t pins;        /* pages_lock: users outside the lock; reclaim skips */
 	bool on_lru;          /* written under pages_lock and lru_lock, read under either */
-	unsigned char data[]; /* page_size bytes (allocator blocks are 16-byte aligned) */
+	unsigned char *data;  /* page_size bytes in the same block, PCACHE_DATA_ALIGN-aligned */
 };
+
+/* Page data alignment: what direct I/O asks of memory on common block
+ * devices (512-byte logical blocks), so that writeback can hand whole runs
+ * of pages to the disk without a copy through the backing fs's own cache. */
+#define PCACHE_DATA_ALIGN 512u
+/* Runs of at least this many bytes are written back with O_DIRECT (when
+ * direct_writeback is on and the backing fs allows it); smaller ones go
+ * through the backing fs's page cache, where they cost a copy but no wait
+ * for the device. */
+#define PCACHE_WB_DIRECT_MIN (128u * 1024u)
 
 /* Whole-cache passes over the dirty-file list; each marks the files it has
  * visited with its own pass number. */
@@ -82,6 +93,7 @@ struct pcache {
 	unsigned page_shift;
 	/* Tunable at run time (pcache_set_config): atomic loads and stores. */
 	uint64_t dirty_limit; /* 0: derived from the allocator's budget */
+	uint64_t clean_limit; /* 0: the default without a budget, else none */
 	unsigned writeback_ms;
 	struct pcache_file_ops ops;
 
@@ -102,10 +114,12 @@ struct pcache {
 	/* lru_lock protects the clean-page LRU (oldest at head). */
 	pthread_mutex_t lru_lock;
 	struct pcache_page *lru_head, *lru_tail;
-	uint64_t lru_count;
+	uint64_t lru_count; /* written under lru_lock, read without it (atomic builtins) */
 
 	atomic_uint_fast64_t cached_bytes, dirty_bytes, writeback_bytes;
-	atomic_uint_fast64_t pages_written, writeback_errors;
+	atomic_uint_fast64_t pages_written, writeback_errors, direct_bytes;
+	bool direct;        /* direct_writeback asked for (fixed at create) */
+	atomic_bool direct_off; /* the backing fs refused O_DIRECT: stop trying */
 	atomic_long nfiles;
 };
 
@@ -122,6 +136,8 @@ struct pcache_wb_req {
 /* ---- pcache.c ---- */
 uint64_t _pcache_now_ns(void);
 uint64_t _pcache_dirty_limit(struct pcache *pc);
+/* Clean bytes to keep at most (UINT64_MAX: no limit of the cache's own). */
+uint64_t _pcache_clean_limit(struct pcache *pc);
 unsigned _pcache_writeback_ms(const struct pcache *pc);
 void _pcache_get(struct pcache *pc, struct pcache_file *f);
 void _pcache_put(struct pcache *pc, struct pcache_file *f);
@@ -182,6 +198,9 @@ void _pcache_wb_kick(struct pcache *pc, bool urgent);
 void _pcache_lru_add(struct pcache *pc, struct pcache_page *p);
 void _pcache_lru_remove(struct pcache *pc, struct pcache_page *p);
 size_t _pcache_lru_shrink(struct pcache *pc, size_t want);
+/* Drop the oldest clean pages beyond clean_limit. Callers hold no
+ * pages_lock (f->lock is fine). */
+void _pcache_clean_trim(struct pcache *pc);
 size_t _pcache_reclaim(void *data, size_t want, unsigned flags);
 
 #endif /* PFS_PCACHE_I_H */

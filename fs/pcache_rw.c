@@ -134,7 +134,7 @@ static struct pcache_page *page_new(struct pcache_file *f, uint64_t index, unsig
 {
 	struct pcache *pc = f->cache;
 	struct alloc_retry *retry = wr ? &wr->retry : NULL;
-	size_t size = sizeof(struct pcache_page) + pc->page_size;
+	size_t size = sizeof(struct pcache_page) + PCACHE_DATA_ALIGN - 1 + pc->page_size;
 	struct pcache_page *p;
 
 	if (!f->index) {
@@ -159,6 +159,8 @@ static struct pcache_page *page_new(struct pcache_file *f, uint64_t index, unsig
 	if (!p)
 		return NULL;
 	memset(p, 0, sizeof(*p));
+	p->data = (unsigned char *)(((uintptr_t)(p + 1) + PCACHE_DATA_ALIGN - 1) &
+	                            ~(uintptr_t)(PCACHE_DATA_ALIGN - 1));
 	p->index = index;
 	return p;
 }
@@ -353,6 +355,7 @@ ssize_t pcache_read(struct pcache_file *f, void *buf, size_t len, off_t off)
 	}
 out_unlock:
 	pthread_mutex_unlock(&f->lock);
+	_pcache_clean_trim(pc);
 	if (done || !err)
 		return (ssize_t)done;
 	return err;

@@ -1,7 +1,9 @@
 /*
  * Reclaim: giving memory back to the allocator.
  *
- * Clean pages sit on one LRU (oldest first). The reclaimer registered with
+ * Clean pages sit on one LRU (oldest first). Beyond clean_limit the oldest
+ * are dropped as soon as writeback or a read adds more (_pcache_clean_trim).
+ * The reclaimer registered with
  * the allocator drops them; called with ALLOC_NOFS (from inside an
  * allocation whose caller may hold f->lock or worse) it never waits: it
  * only trylocks pages_lock, and asks the writeback thread to clean more.
@@ -25,7 +27,7 @@ static void lru_append(struct pcache *pc, struct pcache_page *p)
 		pc->lru_head = p;
 	pc->lru_tail = p;
 	p->on_lru = true;
-	pc->lru_count++;
+	__atomic_store_n(&pc->lru_count, pc->lru_count + 1, __ATOMIC_RELAXED);
 }
 
 void _pcache_lru_add(struct pcache *pc, struct pcache_page *p)
@@ -48,7 +50,7 @@ static void lru_unlink(struct pcache *pc, struct pcache_page *p)
 		pc->lru_tail = p->lru_prev;
 	p->lru_next = p->lru_prev = NULL;
 	p->on_lru = false;
-	pc->lru_count--;
+	__atomic_store_n(&pc->lru_count, pc->lru_count - 1, __ATOMIC_RELAXED);
 }
 
 /* lru_lock held: to the young end, staying on the LRU throughout (so that
@@ -112,6 +114,18 @@ size_t _pcache_lru_shrink(struct pcache *pc, size_t want)
 	pthread_mutex_unlock(&pc->lru_lock);
 	_pcache_page_list_free(pc, freed);
 	return bytes;
+}
+
+void _pcache_clean_trim(struct pcache *pc)
+{
+	uint64_t limit = _pcache_clean_limit(pc);
+	uint64_t clean = __atomic_load_n(&pc->lru_count, __ATOMIC_RELAXED) * pc->page_size;
+
+	/* Oldest first, as reclaim does: a page read or written back long
+	 * ago goes before one just written. Pages on the LRU that are busy
+	 * are skipped, so this may leave a little more than the limit. */
+	if (clean > limit)
+		_pcache_lru_shrink(pc, (size_t)(clean - limit));
 }
 
 size_t pcache_drop_clean(struct pcache *pc)

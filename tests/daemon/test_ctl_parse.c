@@ -54,7 +54,7 @@ static void test_ctl_parse_table_lists_every_file_with_its_mode(void **state)
 {
 	const char *rw[] = {"policy", "mem_limit", "balloon", "fail_probability", "fail_interval",
 			    "fail_times", "fail_space", "fail_sites", "fail_seed", "fail_verbose",
-			    "dirty_limit", "writeback_ms"};
+			    "dirty_limit", "clean_limit", "writeback_ms"};
 
 	unsigned nrw = 0;
 

@@ -72,13 +72,11 @@ struct pt_env {
 	unsigned nfiles;
 };
 
-static inline void pt_env_setup(struct pt_env *env, size_t page_size, uint64_t mem_limit,
-                                uint64_t dirty_limit, unsigned writeback_ms)
+/* The cache made with every field of cc (clean_limit, buffered_only...). */
+static inline void pt_env_setup_config(struct pt_env *env, const struct pcache_config *cc,
+                                       uint64_t mem_limit)
 {
 	struct alloc_config ac = {.mem_limit = mem_limit, .stock_bytes = 0};
-	struct pcache_config cc = {
-	    .page_size = page_size, .dirty_limit = dirty_limit, .writeback_ms = writeback_ms};
-
 	static const char tmpl[] = "/tmp/pcache-test-XXXXXX";
 
 	memset(env, 0, sizeof(*env));
@@ -87,9 +85,18 @@ static inline void pt_env_setup(struct pt_env *env, size_t page_size, uint64_t m
 	env->a = alloc_create(&ac);
 	assert_non_null(env->a);
 	env->live_baseline = alloc_live(env->a);
-	env->pc = pcache_create(env->a, &cc, &pt_ops);
+	env->pc = pcache_create(env->a, cc, &pt_ops);
 	assert_non_null(env->pc);
 	pt_refs.gets = pt_refs.puts = 0;
+}
+
+static inline void pt_env_setup(struct pt_env *env, size_t page_size, uint64_t mem_limit,
+                                uint64_t dirty_limit, unsigned writeback_ms)
+{
+	struct pcache_config cc = {
+	    .page_size = page_size, .dirty_limit = dirty_limit, .writeback_ms = writeback_ms};
+
+	pt_env_setup_config(env, &cc, mem_limit);
 }
 
 /* Open (create) a backing file named name and attach f to it. */

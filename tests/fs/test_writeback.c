@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <sys/mount.h>
 
+#include "pcache_i.h" /* PCACHE_WB_DIRECT_MIN */
 #include "pcache_test.h"
 
 #define PAGE (64u * 1024u)
@@ -486,6 +487,117 @@ static void test_writeback_sync_all_writes_every_dirty_file(void **state)
 	wb_free(fx);
 }
 
+/* ---- direct writeback ---- */
+
+/* Whether the scratch fs takes O_DIRECT writes from 512-aligned memory
+ * (where the cache's page data sits). */
+static bool direct_io_supported(const char *dir)
+{
+	char path[160];
+	struct statx sx;
+	bool ok;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/.dio-probe", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_DIRECT, 0644);
+	if (fd < 0)
+		return false;
+	ok = statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
+	     (sx.stx_mask & STATX_DIOALIGN) && sx.stx_dio_mem_align &&
+	     sx.stx_dio_mem_align <= 512 && sx.stx_dio_offset_align &&
+	     sx.stx_dio_offset_align <= 4096;
+	close(fd);
+	unlink(path);
+	return ok;
+}
+
+static struct wb_fixture *wb_make_direct(bool buffered_only)
+{
+	struct wb_fixture *fx = calloc(1, sizeof(*fx));
+	struct pcache_config cc = {
+	    .page_size = PAGE, .writeback_ms = 60000, .buffered_only = buffered_only};
+
+	assert_non_null(fx);
+	pt_env_setup_config(&fx->env, &cc, 0);
+	fx->fd = pt_file_open(&fx->env, &fx->f, "data");
+	pt_model_init(&fx->m);
+	return fx;
+}
+
+static uint64_t wb_direct_bytes(struct wb_fixture *fx)
+{
+	struct pcache_usage u;
+
+	pcache_usage_read(fx->env.pc, &u);
+	return u.direct_bytes;
+}
+
+static void test_writeback_direct_takes_long_runs_and_leaves_the_tail_buffered(void **state)
+{
+	struct wb_fixture *fx = wb_make_direct(false);
+
+	(void)state;
+	if (!direct_io_supported(fx->env.dir)) {
+		wb_free(fx);
+		skip(); /* the scratch fs has no direct I/O */
+	}
+	/* Eight whole pages go direct; the 100-byte tail cannot. */
+	pt_write(&fx->f, &fx->m, 8 * PAGE + 100, 0, 1);
+	assert_int_equal(pcache_fsync(&fx->f, false), 0);
+	assert_int_equal(wb_direct_bytes(fx), 8 * PAGE);
+	pt_assert_backing(fx->fd, &fx->m);
+	/* A short, unaligned overwrite goes through the backing page cache... */
+	pt_write(&fx->f, &fx->m, 4096, 1000, 2);
+	assert_int_equal(pcache_fsync(&fx->f, false), 0);
+	assert_int_equal(wb_direct_bytes(fx), 8 * PAGE);
+	pt_assert_backing(fx->fd, &fx->m);
+	/* ...and a direct run over it afterwards still wins: the kernel writes
+	 * and drops the buffered copy first. */
+	pt_write(&fx->f, &fx->m, 4 * PAGE, 0, 3);
+	assert_int_equal(pcache_fsync(&fx->f, false), 0);
+	assert_int_equal(wb_direct_bytes(fx), 12 * PAGE);
+	pt_assert_backing(fx->fd, &fx->m);
+	/* Read back through the buffered descriptor, not from our pages. */
+	pcache_drop_clean(fx->env.pc);
+	pt_assert_cached(&fx->f, &fx->m);
+	wb_free(fx);
+}
+
+static void test_writeback_direct_skips_runs_shorter_than_its_minimum(void **state)
+{
+	struct wb_fixture *fx = wb_make_direct(false);
+
+	(void)state;
+	if (!direct_io_supported(fx->env.dir)) {
+		wb_free(fx);
+		skip();
+	}
+	/* One page, and two pages apart: no run reaches the minimum. */
+	pt_write(&fx->f, &fx->m, PAGE, 0, 1);
+	pt_write(&fx->f, &fx->m, PAGE, 4 * PAGE, 1);
+	assert_true(PAGE < PCACHE_WB_DIRECT_MIN);
+	assert_int_equal(pcache_fsync(&fx->f, false), 0);
+	assert_int_equal(wb_direct_bytes(fx), 0);
+	pt_assert_backing(fx->fd, &fx->m);
+	wb_free(fx);
+}
+
+static void test_writeback_buffered_only_never_writes_direct(void **state)
+{
+	struct wb_fixture *fx = wb_make_direct(true);
+
+	(void)state;
+	if (!direct_io_supported(fx->env.dir)) {
+		wb_free(fx);
+		skip(); /* would pass without proving anything */
+	}
+	pt_write(&fx->f, &fx->m, 8 * PAGE, 0, 1);
+	assert_int_equal(pcache_fsync(&fx->f, false), 0);
+	assert_int_equal(wb_direct_bytes(fx), 0);
+	pt_assert_backing(fx->fd, &fx->m);
+	wb_free(fx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -501,6 +613,9 @@ int main(void)
 	    cmocka_unit_test(test_writeback_fsync_promise_holds_while_writer_and_thread_race),
 	    cmocka_unit_test(test_writeback_small_writes_racing_flushers_match_model),
 	    cmocka_unit_test(test_writeback_sync_all_writes_every_dirty_file),
+	    cmocka_unit_test(test_writeback_direct_takes_long_runs_and_leaves_the_tail_buffered),
+	    cmocka_unit_test(test_writeback_direct_skips_runs_shorter_than_its_minimum),
+	    cmocka_unit_test(test_writeback_buffered_only_never_writes_direct),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,6 +52,8 @@ bad_input "page size not a power of two" -f -o page_size=3000 "$B" "$M"
 bad_input "page size too large" -f -o page_size=2M "$B" "$M"
 bad_input "page size too small" -f -o page_size=1K "$B" "$M"
 bad_input "malformed writeback_ms" -f -o writeback_ms=soon "$B" "$M"
+bad_input "malformed clean_limit" -f -o clean_limit=lots "$B" "$M"
+bad_input "malformed direct_writeback" -f -o direct_writeback=2 "$B" "$M"
 bad_input "bad ctldir" -f -o ctldir=bogus "$B" "$M"
 bad_input "bad writeback_cache" -f -o writeback_cache=2 "$B" "$M"
 bad_input "unknown policy" -f -o policy=bogus "$B" "$M"
@@ -93,8 +95,8 @@ for h in --help -h; do
 	[ "$status" = 0 ] || pfs_fail "$h exits with $status"
 	pfs_is_mounted "$M" && pfs_fail "$h mounted something"
 	for word in policy mem_limit balloon fail_probability fail_interval fail_times fail_space \
-		fail_sites fail_seed fail_verbose page_size dirty_limit writeback_ms ctldir stats_file \
-		writeback_cache allow_other nofail retry enomem abort retries backoff_ms stall_warn_ms \
+		fail_sites fail_seed fail_verbose page_size dirty_limit clean_limit writeback_ms ctldir stats_file \
+		writeback_cache killpriv direct_writeback allow_other nofail retry enomem abort retries backoff_ms stall_warn_ms \
 		wait_ms; do
 		grep -q -- "$word" "$W/help" || pfs_fail "$h does not mention '$word'"
 	done

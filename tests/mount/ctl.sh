@@ -20,7 +20,7 @@ if grep -qx '.pressurefs' <<<"$listing"; then
 fi
 pfs_ok "ls -a of the root hides .pressurefs"
 ctl_list=$(pfs_run 10 ls "$C") || pfs_fail "ls $C fails"
-RW_FILES="policy mem_limit balloon fail_probability fail_interval fail_times fail_space fail_sites fail_seed fail_verbose dirty_limit writeback_ms"
+RW_FILES="policy mem_limit balloon fail_probability fail_interval fail_times fail_space fail_sites fail_seed fail_verbose dirty_limit clean_limit writeback_ms"
 RO_FILES="stats dirty"
 WO_FILES="drop_caches sync crash"
 for f in $RW_FILES $RO_FILES $WO_FILES; do
@@ -47,6 +47,7 @@ assert_eq 600000 "$(ctl_read writeback_ms)" "writeback_ms from the mount options
 dl=$(ctl_read dirty_limit) || exit 1
 [ "$dl" = 0 ] || [ "$dl" = 4194304 ] || pfs_fail "dirty_limit auto with mem_limit=8M: expected 0 or 4194304, got '$dl'"
 pfs_ok "dirty_limit auto"
+assert_eq 0 "$(ctl_read clean_limit)" "clean_limit default (auto)"
 assert_eq "" "$(ctl_read dirty)" "dirty is empty on a fresh mount"
 stats_snap s0
 assert_eq retry "$(stat_get s0 policy)" "stats.policy"
@@ -70,6 +71,8 @@ check_write fail_seed 42 42
 check_write fail_verbose 1 1
 check_write fail_verbose 0 0
 check_write dirty_limit 8M 8388608
+check_write clean_limit 2M 2097152
+check_write clean_limit 0 0
 check_write writeback_ms 1000 1000
 check_write writeback_ms 600000 600000
 check_write fail_sites cache_page+writeback cache_page,writeback
@@ -115,6 +118,7 @@ check_einval fail_verbose 2
 check_einval writeback_ms x
 check_einval writeback_ms -1
 check_einval dirty_limit 12Q
+check_einval clean_limit 1X
 check_einval fail_sites bogus
 check_einval fail_sites cache_page,bogus
 check_einval policy bogus

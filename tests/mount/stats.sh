@@ -34,6 +34,14 @@ stats_snap s2
 assert_eq 0 "$(stat_get s2 dirty)" "dirty is 0 after sync"
 assert_ge "$(stat_get s2 pages_written)" $(($(stat_get s1 pages_written) + 64)) "sync wrote the pages"
 assert_file_eq "$W/data" "$B/file" "sync put the data in the backing file"
+# Whole 64K pages in long runs go to the disk with O_DIRECT where the
+# backing fs takes it (probed with dd); the rest through its page cache.
+if dd if=/dev/zero of="$B/.dio-probe" bs=4096 count=1 oflag=direct status=none 2>/dev/null; then
+	assert_ge "$(stat_get s2 written_direct)" $((4 << 20)) "sync wrote the 4 MiB with O_DIRECT"
+else
+	pfs_ok "the backing fs has no O_DIRECT: written_direct not checked"
+fi
+rm -f "$B/.dio-probe"
 
 ctl_write drop_caches 1
 stats_snap s3
@@ -53,3 +61,12 @@ out=$(pfs_check stats-keys "$W/final.json" 2>&1) || pfs_fail "stats_file: $out"
 pfs_ok "stats_file has every key"
 assert_ge "$(json_get "$W/final.json" total.calls)" "$(stat_get s4 total.calls)" "stats_file counts everything"
 assert_eq retry "$(json_get "$W/final.json" policy)" "stats_file policy"
+
+# direct_writeback=0: the same data, never with O_DIRECT.
+pfs_mount -o policy=retry,page_size=64K,writeback_ms=600000,direct_writeback=0
+pfs_must dd if="$W/data" of="$M/file2" bs=256K status=none
+ctl_write sync 1
+stats_snap s5
+assert_eq 0 "$(stat_get s5 written_direct)" "direct_writeback=0 writes nothing with O_DIRECT"
+assert_file_eq "$W/data" "$B/file2" "direct_writeback=0 put the data in the backing file"
+pfs_umount_clean
