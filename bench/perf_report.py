@@ -137,7 +137,7 @@ def targets_check(results, summary):
     pfs_free = [t['target'] for t in results['targets']
                 if t['kind'] == 'pressurefs' and not t.get('mem_limit')
                 and not t.get('writeback_cache') and not t.get('kp2')
-                and t.get('killpriv', True)
+                and t.get('killpriv', True) and t.get('direct_writeback', True)
                 and t['target'] in results['main_targets']]
     if not pfs_free:
         return checks

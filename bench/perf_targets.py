@@ -4,9 +4,12 @@ A target is one of
   backing                       the backing directory itself (the physical limit here)
   passthrough_ll[-xattr]        libfuse's low-level example (-xattr: with its -o xattr)
   passthrough                   libfuse's high-level example
-  pfs-POLICY[@LIMIT][+wbc][+kp0]  pressurefs with policy POLICY, mem_limit=LIMIT when given,
+  pfs-POLICY[@LIMIT][+wbc][+kp0][+buf]
+                                pressurefs with policy POLICY, mem_limit=LIMIT when given,
                                 writeback_cache=1 with +wbc, killpriv=0 with +kp0 (the kernel then
-                                asks GETXATTR(security.capability) before every write)
+                                asks GETXATTR(security.capability) before every write),
+                                direct_writeback=0 with +buf (every writeback through the backing
+                                fs's page cache)
   ANY-FUSE-TARGET+kp2           the same daemon with bench/perf_killpriv_shim.so preloaded: an
                                 experiment that sets FUSE_HANDLE_KILLPRIV_V2 in FUSE_INIT
 Every FUSE target runs in the foreground (-f) as a child of bench/perf, so its PID is known (RSS
@@ -186,6 +189,7 @@ class Target:
         self.mem_limit = 0
         self.wbc = False
         self.kp0 = False
+        self.buffered = False
         self.xattr = False
         self.kp2 = spec.endswith('+kp2')
         if self.kp2:
@@ -198,15 +202,17 @@ class Target:
             self.kind = 'libfuse'
             self.xattr = spec.endswith('-xattr')
         else:
-            m = re.fullmatch(r'pfs-([A-Za-z0-9_./-]+?)(?:@(\w+))?(\+wbc)?(\+kp0)?', spec)
+            m = re.fullmatch(r'pfs-([A-Za-z0-9_./-]+?)(?:@(\w+))?(\+wbc)?(\+kp0)?(\+buf)?', spec)
             if not m:
                 raise PerfError(f"unknown target '{spec}' (backing, passthrough_ll, "
-                                "passthrough_ll-xattr, passthrough, pfs-POLICY[@LIMIT][+wbc][+kp0])")
+                                "passthrough_ll-xattr, passthrough, "
+                                "pfs-POLICY[@LIMIT][+wbc][+kp0][+buf])")
             self.kind = 'pressurefs'
             self.policy = m.group(1)
             self.mem_limit = size_parse(m.group(2)) if m.group(2) else 0
             self.wbc = bool(m.group(3))
             self.kp0 = bool(m.group(4))
+            self.buffered = bool(m.group(5))
 
     @property
     def is_fuse(self):
@@ -246,6 +252,8 @@ class Target:
             opts.append('writeback_cache=1')
         if self.kp0:
             opts.append('killpriv=0')
+        if self.buffered:
+            opts.append('direct_writeback=0')
         if self.pfs_extra:
             opts.append(self.pfs_extra)
         return [ctx.pressurefs, '-f', '-o', ','.join(opts), ctx.backing, ctx.mnt]
@@ -350,7 +358,7 @@ class Target:
             d['mount'] = self.mount_seen
         if self.kind == 'pressurefs':
             d.update(policy=self.policy, mem_limit=self.mem_limit, writeback_cache=self.wbc,
-                     killpriv=not self.kp0)
+                     killpriv=not self.kp0, direct_writeback=not self.buffered)
         return d
 
 

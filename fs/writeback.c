@@ -40,14 +40,14 @@ static uint64_t wb_retry_delay_ns(const struct pcache *pc)
 
 /* The iovec array and page list of one pass, from the allocator (site
  * writeback). No cache lock is held here; under f->lock the caller passes
- * ALLOC_NOFS. Follows RETRY verdicts itself: reclaim never needs f->lock. */
+ * ALLOC_NOFS. Follows RETRY verdicts itself: reclaim never needs f->lock.
+ * A FAIL verdict is final, as for a writer: the allocator dropped clean
+ * pages (direct reclaim) before it asked the policy. */
 static void *wb_buffer_get(struct pcache *pc, size_t npages, unsigned flags, int *err)
 {
 	struct alloc_retry retry = ALLOC_RETRY_INIT;
 	size_t size = npages * (sizeof(struct iovec) + sizeof(struct pcache_page *));
 	void *buf;
-
-	bool reclaimed = false;
 
 	for (;;) {
 		buf = alloc_try(pc->alloc, ALLOC_SITE_WRITEBACK, size, flags, &retry, err);
@@ -55,13 +55,6 @@ static void *wb_buffer_get(struct pcache *pc, size_t npages, unsigned flags, int
 			return buf;
 		if (*err == -EAGAIN && alloc_retry_wait(pc->alloc, &retry) == 0)
 			continue;
-		/* A FAIL verdict: the allocator does not reclaim before it
-		 * asks the policy, so drop our clean pages and try once more. */
-		if (!reclaimed && _pcache_lru_shrink(pc, size) > 0) {
-			reclaimed = true;
-			retry = (struct alloc_retry)ALLOC_RETRY_INIT;
-			continue;
-		}
 		*err = -ENOMEM;
 		return NULL;
 	}
