@@ -174,14 +174,20 @@ def targets_check(results, summary):
     if len(pfs_free) > 1:
         for wl_name, per_metric in summary.items():
             for key, per_target in per_metric.items():
-                meds = [per_target.get(t, {}).get('median') for t in pfs_free]
-                meds = [m for m in meds if m]
+                cells = [per_target.get(t, {}) for t in pfs_free]
+                meds = [c.get('median') for c in cells if c.get('median')]
                 if len(meds) < 2:
                     continue
                 spread = max(meds) / min(meds) - 1
+                # The same policy's own run-to-run spread: a difference
+                # between policies smaller than that is not resolved.
+                noise = sorted(c['spread'] for c in cells
+                               if c.get('median') and c.get('spread') is not None)
+                noise = noise[len(noise) // 2] if noise else None
                 checks.append({'check': f'policies within 5%: {wl_name} {key}',
                                'workload': wl_name, 'metric': key, 'goal': POLICY_SPREAD_MAX,
-                               'policy_spread': spread, 'met': spread <= POLICY_SPREAD_MAX})
+                               'policy_spread': spread, 'noise': noise,
+                               'met': spread <= POLICY_SPREAD_MAX})
     return checks
 
 
@@ -283,6 +289,9 @@ def markdown(results, summary, checks):
         for c in checks:
             if 'policy_spread' in c:
                 got = f'{c["policy_spread"] * 100:.1f}% between fastest and slowest policy'
+                if c.get('noise') is not None:
+                    got += (f' (one policy\'s own run-to-run spread, median over the '
+                            f'policies: {c["noise"] * 100:.0f}%)')
             else:
                 got = 'worst ' + _fmt(c['worst'], 'x') + ' (' + ', '.join(
                     f'{t.replace("pfs-", "")} {_fmt(r, "x")}' for t, r in c['ratios'].items()) \
