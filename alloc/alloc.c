@@ -185,7 +185,7 @@ static void *attempt(struct alloc *a, struct alloc_tcache *tc, unsigned site, si
 	if (oh && (flags & ALLOC_ZERO) && size > old_size)
 		memset((char *)(h + 1) + old_size, 0, size - old_size);
 	h->size = size;
-	h->tag = _alloc_tag(site);
+	h->tag = ALLOC_TAG(site);
 	_alloc_counter_add(&tc->count[site][ALLOC_TC_BYTES_IN], size);
 	if (oh)
 		_alloc_counter_add(&tc->count[old_site][ALLOC_TC_BYTES_OUT], old_size);
@@ -366,64 +366,40 @@ out:
 
 /* ---- the calls ---- */
 
+/* The inline fast paths (alloc_fast.h) have their external definitions here. */
+extern inline void *alloc_malloc(struct alloc *a, enum alloc_site site, size_t size,
+                                 unsigned flags);
+extern inline void alloc_free(struct alloc *a, void *ptr);
+
 /* The fast path could not serve this call: take the long way. */
-static __attribute__((noinline)) void *malloc_slow(struct alloc *a, unsigned site, size_t size,
-                                                   unsigned flags)
+void *_alloc_malloc_slow(struct alloc *a, enum alloc_site site, size_t size, unsigned flags)
 {
 	int err;
 
 	return call_slow(a, site, size, flags, NULL, NULL, &err);
 }
 
-/*
- * malloc() failed after the fast path charged and counted: undo, go slow.
- * The instance and its cache come back from the thread-local cache (the
- * fast path just checked them), so that the fast path keeps only two
- * values alive across its malloc() call.
- */
-static __attribute__((noinline)) void *malloc_failed(size_t size, uint64_t site_flags)
+/* The stock was short: the fast path took size anyway (one instruction
+ * that also tests); put it back, go slow. */
+void *_alloc_malloc_refill(struct alloc *a, enum alloc_site site, size_t size, unsigned flags)
 {
-	struct alloc *a = _alloc_tls.a;
-	struct alloc_tcache *tc = _alloc_tls.tc;
-	unsigned site = (uint32_t)site_flags;
+	struct alloc_tcache *tc = atomic_load_explicit(&_alloc_tls.tc, memory_order_relaxed);
+
+	tc->stock += size;
+	return _alloc_malloc_slow(a, site, size, flags);
+}
+
+/* malloc() failed after the fast path charged and counted: undo, go slow.
+ * (The undo goes to `count`: readers add both, modulo 2^64, and the packed
+ * word may have been folded meanwhile.) */
+void *_alloc_malloc_failed(struct alloc *a, enum alloc_site site, size_t size, unsigned flags)
+{
+	struct alloc_tcache *tc = atomic_load_explicit(&_alloc_tls.tc, memory_order_relaxed);
 
 	_alloc_counter_add(&tc->count[site][ALLOC_TC_CALLS], (uint64_t)-1);
 	_alloc_counter_add(&tc->count[site][ALLOC_TC_BYTES_IN], -(uint64_t)size);
 	_alloc_budget_uncharge(a, tc, site, size);
-	return malloc_slow(a, site, size, (unsigned)(site_flags >> 32));
-}
-
-/*
- * The fast path: no lock-prefixed instruction, no shared line written. The
- * counters and the stock are updated before malloc() so that only size and
- * site live across the call; everything unusual is out of line.
- */
-void *alloc_malloc(struct alloc *a, enum alloc_site site, size_t size, unsigned flags)
-{
-	struct alloc_tcache *tc;
-	struct alloc_header *h;
-	uint64_t site_flags;
-
-	if (ALLOC_UNLIKELY(_alloc_tls.a != a || _alloc_tls.id != a->id))
-		return malloc_slow(a, site, size, flags);
-	tc = _alloc_tls.tc;
-	/*
-	 * One compare rejects a bad site and ALLOC_ZERO (calloc is slow
-	 * anyway). The gate check in charge_fast also says that no injection
-	 * is armed, and size <= stock bounds size (no overflow below).
-	 */
-	if (ALLOC_UNLIKELY(((unsigned)site | (flags & ALLOC_ZERO) << 16) >= ALLOC_SITE_COUNT ||
-	                   !_alloc_budget_charge_fast(a, tc, size)))
-		return malloc_slow(a, site, size, flags);
-	_alloc_counter_add(&tc->count[site][ALLOC_TC_CALLS], 1);
-	_alloc_counter_add(&tc->count[site][ALLOC_TC_BYTES_IN], size);
-	site_flags = (uint64_t)flags << 32 | site;
-	h = malloc(sizeof(*h) + size);
-	if (ALLOC_UNLIKELY(!h))
-		return malloc_failed(size, site_flags);
-	h->size = size;
-	h->tag = _alloc_tag((uint32_t)site_flags);
-	return h + 1;
+	return _alloc_malloc_slow(a, site, size, flags);
 }
 
 static _Noreturn void bad_block(const char *who, const void *ptr)
@@ -433,21 +409,25 @@ static _Noreturn void bad_block(const char *who, const void *ptr)
 	abort();
 }
 
+_Noreturn void _alloc_free_bad(const void *ptr)
+{
+	bad_block("alloc_free", ptr);
+}
+
 void *alloc_realloc(struct alloc *a, enum alloc_site site, void *ptr, size_t size, unsigned flags)
 {
 	int err;
 
 	if (!ptr)
 		return alloc_malloc(a, site, size, flags);
-	if (_alloc_tag_check(header_of(ptr)->tag) >= ALLOC_SITE_COUNT)
+	if (ALLOC_TAG_CHECK(header_of(ptr)->tag) >= ALLOC_SITE_COUNT)
 		bad_block("alloc_realloc", ptr);
 	return call_slow(a, site, size, flags, ptr, NULL, &err);
 }
 
 /* alloc_free() when the stock overflows, the gate is closed or this
- * thread has no cache yet. */
-static __attribute__((noinline)) void free_slow(struct alloc *a, struct alloc_header *h,
-                                                unsigned site, uint64_t size)
+ * thread has no cache yet; the block is already marked freed. */
+void _alloc_free_slow(struct alloc *a, struct alloc_header *h, unsigned site, uint64_t size)
 {
 	struct alloc_tcache *tc = _alloc_tcache(a);
 
@@ -460,34 +440,6 @@ static __attribute__((noinline)) void free_slow(struct alloc *a, struct alloc_he
 		counters_add(&a->orphan, true, site, ALLOC_TC_FREES, 1);
 		counters_add(&a->orphan, true, site, ALLOC_TC_BYTES_OUT, size);
 	}
-	free(h);
-}
-
-void alloc_free(struct alloc *a, void *ptr)
-{
-	struct alloc_header *h;
-	struct alloc_tcache *tc;
-	uint64_t size, site;
-
-	if (!ptr)
-		return;
-	h = header_of(ptr);
-	site = _alloc_tag_check(h->tag);
-	size = h->size;
-	if (ALLOC_UNLIKELY(site >= ALLOC_SITE_COUNT))
-		bad_block("alloc_free", ptr);
-	h->tag = (uint64_t)ALLOC_MAGIC_FREED << 32;
-	if (ALLOC_UNLIKELY(_alloc_tls.a != a || _alloc_tls.id != a->id)) {
-		free_slow(a, h, (unsigned)site, size);
-		return;
-	}
-	tc = _alloc_tls.tc;
-	if (ALLOC_UNLIKELY(!_alloc_budget_uncharge_fast(a, tc, size))) {
-		free_slow(a, h, (unsigned)site, size);
-		return;
-	}
-	_alloc_counter_add(&tc->count[site][ALLOC_TC_FREES], 1);
-	_alloc_counter_add(&tc->count[site][ALLOC_TC_BYTES_OUT], size);
 	free(h);
 }
 

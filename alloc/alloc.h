@@ -14,6 +14,8 @@
  * per-thread stock of pre-charged budget, as memcg does per CPU, so that an
  * allocation costs one malloc() and a few plain stores. The shared budget
  * counter is touched only when a thread's stock runs dry or overflows.
+ * alloc_malloc() and alloc_free() are inline (alloc_fast.h) for that reason;
+ * their symbols exist too.
  */
 #ifndef PFS_ALLOC_H
 #define PFS_ALLOC_H
@@ -115,7 +117,7 @@ void alloc_destroy(struct alloc *a);
  * again, with no-fs reclaim if ALLOC_NOFS is set. Under LOOP it does not
  * return until it succeeds. Under ABORT it does not return.
  */
-void *alloc_malloc(struct alloc *a, enum alloc_site site, size_t size, unsigned flags);
+inline void *alloc_malloc(struct alloc *a, enum alloc_site site, size_t size, unsigned flags);
 
 /* Grow or shrink a block from alloc_malloc (same site). NULL on failure,
  * the old block untouched. ptr may be NULL. Only the growth is charged; a
@@ -126,7 +128,7 @@ void *alloc_realloc(struct alloc *a, enum alloc_site site, void *ptr, size_t siz
 /* Free a block from alloc_malloc/alloc_realloc/alloc_try. NULL is a no-op.
  * Any thread may free any block. A pointer that is not a live block of the
  * allocator (double free, foreign pointer) is reported and abort()s. */
-void alloc_free(struct alloc *a, void *ptr);
+inline void alloc_free(struct alloc *a, void *ptr);
 
 /* Bytes the caller asked for when ptr was allocated. */
 size_t alloc_size(const void *ptr);
@@ -345,5 +347,8 @@ size_t alloc_stats_json(struct alloc *a, char *buf, size_t len);
 size_t alloc_stats_json_members(const struct alloc_stats *st, char *buf, size_t len);
 /* Zero the SUM and MAX counters (not live). */
 void alloc_stats_reset(struct alloc *a);
+
+/* The inline bodies of alloc_malloc() and alloc_free(). */
+#include "alloc_fast.h"
 
 #endif /* PFS_ALLOC_H */

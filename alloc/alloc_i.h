@@ -17,75 +17,12 @@
 
 #include "alloc.h"
 
-#define ALLOC_LIKELY(x)       __builtin_expect(!!(x), 1)
-#define ALLOC_UNLIKELY(x)     __builtin_expect(!!(x), 0)
-#define ALLOC_CACHELINE       64
 #define ALLOC_STOCK_BYTES_MAX (1ull << 30)
-
-/*
- * Every block starts with this header, so alloc_free() needs no size and
- * accounting is exact. 16 bytes keep malloc's 16-byte alignment.
- *
- * The site and the magic share one 64-bit word written and read whole:
- * glibc's free() reads those 8 bytes (its tcache key) right after we mark
- * the block freed, and two 4-byte stores there would defeat store-to-load
- * forwarding (it cost 3-4 ns per pair when measured).
- */
-struct alloc_header {
-	uint64_t size; /* bytes the caller asked for */
-	uint64_t tag;  /* site | ALLOC_MAGIC << 32 while live */
-};
-#define ALLOC_MAGIC       0x70667361u /* "pfsa" */
-#define ALLOC_MAGIC_FREED 0x64656164u /* "dead" */
-
-static inline uint64_t _alloc_tag(unsigned site)
-{
-	return (uint64_t)ALLOC_MAGIC << 32 | site;
-}
 
 static inline unsigned _alloc_tag_site(uint64_t tag)
 {
 	return (unsigned)tag;
 }
-
-/* The site of a live block's tag, or >= ALLOC_SITE_COUNT if it is not one. */
-static inline uint64_t _alloc_tag_check(uint64_t tag)
-{
-	return tag - _alloc_tag(0);
-}
-
-/* The per-thread, per-site counters the fast path updates. */
-enum alloc_tc_counter {
-	ALLOC_TC_CALLS,
-	ALLOC_TC_BYTES_IN, /* bytes allocated (never reset: live = in - out) */
-	ALLOC_TC_FREES,
-	ALLOC_TC_BYTES_OUT, /* bytes freed */
-	ALLOC_TC_COUNT
-};
-
-/*
- * Per-thread cache of one allocator instance. Single writer: its owner
- * thread updates the counters with a relaxed load and a relaxed store (plain
- * moves, no lock prefix); readers sum them with relaxed loads. It stays on
- * the instance's list (with its counters) after its thread exits, until
- * alloc_destroy().
- */
-struct alloc_tcache {
-	/* Pre-charged budget this thread may hand out; owner thread only.
-	 * (Aligned: a cache never shares a line with another thread's, and
-	 * sizeof is a multiple of the line as aligned_alloc() wants.) */
-	_Alignas(ALLOC_CACHELINE) uint64_t stock;
-	/* The drain epoch (gate bits 0-31) seen at the last stock return;
-	 * owner thread only. */
-	uint64_t gate_seen;
-	/* 2 * stock_bytes: more stock than this goes back to `charged`. */
-	uint64_t stock_max;
-	/* Owning thread (alloc_thread_id()), 0 once the thread has exited.
-	 * Written under the instance's `lock`. */
-	uint64_t owner;
-	struct alloc_tcache *next; /* immutable once published */
-	_Atomic uint64_t count[ALLOC_SITE_COUNT][ALLOC_TC_COUNT];
-};
 
 /* A policy that was installed; kept until alloc_destroy(). */
 struct alloc_policy_slot {
@@ -95,19 +32,9 @@ struct alloc_policy_slot {
 };
 
 struct alloc {
-	/* ---- read-mostly line: what the fast path reads ---- */
-	uint64_t id;          /* unique per instance: validates thread-local caches */
-	uint64_t stock_bytes; /* immutable after create */
-	/*
-	 * The fast path's one check: a thread may use its stock only while
-	 * gate == its gate_seen, i.e. no injection is armed, nobody waits for
-	 * memory and no refusal bumped the drain epoch since the thread last
-	 * returned its stock. Bits 0-31: drain epoch; 32-61: waiters;
-	 * 62: over (use is at or near mem_limit - balloon: stocks are off and
-	 * every charge and free goes to the shared counter); 63: injection
-	 * armed.
-	 */
-	_Atomic uint64_t gate;
+	/* ---- read-mostly line: what the fast path reads (id, stock_bytes,
+	 * gate; alloc_fast.h), first so that a struct alloc * is one ---- */
+	struct _alloc_hot hot;
 
 	/* ---- the shared budget: written when a stock refills or overflows ---- */
 	_Alignas(ALLOC_CACHELINE) _Atomic uint64_t charged;
@@ -160,34 +87,47 @@ struct alloc {
 	struct alloc *registry_next; /* under the registry lock (budget.c) */
 };
 
-#define ALLOC_GATE_EPOCH_MASK   0xffffffffull
-#define ALLOC_GATE_WAITER       (1ull << 32)
-#define ALLOC_GATE_WAITERS_MASK (0x3fffffffull << 32)
+/*
+ * The gate's bits (see struct _alloc_hot): 0-23 drain epoch (wraps); 24-39
+ * the instance's id, so that one compare of the gate with a thread's
+ * gate_seen also says whose cache it is; 40-61 waiters; 62 over; 63 armed.
+ * With the gate open (no waiter, not over, not armed) it equals the
+ * gate_seen of every thread that has returned its stock since the last
+ * epoch bump.
+ */
+#define ALLOC_GATE_EPOCH_MASK   0xffffffull
+#define ALLOC_GATE_ID_SHIFT     24
+#define ALLOC_GATE_ID_MAX       0xffffu
+#define ALLOC_GATE_OPEN_MASK    0xffffffffffull /* epoch and id */
+#define ALLOC_GATE_WAITER       (1ull << 40)
+#define ALLOC_GATE_WAITERS_MASK (0x3fffffull << 40)
 #define ALLOC_GATE_OVER         (1ull << 62)
 #define ALLOC_GATE_ARMED        (1ull << 63)
 
 static inline uint64_t _alloc_gate(struct alloc *a)
 {
-	return atomic_load_explicit(&a->gate, memory_order_relaxed);
+	return atomic_load_explicit(&a->hot.gate, memory_order_relaxed);
 }
 
 /* ---- thread-local cache lookup (budget.c) ---- */
-struct alloc_tls {
-	struct alloc *a;
-	uint64_t id;
-	struct alloc_tcache *tc;
-};
-/* initial-exec: a plain %fs-relative load, not a __tls_get_addr() call
- * (the library is static, linked into the program or a library it loads at
- * start). */
-extern __thread struct alloc_tls _alloc_tls __attribute__((tls_model("initial-exec")));
-
 struct alloc_tcache *_alloc_tcache_slow(struct alloc *a);
+
+/* Set this thread's gate_seen in its cache tc of a, and in the
+ * thread-local copy that the inline fast path compares. */
+static inline void _alloc_gate_seen_set(struct alloc_tcache *tc, uint64_t seen)
+{
+	tc->gate_seen = seen;
+	if (atomic_load_explicit(&_alloc_tls.tc, memory_order_relaxed) == tc)
+		atomic_store_explicit(&_alloc_tls.key, seen, memory_order_relaxed);
+}
 
 static inline struct alloc_tcache *_alloc_tcache(struct alloc *a)
 {
-	if (ALLOC_LIKELY(_alloc_tls.a == a && _alloc_tls.id == a->id)) {
-		struct alloc_tcache *tc = _alloc_tls.tc;
+	uint64_t key = atomic_load_explicit(&_alloc_tls.key, memory_order_relaxed);
+
+	if (ALLOC_LIKELY((key >> ALLOC_GATE_ID_SHIFT & ALLOC_GATE_ID_MAX) == a->hot.id)) {
+		struct alloc_tcache *tc =
+		    atomic_load_explicit(&_alloc_tls.tc, memory_order_relaxed);
 
 		if (!tc)
 			__builtin_unreachable(); /* only a found cache is remembered */
@@ -199,8 +139,7 @@ static inline struct alloc_tcache *_alloc_tcache(struct alloc *a)
 /* Single-writer counter update: no lock prefix. */
 static inline void _alloc_counter_add(_Atomic uint64_t *c, uint64_t v)
 {
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
-	                      memory_order_relaxed);
+	ALLOC_COUNTER_ADD(c, v);
 }
 
 /* Raise a high-water mark (peaks, stall_ns_max) to value if it is higher. */
@@ -305,7 +244,7 @@ void _alloc_log(const struct alloc *a, enum pfs_log_level level, const char *fmt
 /* For tests: threads asleep in alloc_wait_for_memory(). */
 static inline unsigned _alloc_waiters(struct alloc *a)
 {
-	return (unsigned)((atomic_load(&a->gate) & ALLOC_GATE_WAITERS_MASK) >> 32);
+	return (unsigned)((atomic_load(&a->hot.gate) & ALLOC_GATE_WAITERS_MASK) >> 40);
 }
 
 #endif /* PFS_ALLOC_I_H */

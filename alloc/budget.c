@@ -36,7 +36,10 @@ static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t thread_key;
 static bool thread_key_ok;
 static _Atomic uint64_t next_thread_id;
-static _Atomic uint64_t next_instance_id;
+/* Ids of live instances (bit i: id i in use; id 0 never), under
+ * registry_lock. An id is reused only after alloc_destroy() has scrubbed
+ * every thread's copy of it. */
+static uint64_t ids_used[(ALLOC_GATE_ID_MAX + 1) / 64] = {1};
 static __thread uint64_t tls_thread_id;
 
 uint64_t _alloc_now_ns(void)
@@ -84,13 +87,13 @@ static void budget_over_update(struct alloc *a)
 	uint64_t balloon = atomic_load(&a->balloon);
 	uint64_t room = limit > balloon ? limit - balloon : 0;
 	uint64_t charged = atomic_load(&a->charged);
-	bool over = a->stock_bytes && limit &&
-	            (room < a->stock_bytes || charged > room - a->stock_bytes);
+	bool over = a->hot.stock_bytes && limit &&
+	            (room < a->hot.stock_bytes || charged > room - a->hot.stock_bytes);
 
-	if (over && !(atomic_load(&a->gate) & ALLOC_GATE_OVER))
-		atomic_fetch_or(&a->gate, ALLOC_GATE_OVER);
-	else if (!over && (atomic_load(&a->gate) & ALLOC_GATE_OVER))
-		atomic_fetch_and(&a->gate, ~ALLOC_GATE_OVER);
+	if (over && !(atomic_load(&a->hot.gate) & ALLOC_GATE_OVER))
+		atomic_fetch_or(&a->hot.gate, ALLOC_GATE_OVER);
+	else if (!over && (atomic_load(&a->hot.gate) & ALLOC_GATE_OVER))
+		atomic_fetch_and(&a->hot.gate, ~ALLOC_GATE_OVER);
 }
 
 static void shared_uncharge(struct alloc *a, uint64_t amount)
@@ -102,22 +105,23 @@ static void shared_uncharge(struct alloc *a, uint64_t amount)
 	atomic_fetch_sub(&a->charged, amount);
 	/* The RMW above is a full barrier: a waiter that registered before it
 	 * is seen here. */
-	gate = atomic_load(&a->gate);
+	gate = atomic_load(&a->hot.gate);
 	if (gate & ALLOC_GATE_OVER)
 		budget_over_update(a);
 	if (gate & ALLOC_GATE_WAITERS_MASK)
 		_alloc_budget_wake(a);
 }
 
-/* Move the drain epoch on (wrapping inside its 32 bits); returns the new one. */
+/* Move the drain epoch on (wrapping inside its bits); returns the new
+ * open gate (epoch and id). */
 static uint64_t drain_epoch_bump(struct alloc *a)
 {
-	uint64_t old = atomic_load(&a->gate), new;
+	uint64_t old = atomic_load(&a->hot.gate), new;
 
 	do {
 		new = (old & ~ALLOC_GATE_EPOCH_MASK) | ((old + 1) & ALLOC_GATE_EPOCH_MASK);
-	} while (!atomic_compare_exchange_weak(&a->gate, &old, new));
-	return new &ALLOC_GATE_EPOCH_MASK;
+	} while (!atomic_compare_exchange_weak(&a->hot.gate, &old, new));
+	return new & ALLOC_GATE_OPEN_MASK;
 }
 
 bool _alloc_budget_fits(struct alloc *a, uint64_t size)
@@ -141,10 +145,10 @@ static void stock_return(struct alloc *a, struct alloc_tcache *tc)
 int _alloc_budget_charge_slow(struct alloc *a, struct alloc_tcache *tc, unsigned site,
                               uint64_t size)
 {
-	uint64_t epoch = _alloc_gate(a) & ALLOC_GATE_EPOCH_MASK;
+	uint64_t epoch = _alloc_gate(a) & ALLOC_GATE_OPEN_MASK;
 	uint64_t need;
 
-	if (a->stock_bytes == 0) {
+	if (a->hot.stock_bytes == 0) {
 		if (shared_charge(a, size))
 			return -ENOMEM;
 		_alloc_max_raise(&a->site_peak[site],
@@ -153,7 +157,7 @@ int _alloc_budget_charge_slow(struct alloc *a, struct alloc_tcache *tc, unsigned
 	}
 	if (tc->gate_seen != epoch) {
 		stock_return(a, tc);
-		tc->gate_seen = epoch;
+		_alloc_gate_seen_set(tc, epoch);
 	}
 	if (_alloc_gate(a) & ALLOC_GATE_OVER) {
 		/* Near the limit: no stock, every byte checked. */
@@ -167,15 +171,15 @@ int _alloc_budget_charge_slow(struct alloc *a, struct alloc_tcache *tc, unsigned
 		return 0;
 	}
 	need = size - tc->stock;
-	if (need + a->stock_bytes >= need && shared_charge(a, need + a->stock_bytes) == 0) {
-		tc->stock = a->stock_bytes;
+	if (need + a->hot.stock_bytes >= need && shared_charge(a, need + a->hot.stock_bytes) == 0) {
+		tc->stock = a->hot.stock_bytes;
 	} else if (shared_charge(a, need) == 0) {
 		tc->stock = 0;
 	} else {
 		/* Refusing: first make every stock come home, then check again. */
-		tc->gate_seen = drain_epoch_bump(a);
+		_alloc_gate_seen_set(tc, drain_epoch_bump(a));
 		stock_return(a, tc);
-		atomic_fetch_or(&a->gate, ALLOC_GATE_OVER);
+		atomic_fetch_or(&a->hot.gate, ALLOC_GATE_OVER);
 		if (shared_charge(a, size))
 			return -ENOMEM;
 	}
@@ -189,28 +193,28 @@ void _alloc_budget_uncharge_slow(struct alloc *a, struct alloc_tcache *tc, unsig
                                  uint64_t size)
 {
 	uint64_t gate = _alloc_gate(a);
-	uint64_t epoch = gate & ALLOC_GATE_EPOCH_MASK;
+	uint64_t epoch = gate & ALLOC_GATE_OPEN_MASK;
 
-	if (a->stock_bytes == 0) {
+	if (a->hot.stock_bytes == 0) {
 		atomic_fetch_sub(&a->site_charged[site], size);
 		shared_uncharge(a, size);
 		return;
 	}
 	tc->stock += size;
 	if (tc->gate_seen != epoch || (gate & (ALLOC_GATE_WAITERS_MASK | ALLOC_GATE_OVER))) {
-		tc->gate_seen = epoch;
+		_alloc_gate_seen_set(tc, epoch);
 		stock_return(a, tc);
 	} else if (tc->stock > tc->stock_max) {
-		uint64_t excess = tc->stock - a->stock_bytes;
+		uint64_t excess = tc->stock - a->hot.stock_bytes;
 
-		tc->stock = a->stock_bytes;
+		tc->stock = a->hot.stock_bytes;
 		shared_uncharge(a, excess);
 	}
 }
 
 void _alloc_budget_uncharge_orphan(struct alloc *a, unsigned site, uint64_t size)
 {
-	if (a->stock_bytes == 0)
+	if (a->hot.stock_bytes == 0)
 		atomic_fetch_sub(&a->site_charged[site], size);
 	shared_uncharge(a, size);
 }
@@ -230,11 +234,13 @@ static void thread_exit(void *unused)
 				continue;
 			stock_return(a, tc);
 			tc->owner = 0;
+			tc->owner_tls = NULL; /* gone with this thread */
 		}
 		pthread_mutex_unlock(&a->lock);
 	}
+	atomic_store_explicit(&_alloc_tls.key, 0, memory_order_relaxed);
+	atomic_store_explicit(&_alloc_tls.tc, NULL, memory_order_relaxed);
 	pthread_mutex_unlock(&registry_lock);
-	memset(&_alloc_tls, 0, sizeof(_alloc_tls));
 }
 
 static void thread_key_make(void)
@@ -258,34 +264,70 @@ struct alloc_tcache *_alloc_tcache_slow(struct alloc *a)
 		goto out_unlock;
 	memset(tc, 0, sizeof(*tc));
 	tc->owner = me;
-	tc->stock_max = 2 * a->stock_bytes;
-	tc->gate_seen = atomic_load(&a->gate) & ALLOC_GATE_EPOCH_MASK;
+	tc->stock_max = 2 * a->hot.stock_bytes;
+	tc->gate_seen = atomic_load(&a->hot.gate) & ALLOC_GATE_OPEN_MASK;
+	/* Without the exit hook this thread's copy could outlive it unseen:
+	 * then its cache is found under the lock each time, never cached. */
+	tc->owner_tls = thread_key_ok ? &_alloc_tls : NULL;
 	tc->next = atomic_load_explicit(&a->tcaches, memory_order_relaxed);
 	atomic_store_explicit(&a->tcaches, tc, memory_order_release);
 out_unlock:
 	pthread_mutex_unlock(&a->lock);
 	if (!tc)
 		return NULL;
-	if (thread_key_ok)
-		pthread_setspecific(thread_key, (void *)1);
-	_alloc_tls.a = a;
-	_alloc_tls.id = a->id;
-	_alloc_tls.tc = tc;
+	if (!thread_key_ok)
+		return tc;
+	pthread_setspecific(thread_key, (void *)1);
+	/* tc first: a scrub (alloc_destroy) reads tc before clearing key. */
+	atomic_store_explicit(&_alloc_tls.tc, tc, memory_order_relaxed);
+	atomic_store_explicit(&_alloc_tls.key, tc->gate_seen, memory_order_relaxed);
 	return tc;
 }
 
 /* ---- instance set-up ---- */
+
+/* A free instance id, 0 if none; under registry_lock. */
+static uint64_t id_take(void)
+{
+	for (unsigned w = 0; w < sizeof(ids_used) / sizeof(ids_used[0]); w++) {
+		unsigned bit;
+
+		if (ids_used[w] == UINT64_MAX)
+			continue;
+		bit = (unsigned)__builtin_ctzll(~ids_used[w]);
+		ids_used[w] |= 1ull << bit;
+		return (uint64_t)w * 64 + bit;
+	}
+	return 0;
+}
+
+/*
+ * Before its id can be reused: no thread's copy may still name this
+ * instance, or that thread would take a new instance for it. Under
+ * registry_lock, so no owner exits meanwhile; an owner that is switching
+ * to another instance at the same moment at worst loses its copy of that
+ * one (a slow path later).
+ */
+static void id_release(struct alloc *a)
+{
+	for (struct alloc_tcache *tc = atomic_load(&a->tcaches); tc; tc = tc->next) {
+		struct alloc_tls *tls = tc->owner_tls;
+
+		if (tls && atomic_load_explicit(&tls->tc, memory_order_relaxed) == tc)
+			atomic_store_explicit(&tls->key, 0, memory_order_relaxed);
+	}
+	ids_used[a->hot.id / 64] &= ~(1ull << (a->hot.id % 64));
+}
 
 int _alloc_budget_init(struct alloc *a, const struct alloc_config *config)
 {
 	pthread_condattr_t attr;
 	int err;
 
-	a->id = atomic_fetch_add(&next_instance_id, 1) + 1;
 	/* Bounded so that stock arithmetic can never overflow (the fast path
 	 * relies on size <= stock to bound size). */
-	a->stock_bytes = config->stock_bytes < ALLOC_STOCK_BYTES_MAX ? config->stock_bytes
-	                                                             : ALLOC_STOCK_BYTES_MAX;
+	a->hot.stock_bytes = config->stock_bytes < ALLOC_STOCK_BYTES_MAX ? config->stock_bytes
+	                                                                 : ALLOC_STOCK_BYTES_MAX;
 	atomic_init(&a->mem_limit, config->mem_limit);
 	atomic_init(&a->balloon, config->balloon);
 	err = pthread_condattr_init(&attr);
@@ -302,6 +344,15 @@ int _alloc_budget_init(struct alloc *a, const struct alloc_config *config)
 	atomic_init(&a->tcaches, &a->orphan);
 
 	pthread_mutex_lock(&registry_lock);
+	a->hot.id = id_take();
+	if (a->hot.id == 0) {
+		pthread_mutex_unlock(&registry_lock);
+		pthread_cond_destroy(&a->wait_cond);
+		pthread_mutex_destroy(&a->wait_lock);
+		pthread_mutex_destroy(&a->lock);
+		return -EMFILE; /* ALLOC_GATE_ID_MAX instances alive */
+	}
+	atomic_init(&a->hot.gate, (uint64_t)a->hot.id << ALLOC_GATE_ID_SHIFT);
 	a->registry_next = registry;
 	registry = a;
 	pthread_mutex_unlock(&registry_lock);
@@ -319,6 +370,7 @@ void _alloc_budget_fini(struct alloc *a)
 			break;
 		}
 	}
+	id_release(a);
 	pthread_mutex_unlock(&registry_lock);
 
 	for (tc = atomic_load(&a->tcaches); tc; tc = next) {
@@ -326,8 +378,7 @@ void _alloc_budget_fini(struct alloc *a)
 		if (tc != &a->orphan)
 			free(tc);
 	}
-	if (_alloc_tls.a == a)
-		memset(&_alloc_tls, 0, sizeof(_alloc_tls));
+
 	pthread_cond_destroy(&a->wait_cond);
 	pthread_mutex_destroy(&a->wait_lock);
 	pthread_mutex_destroy(&a->lock);
@@ -386,12 +437,12 @@ uint64_t alloc_charged(const struct alloc *a)
  */
 void _alloc_waiter_add(struct alloc *a)
 {
-	atomic_fetch_add(&a->gate, ALLOC_GATE_WAITER);
+	atomic_fetch_add(&a->hot.gate, ALLOC_GATE_WAITER);
 }
 
 void _alloc_waiter_del(struct alloc *a)
 {
-	atomic_fetch_sub(&a->gate, ALLOC_GATE_WAITER);
+	atomic_fetch_sub(&a->hot.gate, ALLOC_GATE_WAITER);
 }
 
 uint64_t _alloc_wake_gen(struct alloc *a)

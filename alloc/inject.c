@@ -35,9 +35,9 @@ static void inject_rearm(struct alloc *a)
 	             (a->inject.probability > 0 && a->inject.times != 0 && a->inject.sites != 0);
 
 	if (armed)
-		atomic_fetch_or(&a->gate, ALLOC_GATE_ARMED);
+		atomic_fetch_or(&a->hot.gate, ALLOC_GATE_ARMED);
 	else
-		atomic_fetch_and(&a->gate, ~ALLOC_GATE_ARMED);
+		atomic_fetch_and(&a->hot.gate, ~ALLOC_GATE_ARMED);
 }
 
 void _alloc_inject_init(struct alloc *a)

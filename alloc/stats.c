@@ -1,7 +1,8 @@
 /*
  * Statistics: one table (ALLOC_STATS in alloc.h) gives names, kinds and help;
- * the fast-path counters live in the per-thread caches (single writer, summed
- * here), the slow-path ones are shared atomics in the instance.
+ * the fast-path counters live in the per-thread caches (single writer, two
+ * to a word and folded into wide ones every 2^15 calls, see alloc_fast.h;
+ * summed here), the slow-path ones are shared atomics in the instance.
  *
  * Resetting cannot write another thread's counters, so it records a baseline
  * that reads subtract.
@@ -59,6 +60,37 @@ static uint64_t relaxed(_Atomic uint64_t *c)
 	return atomic_load_explicit(c, memory_order_relaxed);
 }
 
+void _alloc_counters_fold(struct alloc_tcache *tc, unsigned site, unsigned half)
+{
+	uint64_t seq = relaxed(&tc->fold_seq);
+	uint64_t p = relaxed(&tc->packed[site][half]);
+
+	atomic_store_explicit(&tc->fold_seq, seq + 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	_alloc_counter_add(&tc->count[site][2 * half], p >> 48);
+	_alloc_counter_add(&tc->count[site][2 * half + 1], p & ALLOC_PACKED_BYTES_MASK);
+	atomic_store_explicit(&tc->packed[site][half], 0, memory_order_relaxed);
+	atomic_store_explicit(&tc->fold_seq, seq + 2, memory_order_release);
+}
+
+/* One thread's counter: what the slow paths and folds put in `count`
+ * plus its half of the packed word, read between two folds. */
+static uint64_t tc_counter(struct alloc_tcache *tc, unsigned site, enum alloc_tc_counter which)
+{
+	uint64_t seq, value, p;
+
+	_Static_assert(ALLOC_TC_CALLS == 0 && ALLOC_TC_BYTES_IN == 1 && ALLOC_TC_FREES == 2 &&
+	                   ALLOC_TC_BYTES_OUT == 3,
+	               "packed[site][which / 2] holds count `which & ~1` and bytes `which | 1`");
+	do {
+		seq = atomic_load_explicit(&tc->fold_seq, memory_order_acquire);
+		value = relaxed(&tc->count[site][which]);
+		p = relaxed(&tc->packed[site][which / 2]);
+		atomic_thread_fence(memory_order_acquire);
+	} while ((seq & 1) || seq != relaxed(&tc->fold_seq));
+	return value + (which % 2 ? p & ALLOC_PACKED_BYTES_MASK : p >> 48);
+}
+
 /* Sum one per-thread counter of one site over every thread cache. */
 static uint64_t tc_sum(struct alloc *a, unsigned site, enum alloc_tc_counter which)
 {
@@ -66,7 +98,7 @@ static uint64_t tc_sum(struct alloc *a, unsigned site, enum alloc_tc_counter whi
 
 	for (struct alloc_tcache *tc = atomic_load_explicit(&a->tcaches, memory_order_acquire); tc;
 	     tc = tc->next)
-		sum += relaxed(&tc->count[site][which]);
+		sum += tc_counter(tc, site, which);
 	return sum;
 }
 
@@ -168,8 +200,9 @@ void alloc_stats_reset(struct alloc *a)
 		a->base[s][ALLOC_TC_FREES] = tc_sum(a, s, ALLOC_TC_FREES);
 		for (unsigned i = 0; i < ALLOC_STAT_COUNT; i++)
 			atomic_store(&a->slow[s][i], 0);
-		atomic_store(&a->site_peak[s], a->stock_bytes == 0 ? relaxed(&a->site_charged[s])
-		                                                   : _alloc_site_live(a, s));
+		atomic_store(&a->site_peak[s], a->hot.stock_bytes == 0
+		                                   ? relaxed(&a->site_charged[s])
+		                                   : _alloc_site_live(a, s));
 	}
 	for (unsigned b = 0; b < ALLOC_STALL_BUCKETS; b++)
 		atomic_store(&a->stall_hist[b], 0);

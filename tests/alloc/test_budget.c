@@ -387,6 +387,59 @@ static void test_budget_two_threads_never_pass_limit(void **state)
 	alloc_destroy(a);
 }
 
+/* A thread that used one instance, then waits, then uses the next one. */
+struct reuser {
+	struct alloc *a;
+	pthread_barrier_t *step;
+	void *block;
+};
+
+static void *reuser_main(void *arg)
+{
+	struct reuser *r = arg;
+
+	alloc_free(r->a, alloc_malloc(r->a, ALLOC_SITE_INODE, 100, 0));
+	pthread_barrier_wait(r->step); /* its thread-local copy names r->a now */
+	pthread_barrier_wait(r->step); /* r->a destroyed, r->a is the next one */
+	r->block = alloc_malloc(r->a, ALLOC_SITE_INODE, 100, 0);
+	pthread_barrier_wait(r->step);
+	pthread_barrier_wait(r->step); /* checked */
+	alloc_free(r->a, r->block);
+	return NULL;
+}
+
+static void test_budget_reused_id_never_meets_a_stale_cache(void **state)
+{
+	struct alloc *first = make(1000000, ALLOC_DEFAULT_STOCK_BYTES);
+	uint64_t first_id = first->hot.id;
+	pthread_barrier_t step;
+	struct reuser r = {.a = first, .step = &step};
+	struct alloc *next;
+	pthread_t t;
+
+	pthread_barrier_init(&step, NULL, 2);
+	assert_int_equal(pthread_create(&t, NULL, reuser_main, &r), 0);
+	pthread_barrier_wait(&step);
+	alloc_destroy(first);
+	next = make(1000000, ALLOC_DEFAULT_STOCK_BYTES);
+	assert_int_equal(next->hot.id, first_id); /* the id came back */
+	r.a = next;
+	pthread_barrier_wait(&step);
+	pthread_barrier_wait(&step);
+	/* The call was charged and counted here, not in the dead instance's
+	 * cache that the thread's copy of the gate once named. */
+	assert_non_null(r.block);
+	assert_int_equal(test_stat(next, ALLOC_SITE_INODE, ALLOC_STAT_calls), 1);
+	assert_int_equal(alloc_live(next), 100);
+	assert_true(alloc_charged(next) >= 100);
+	pthread_barrier_wait(&step);
+	pthread_join(t, NULL);
+	assert_int_equal(alloc_live(next), 0);
+	assert_int_equal(alloc_charged(next), 0);
+	pthread_barrier_destroy(&step);
+	alloc_destroy(next);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -404,6 +457,7 @@ int main(void)
 	    cmocka_unit_test(test_budget_thread_exit_returns_its_stock),
 	    cmocka_unit_test(test_budget_refusal_drains_other_threads_stock),
 	    cmocka_unit_test(test_budget_two_threads_never_pass_limit),
+	    cmocka_unit_test(test_budget_reused_id_never_meets_a_stale_cache),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -114,7 +114,7 @@ static void test_inject_times_limits_the_failures(void **state)
 	alloc_get_inject(a, &now);
 	assert_int_equal(now.times, 0);
 	/* Exhausted: the fast path is back (nothing armed). */
-	assert_false(atomic_load(&a->gate) & ALLOC_GATE_ARMED);
+	assert_false(atomic_load(&a->hot.gate) & ALLOC_GATE_ARMED);
 	alloc_destroy(a);
 }
 

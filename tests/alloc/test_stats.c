@@ -240,6 +240,48 @@ static void test_stats_snapshot_reports_budget_fields(void **state)
 	alloc_destroy(a);
 }
 
+/*
+ * The fast path counts in packed words that are folded into wide counters
+ * every 2^15 calls: many more calls than that, some blocks held across the
+ * folds, a reader in between, and every sum is still exact.
+ */
+static void test_stats_exact_across_counter_folds(void **state)
+{
+	enum { PAIRS = 100000, HELD = 40 };
+	struct alloc *a = make(1ull << 30, ALLOC_DEFAULT_STOCK_BYTES);
+	void *held[HELD];
+	struct alloc_stats st;
+
+	for (unsigned i = 0; i < HELD; i++)
+		held[i] = alloc_malloc(a, ALLOC_SITE_REQUEST, 100 + i, 0);
+	for (unsigned i = 0; i < PAIRS; i++) {
+		void *p = alloc_malloc(a, ALLOC_SITE_REQUEST, 64 + i % 7, 0);
+
+		assert_non_null(p);
+		alloc_free(a, p);
+		if (i == PAIRS / 2) {
+			alloc_stats_read(a, &st);
+			assert_int_equal(st.site[ALLOC_SITE_REQUEST][ALLOC_STAT_calls],
+			                 HELD + PAIRS / 2 + 1);
+		}
+	}
+	alloc_stats_read(a, &st);
+	assert_int_equal(st.site[ALLOC_SITE_REQUEST][ALLOC_STAT_calls], HELD + PAIRS);
+	assert_int_equal(st.site[ALLOC_SITE_REQUEST][ALLOC_STAT_frees], PAIRS);
+	/* 64..70 bytes by i % 7: 14285 whole rounds of 469, then 64 + 65 + ... + 68. */
+	assert_int_equal(st.site[ALLOC_SITE_REQUEST][ALLOC_STAT_bytes],
+	                 HELD * 100 + HELD * (HELD - 1) / 2 + 14285ull * 469 + 330);
+	assert_int_equal(st.site[ALLOC_SITE_REQUEST][ALLOC_STAT_live],
+	                 HELD * 100 + HELD * (HELD - 1) / 2);
+	assert_int_equal(alloc_live(a), HELD * 100 + HELD * (HELD - 1) / 2);
+	for (unsigned i = 0; i < HELD; i++)
+		alloc_free(a, held[i]);
+	assert_int_equal(alloc_live(a), 0);
+	alloc_stats_read(a, &st);
+	assert_int_equal(st.site[ALLOC_SITE_REQUEST][ALLOC_STAT_frees], PAIRS + HELD);
+	alloc_destroy(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -251,6 +293,7 @@ int main(void)
 	    cmocka_unit_test(test_stats_include_exited_threads),
 	    cmocka_unit_test(test_stats_stall_lands_in_histogram),
 	    cmocka_unit_test(test_stats_snapshot_reports_budget_fields),
+	    cmocka_unit_test(test_stats_exact_across_counter_folds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

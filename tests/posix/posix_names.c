@@ -31,7 +31,7 @@ static const char *const odd_names[] = {
 	"%s%n%%",
 	"...",
 	".hidden",
-	"\x01\x1f" "ctrl",
+	("\x01\x1f" "ctrl"), /* split: \x1fc would be one escape */
 	"\xff\xfe not utf8",
 	"colon:semi;",
 };
