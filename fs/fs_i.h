@@ -270,11 +270,18 @@ void pfs_inode_path(struct pfs *fs, struct pfs_inode *inode, char *buf, size_t l
 int pfs_inode_cache_open(struct pfs *fs, struct pfs_inode *inode, bool want_write);
 bool pfs_inode_cache_ready(struct pfs_inode *inode);
 /* inode_shrink.c: start/stop the inode shrinker (after mounting / before
- * unmounting); pfs_shrink_urgent: an open met EMFILE: free a reserved fd
- * for the retry, or wake the shrinker and nap briefly. */
+ * unmounting). */
 int pfs_inode_shrinker_start(struct pfs *fs);
 void pfs_inode_shrinker_stop(struct pfs *fs);
-void pfs_shrink_urgent(struct pfs *fs);
+/* An open met EMFILE: free a reserved fd for the retry, or wake the
+ * shrinker and nap briefly. true: try the open again; false: give up (the
+ * shrinker freed nothing for about a second, or a minute has gone by).
+ * Start each open with a zeroed struct pfs_shrink_wait. */
+struct pfs_shrink_wait {
+	unsigned long long seen; /* shrink_invalidated at the last look */
+	unsigned idle, tries;
+};
+bool pfs_shrink_wait_fd(struct pfs *fs, struct pfs_shrink_wait *w);
 /* close() (flush) while fds are short: wait a little for the shrinker. */
 void pfs_shrink_throttle(struct pfs *fs);
 /* stat of the backing object, with the cached size and mtime. */

@@ -354,11 +354,16 @@ void pfs_inode_path(struct pfs *fs, struct pfs_inode *inode, char *buf, size_t l
 /* open() that waits a little for the shrinker when fds run out. */
 static int pfs_open_retry(struct pfs *fs, const char *path, int flags)
 {
-	for (int tries = 0;; tries++) {
+	struct pfs_shrink_wait w = {0};
+
+	for (;;) {
 		int fd = open(path, flags);
-		if (fd >= 0 || errno != EMFILE || tries == 100)
+		if (fd >= 0 || errno != EMFILE)
 			return fd;
-		pfs_shrink_urgent(fs);
+		if (!pfs_shrink_wait_fd(fs, &w)) {
+			errno = EMFILE;
+			return -1;
+		}
 	}
 }
 
@@ -415,13 +420,14 @@ int pfs_inode_lookup_spare(struct pfs *fs, struct pfs_inode *parent, const char 
 	int fd, r;
 
 	memset(e, 0, sizeof(*e));
-	for (int tries = 0;; tries++) {
+	for (struct pfs_shrink_wait w = {0};;) {
 		fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0)
 			break;
-		if (errno != EMFILE || tries == 100)
+		if (errno != EMFILE)
 			return -errno;
-		pfs_shrink_urgent(fs);
+		if (!pfs_shrink_wait_fd(fs, &w))
+			return -EMFILE;
 	}
 	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
 		r = -errno;

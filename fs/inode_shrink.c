@@ -219,11 +219,15 @@ static unsigned pfs_shrink_round(struct pfs *fs, struct pfs_shrink_batch *b, lon
 		if (clean)
 			got = pfs_shrink_collect(fs, b, max);
 	}
-	/* The kernel forgets what it can drop; open or busy dentries stay. */
-	for (unsigned i = 0; i < got; i++)
+	/* The kernel forgets what it can drop; open or busy dentries stay.
+	 * Counted one by one: opens waiting for an fd watch this for
+	 * progress (pfs_shrink_wait_fd), and each notification may wait for
+	 * a lookup in that directory to finish. */
+	for (unsigned i = 0; i < got; i++) {
 		fuse_lowlevel_notify_inval_entry(fs->se, b->victims[i].parent, b->victims[i].name,
 						 strlen(b->victims[i].name));
-	__atomic_add_fetch(&fs->shrink_invalidated, got, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&fs->shrink_invalidated, 1, __ATOMIC_RELAXED);
+	}
 	__atomic_add_fetch(&fs->shrink_rounds, 1, __ATOMIC_RELEASE);
 	return got;
 }
@@ -316,7 +320,7 @@ static void pfs_shrink_wake(struct pfs *fs)
 
 /* An open ran out of fds: hand it one from the reserve, or wake the
  * shrinker and give it a moment. */
-void pfs_shrink_urgent(struct pfs *fs)
+static void pfs_shrink_urgent(struct pfs *fs)
 {
 	struct timespec nap = {.tv_nsec = 10 * 1000 * 1000};
 
@@ -327,6 +331,27 @@ void pfs_shrink_urgent(struct pfs *fs)
 		return;
 	}
 	nanosleep(&nap, NULL);
+}
+
+/* Lookups that come faster than the shrinker frees fds (a stat of every
+ * name in a big directory) wait for it for as long as it makes progress:
+ * failing after a fixed number of naps turned a slow shrinker into EMFILE
+ * for the application. Without progress for 100 naps (about a second), or
+ * after 6,000 tries, the open fails. */
+bool pfs_shrink_wait_fd(struct pfs *fs, struct pfs_shrink_wait *w)
+{
+	unsigned long long done = __atomic_load_n(&fs->shrink_invalidated, __ATOMIC_RELAXED);
+
+	if (w->tries++ == 0 || done != w->seen) {
+		w->seen = done;
+		w->idle = 0;
+	} else if (++w->idle > 100) {
+		return false;
+	}
+	if (w->tries > 6000)
+		return false;
+	pfs_shrink_urgent(fs);
+	return true;
 }
 
 /*
