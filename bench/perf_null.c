@@ -16,7 +16,9 @@
  * usage: perf_null [-f] [-s] MOUNTPOINT
  */
 #define FUSE_USE_VERSION 34
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -101,15 +103,22 @@ static int null_make(fuse_ino_t parent, const char *name, bool dir)
 	return -ENOSPC;
 }
 
+/* null_lock held: the entry of slot. */
+static void null_entry_fill(int slot, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = 2 + (fuse_ino_t)slot;
+	null_stat(e->ino, &e->attr);
+	e->attr_timeout = 1.0;
+	e->entry_timeout = 1.0;
+}
+
+/* null_lock held on entry, dropped before the reply. */
 static void null_reply_entry(fuse_req_t req, int slot)
 {
 	struct fuse_entry_param e;
 
-	memset(&e, 0, sizeof(e));
-	e.ino = 2 + (fuse_ino_t)slot;
-	null_stat(e.ino, &e.attr);
-	e.attr_timeout = 1.0;
-	e.entry_timeout = 1.0;
+	null_entry_fill(slot, &e);
 	pthread_mutex_unlock(&null_lock);
 	fuse_reply_entry(req, &e);
 }
@@ -173,11 +182,7 @@ static void null_create(fuse_req_t req, fuse_ino_t parent, const char *name, mod
 	}
 	if (fi->flags & O_TRUNC)
 		files[slot].size = 0;
-	memset(&e, 0, sizeof(e));
-	e.ino = 2 + (fuse_ino_t)slot;
-	null_stat(e.ino, &e.attr);
-	e.attr_timeout = 1.0;
-	e.entry_timeout = 1.0;
+	null_entry_fill(slot, &e);
 	pthread_mutex_unlock(&null_lock);
 	fuse_reply_create(req, &e, fi);
 }
