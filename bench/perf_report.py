@@ -337,8 +337,9 @@ def markdown(results, summary, checks):
     if profiles:
         L += ['', '## Daemon profiles (perf record -g -p PID, cpu-clock, self time)', '']
         for key, top in profiles.items():
-            L += [f'**{key}**: ' + ', '.join(f'{p["symbol"].replace("[.] ", "").replace("[k] ", "k:")} '
-                                            f'{p["percent"]:.1f}%' for p in top[:12]), '']
+            L += [f'**{key}**: ' + (', '.join(
+                f'{p["symbol"].replace("[.] ", "").replace("[k] ", "k:")} {p["percent"]:.1f}%'
+                for p in top[:12]) or 'no samples (perf recorded none for this daemon)'), '']
     errs = [c for c in results['cells'] if c.get('error')]
     if errs:
         L += ['', '## Failed cells', '']

@@ -97,7 +97,6 @@ struct pcache *pcache_create(struct alloc *a, const struct pcache_config *config
 	pc->page_shift = page_shift_of(psize);
 	pc->dirty_limit = config ? config->dirty_limit : 0;
 	pc->clean_limit = config ? config->clean_limit : 0;
-	pc->direct = !(config && config->buffered_only);
 	pc->writeback_ms =
 	    config && config->writeback_ms ? config->writeback_ms : PCACHE_DEFAULT_WRITEBACK_MS;
 	if (ops)
@@ -111,7 +110,7 @@ struct pcache *pcache_create(struct alloc *a, const struct pcache_config *config
 	pthread_cond_init(&pc->wb_wake, &cattr);
 	pthread_condattr_destroy(&cattr);
 	atomic_init(&pc->wb_urgent, false);
-	atomic_init(&pc->direct_off, false);
+	atomic_init(&pc->direct_off, config && config->buffered_only);
 	alloc_set_reclaimer(a, _pcache_reclaim, pc);
 	return pc;
 }

@@ -107,9 +107,10 @@ void pcache_destroy(struct pcache *pc);
 int pcache_writeback_start(struct pcache *pc);
 void pcache_writeback_stop(struct pcache *pc);
 size_t pcache_page_size(const struct pcache *pc);
-/* Change dirty_limit, clean_limit and writeback_ms at run time (page_size is fixed at
- * create and ignored here); the writeback thread uses them on its next
- * pass, which this call starts at once. */
+/* Change dirty_limit, clean_limit and writeback_ms at run time (page_size
+ * and buffered_only are fixed at create and ignored here); the writeback
+ * thread uses them on its next pass, which this call starts at once, and
+ * clean pages past a lowered clean_limit go at once. */
 void pcache_set_config(struct pcache *pc, const struct pcache_config *config);
 
 /* Set up / tear down a file's cache state. fd is the backing file (the

@@ -118,8 +118,9 @@ struct pcache {
 
 	atomic_uint_fast64_t cached_bytes, dirty_bytes, writeback_bytes;
 	atomic_uint_fast64_t pages_written, writeback_errors, direct_bytes;
-	bool direct;        /* direct_writeback asked for (fixed at create) */
-	atomic_bool direct_off; /* the backing fs refused O_DIRECT: stop trying */
+	/* No O_DIRECT writeback: not asked for (buffered_only), or the
+	 * backing fs refused it once. */
+	atomic_bool direct_off;
 	atomic_long nfiles;
 };
 

@@ -104,7 +104,7 @@ static int wb_direct_open(struct pcache_file *f, struct wb_direct *d)
 	if (d->tried)
 		return d->fd;
 	d->tried = true;
-	if (!pc->direct || atomic_load(&pc->direct_off))
+	if (atomic_load(&pc->direct_off))
 		return -1;
 	/* Only as writable as f->fd: a read-only descriptor must fail its
 	 * writeback (EBADF) the same way on either path. */
@@ -140,23 +140,28 @@ static void wb_direct_close(struct wb_direct *d)
 	d->fd = -1;
 }
 
-/* How many of iov[0..niov), from the first, go to the disk directly:
- * all, or a prefix that stops before the first piece the backing fs
- * cannot take with O_DIRECT (a file's partial last page); 0 when that
- * prefix is too short to be worth a synchronous device write. */
+/* How many of iov[0..niov), from the first, go to the disk directly
+ * (their bytes in *bytes): all, or a prefix that stops before the first
+ * piece the backing fs cannot take with O_DIRECT (a file's partial last
+ * page); 0 when that prefix is too short to be worth a synchronous device
+ * write. */
 static size_t wb_direct_prefix(struct pcache_file *f, struct wb_direct *d,
-                               const struct iovec *iov, size_t niov, off_t off)
+                               const struct iovec *iov, size_t niov, off_t off, size_t *bytes)
 {
-	size_t k, bytes = 0;
+	size_t k, sum = 0;
 
+	*bytes = 0;
 	if (wb_direct_open(f, d) < 0 || (uint64_t)off % d->off_align)
 		return 0;
 	for (k = 0; k < niov; k++) {
 		if ((uintptr_t)iov[k].iov_base % d->mem_align || iov[k].iov_len % d->off_align)
 			break;
-		bytes += iov[k].iov_len;
+		sum += iov[k].iov_len;
 	}
-	return bytes >= PCACHE_WB_DIRECT_MIN ? k : 0;
+	if (sum < PCACHE_WB_DIRECT_MIN)
+		return 0;
+	*bytes = sum;
+	return k;
 }
 
 /* Write iov[0..niov) (total bytes) at off through fd, all of it. On the
@@ -222,10 +227,9 @@ static size_t wb_write_pages(struct pcache_file *f, struct pcache_page **pages, 
 		} while (i < n && niov < IOV_MAX && pages[i - 1]->to == pc->page_size &&
 		         pages[i]->from == 0 && pages[i]->index == pages[i - 1]->index + 1);
 
+		/* (Short runs never open the direct descriptor.) */
 		if (total >= PCACHE_WB_DIRECT_MIN)
-			nd = wb_direct_prefix(f, d, iov, niov, off);
-		for (size_t k = 0; k < nd; k++)
-			dbytes += iov[k].iov_len;
+			nd = wb_direct_prefix(f, d, iov, niov, off, &dbytes);
 		if (nd)
 			*err = wb_pwritev_all(f, d->fd, iov, nd, off, dbytes);
 		if (!*err && nd < niov)
