@@ -74,7 +74,7 @@ void alloc_destroy(struct alloc *a)
 	live = alloc_live(a);
 	if (live)
 		fprintf(stderr, "pressurefs: alloc_destroy: %" PRIu64 " bytes still allocated\n",
-		        live);
+			live);
 	for (slot = a->policy_all; slot; slot = older) {
 		older = slot->older;
 		free(slot);
@@ -94,7 +94,7 @@ void alloc_set_policy(struct alloc *a, const struct pfs_policy *ops, void *state
 		slot = malloc(sizeof(*slot));
 		if (!slot) {
 			_alloc_log(a, PFS_LOG_ERR, "alloc: out of memory installing policy %s",
-			           ops->name ? ops->name : "?");
+				   ops->name ? ops->name : "?");
 			return;
 		}
 		slot->ops = ops;
@@ -110,7 +110,7 @@ void alloc_set_policy(struct alloc *a, const struct pfs_policy *ops, void *state
 const struct pfs_policy *alloc_policy(const struct alloc *a)
 {
 	struct alloc_policy_slot *slot =
-	    atomic_load_explicit(&((struct alloc *)a)->policy, memory_order_acquire);
+		atomic_load_explicit(&((struct alloc *)a)->policy, memory_order_acquire);
 
 	return slot ? slot->ops : NULL;
 }
@@ -128,7 +128,7 @@ static struct pfs_decision policy_decide(struct alloc *a, const struct pfs_failu
 /* ---- one attempt ---- */
 
 static void counters_add(struct alloc_tcache *tc, bool orphan, unsigned site,
-                         enum alloc_tc_counter which, uint64_t v)
+			 enum alloc_tc_counter which, uint64_t v)
 {
 	if (orphan)
 		atomic_fetch_add_explicit(&tc->count[site][which], v, memory_order_relaxed);
@@ -141,7 +141,7 @@ static void counters_add(struct alloc_tcache *tc, bool orphan, unsigned site,
  * or NULL with *cause set. Nothing is charged after a failure.
  */
 static void *attempt(struct alloc *a, struct alloc_tcache *tc, unsigned site, size_t size,
-                     unsigned flags, void *old, enum pfs_cause *cause)
+		     unsigned flags, void *old, enum pfs_cause *cause)
 {
 	struct alloc_header *oh = old ? header_of(old) : NULL;
 	uint64_t old_size = oh ? oh->size : 0;
@@ -195,9 +195,9 @@ static void *attempt(struct alloc *a, struct alloc_tcache *tc, unsigned site, si
 static void count_failure(struct alloc *a, unsigned site, enum pfs_cause cause)
 {
 	static const enum alloc_stat by_cause[] = {
-	    [PFS_CAUSE_BUDGET] = ALLOC_STAT_budget_failures,
-	    [PFS_CAUSE_INJECTED] = ALLOC_STAT_injected_failures,
-	    [PFS_CAUSE_SYSTEM] = ALLOC_STAT_system_failures,
+		[PFS_CAUSE_BUDGET] = ALLOC_STAT_budget_failures,
+		[PFS_CAUSE_INJECTED] = ALLOC_STAT_injected_failures,
+		[PFS_CAUSE_SYSTEM] = ALLOC_STAT_system_failures,
 	};
 
 	_alloc_stat_inc(a, site, by_cause[cause]);
@@ -230,10 +230,10 @@ static _Noreturn void carry_out_abort(struct alloc *a, const struct pfs_failure 
 
 	_alloc_stat_inc(a, f->site_id, ALLOC_STAT_aborts);
 	_alloc_log(a, PFS_LOG_ERR,
-	           "alloc: ABORT: site %s size %zu cause %s live %" PRIu64 " mem_limit %" PRIu64
-	           " balloon %" PRIu64 " policy %s",
-	           f->site, f->size, cause_name(f->cause), f->live, f->mem_limit, f->balloon,
-	           policy && policy->name ? policy->name : "none");
+		   "alloc: ABORT: site %s size %zu cause %s live %" PRIu64 " mem_limit %" PRIu64
+		   " balloon %" PRIu64 " policy %s",
+		   f->site, f->size, cause_name(f->cause), f->live, f->mem_limit, f->balloon,
+		   policy && policy->name ? policy->name : "none");
 	abort();
 }
 
@@ -242,13 +242,13 @@ static _Noreturn void carry_out_abort(struct alloc *a, const struct pfs_failure 
  * again (alloc_try); a RETRY verdict then returns with *err = -EAGAIN.
  */
 static void *call_slow(struct alloc *a, unsigned site, size_t size, unsigned flags, void *old,
-                       struct alloc_retry *retry, int *err)
+		       struct alloc_retry *retry, int *err)
 {
 	struct alloc_retry local = ALLOC_RETRY_INIT;
 	struct alloc_retry *r = retry ? retry : &local;
-	bool waiting = false;      /* registered as a waiter since the first wait */
+	bool waiting = false;	   /* registered as a waiter since the first wait */
 	bool direct_tried = false; /* direct reclaim had its turn in this call */
-	bool rescue = false;       /* this attempt is the one after direct reclaim */
+	bool rescue = false;	   /* this attempt is the one after direct reclaim */
 	struct alloc_tcache *tc;
 	void *p = NULL;
 
@@ -294,18 +294,18 @@ static void *call_slow(struct alloc *a, unsigned site, size_t size, unsigned fla
 			now = _alloc_now_ns();
 		}
 		f = (struct pfs_failure){
-		    .site = alloc_site_name((enum alloc_site)site),
-		    .site_id = site,
-		    .size = size,
-		    .flags = flags,
-		    .cause = cause,
-		    .attempt = r->attempt,
-		    .caller_can_retry = retry != NULL,
-		    .stalled_ns = now - r->first_fail_ns,
-		    .prev_stalled_ns = r->last_asked_ns,
-		    .mem_limit = alloc_mem_limit(a),
-		    .balloon = alloc_balloon(a),
-		    .live = alloc_live(a),
+			.site = alloc_site_name((enum alloc_site)site),
+			.site_id = site,
+			.size = size,
+			.flags = flags,
+			.cause = cause,
+			.attempt = r->attempt,
+			.caller_can_retry = retry != NULL,
+			.stalled_ns = now - r->first_fail_ns,
+			.prev_stalled_ns = r->last_asked_ns,
+			.mem_limit = alloc_mem_limit(a),
+			.balloon = alloc_balloon(a),
+			.live = alloc_live(a),
 		};
 		if (flags & ALLOC_NORETRY)
 			d = (struct pfs_decision){.verdict = PFS_VERDICT_FAIL};
@@ -368,7 +368,7 @@ out:
 
 /* The inline fast paths (alloc_fast.h) have their external definitions here. */
 extern inline void *alloc_malloc(struct alloc *a, enum alloc_site site, size_t size,
-                                 unsigned flags);
+				 unsigned flags);
 extern inline void alloc_free(struct alloc *a, void *ptr);
 
 /* The fast path could not serve this call: take the long way. */
@@ -405,7 +405,7 @@ void *_alloc_malloc_failed(struct alloc *a, enum alloc_site site, size_t size, u
 static _Noreturn void bad_block(const char *who, const void *ptr)
 {
 	fprintf(stderr, "pressurefs: %s(%p): not a live allocator block (double free?)\n", who,
-	        ptr);
+		ptr);
 	abort();
 }
 
@@ -461,7 +461,7 @@ char *alloc_strdup(struct alloc *a, enum alloc_site site, const char *s, unsigne
 /* ---- the caller-retry protocol ---- */
 
 void *alloc_try(struct alloc *a, enum alloc_site site, size_t size, unsigned flags,
-                struct alloc_retry *retry, int *err)
+		struct alloc_retry *retry, int *err)
 {
 	int dummy;
 

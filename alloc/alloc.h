@@ -44,7 +44,7 @@ enum alloc_site {
 #define ALLOC_SITE_ENUM(upper, lower, help) ALLOC_SITE_##upper,
 	ALLOC_SITES(ALLOC_SITE_ENUM)
 #undef ALLOC_SITE_ENUM
-	ALLOC_SITE_COUNT
+		ALLOC_SITE_COUNT
 };
 
 /* "cache_page", ...; "?" for an out-of-range value. */
@@ -80,15 +80,15 @@ void alloc_site_mask_format(unsigned mask, char *buf, size_t len);
  * the policy is asked only if that fails too, as the kernel reclaims
  * before its failure path. Injected failures skip it (see alloc/reclaim.c).
  */
-#define ALLOC_NOFS PFS_ALLOC_NOFS
-#define ALLOC_ZERO 0x2u
+#define ALLOC_NOFS    PFS_ALLOC_NOFS
+#define ALLOC_ZERO    0x2u
 #define ALLOC_NORETRY 0x4u
 
 struct alloc;
 
 struct alloc_config {
-	uint64_t mem_limit;	/* bytes, 0 = no limit */
-	uint64_t balloon;	/* bytes held by the simulated competitor */
+	uint64_t mem_limit; /* bytes, 0 = no limit */
+	uint64_t balloon;   /* bytes held by the simulated competitor */
 	/*
 	 * Per-thread budget stock in bytes: how much budget a thread may
 	 * pre-charge so that most allocations touch no shared cache line.
@@ -165,10 +165,13 @@ struct alloc_retry {
 	uint64_t last_asked_ns; /* stalled_ns at the last decision */
 	uint64_t wait_ns;	/* back-off the policy asked for */
 	enum alloc_site site;
-	int verdict;		/* last pfs_verdict, -1 = none */
-	size_t size;		/* bytes asked for: what alloc_retry_wait() reclaims */
+	int verdict; /* last pfs_verdict, -1 = none */
+	size_t size; /* bytes asked for: what alloc_retry_wait() reclaims */
 };
-#define ALLOC_RETRY_INIT {.verdict = -1}
+#define ALLOC_RETRY_INIT                                                                           \
+	{                                                                                          \
+		.verdict = -1                                                                      \
+	}
 
 void *alloc_try(struct alloc *a, enum alloc_site site, size_t size, unsigned flags,
 		struct alloc_retry *retry, int *err);
@@ -254,7 +257,10 @@ struct alloc_inject {
 };
 #define ALLOC_SITES_ALL ((1u << ALLOC_SITE_COUNT) - 1u)
 #define ALLOC_INJECT_OFF                                                                           \
-	{.probability = 0, .interval = 1, .times = -1, .space = 0, .sites = ALLOC_SITES_ALL, .seed = 1}
+	{                                                                                          \
+		.probability = 0, .interval = 1, .times = -1, .space = 0,                          \
+		.sites = ALLOC_SITES_ALL, .seed = 1                                                \
+	}
 
 /* Replace the injection settings (and restart the seeded sequence). */
 void alloc_set_inject(struct alloc *a, const struct alloc_inject *inject);
@@ -313,7 +319,7 @@ enum alloc_stat {
 #define ALLOC_STAT_ENUM(name, kind, help) ALLOC_STAT_##name,
 	ALLOC_STATS(ALLOC_STAT_ENUM)
 #undef ALLOC_STAT_ENUM
-	ALLOC_STAT_COUNT
+		ALLOC_STAT_COUNT
 };
 
 /* Stall histogram buckets: [0] < 1 ms, [i] < 2^i ms, last: everything longer. */

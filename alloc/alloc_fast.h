@@ -19,9 +19,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define ALLOC_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define ALLOC_LIKELY(x)	  __builtin_expect(!!(x), 1)
 #define ALLOC_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define ALLOC_CACHELINE   64
+#define ALLOC_CACHELINE	  64
 
 /*
  * Every block starts with this header, so alloc_free() needs no size and
@@ -36,10 +36,10 @@ struct alloc_header {
 	uint64_t size; /* bytes the caller asked for */
 	uint64_t tag;  /* site | ALLOC_MAGIC << 32 while live, 0 once freed */
 };
-#define ALLOC_MAGIC     0x70667361u /* "pfsa" */
+#define ALLOC_MAGIC	0x70667361u /* "pfsa" */
 #define ALLOC_TAG(site) ((uint64_t)ALLOC_MAGIC << 32 | (uint64_t)(site))
 /* The site of a live block's tag, or >= ALLOC_SITE_COUNT if it is not one. */
-#define ALLOC_TAG_CHECK(tag) ((uint64_t)(tag) - ALLOC_TAG(0))
+#define ALLOC_TAG_CHECK(tag) ((uint64_t)(tag)-ALLOC_TAG(0))
 
 /* The per-thread, per-site counters the fast path updates. */
 enum alloc_tc_counter {
@@ -91,7 +91,7 @@ struct alloc_tcache {
 	/* Odd while the owner folds: readers retry (a sequence count). */
 	_Atomic uint64_t fold_seq;
 };
-#define ALLOC_PACKED_ONE        (1ull << 48)
+#define ALLOC_PACKED_ONE	(1ull << 48)
 #define ALLOC_PACKED_BYTES_MASK (ALLOC_PACKED_ONE - 1)
 
 /*
@@ -156,8 +156,8 @@ void _alloc_counters_fold(struct alloc_tcache *tc, unsigned site, unsigned half)
 	__extension__({                                                                            \
 		_Bool neg_;                                                                        \
 		__asm__ volatile("addq %2, %0"                                                     \
-		                 : "+m"(*(uint64_t *)(c)), "=@ccs"(neg_)                           \
-		                 : "er"((uint64_t)(v)));                                           \
+				 : "+m"(*(uint64_t *)(c)), "=@ccs"(neg_)                           \
+				 : "er"((uint64_t)(v)));                                           \
 		neg_;                                                                              \
 	})
 /* stock -= size in one instruction; true when it borrowed (size > stock:
@@ -165,7 +165,9 @@ void _alloc_counters_fold(struct alloc_tcache *tc, unsigned site, unsigned half)
 #define ALLOC_STOCK_TAKE(stock, size)                                                              \
 	__extension__({                                                                            \
 		_Bool borrow_;                                                                     \
-		__asm__("subq %2, %0" : "+m"(*(stock)), "=@ccb"(borrow_) : "er"((uint64_t)(size))); \
+		__asm__("subq %2, %0"                                                              \
+			: "+m"(*(stock)), "=@ccb"(borrow_)                                         \
+			: "er"((uint64_t)(size)));                                                 \
 		borrow_;                                                                           \
 	})
 #else
@@ -177,7 +179,7 @@ void _alloc_counters_fold(struct alloc_tcache *tc, unsigned site, unsigned half)
 	})
 #define ALLOC_COUNTER_ADD(c, v)                                                                    \
 	atomic_store_explicit((c), atomic_load_explicit((c), memory_order_relaxed) + (v),          \
-	                      memory_order_relaxed)
+			      memory_order_relaxed)
 #define ALLOC_PACKED_ADD(c, v)                                                                     \
 	__extension__({                                                                            \
 		uint64_t sum_ = atomic_load_explicit((c), memory_order_relaxed) + (v);             \
@@ -201,8 +203,8 @@ inline void *alloc_malloc(struct alloc *a, enum alloc_site site, size_t size, un
 	struct alloc_header *h;
 
 	if (ALLOC_UNLIKELY((atomic_load_explicit(&_alloc_tls.key, memory_order_relaxed) !=
-	                    atomic_load_explicit(&hot->gate, memory_order_relaxed)) |
-	                   (((unsigned)site | (flags & ALLOC_ZERO) << 16) >= ALLOC_SITE_COUNT)))
+			    atomic_load_explicit(&hot->gate, memory_order_relaxed)) |
+			   (((unsigned)site | (flags & ALLOC_ZERO) << 16) >= ALLOC_SITE_COUNT)))
 		return _alloc_malloc_slow(a, site, size, flags);
 	tc = atomic_load_explicit(&_alloc_tls.tc, memory_order_relaxed);
 	if (ALLOC_UNLIKELY(ALLOC_STOCK_TAKE(&tc->stock, size)))
@@ -238,7 +240,7 @@ inline void alloc_free(struct alloc *a, void *ptr)
 		_alloc_free_bad(ptr);
 	h->tag = 0;
 	if (ALLOC_UNLIKELY(atomic_load_explicit(&_alloc_tls.key, memory_order_relaxed) !=
-	                   atomic_load_explicit(&hot->gate, memory_order_relaxed))) {
+			   atomic_load_explicit(&hot->gate, memory_order_relaxed))) {
 		_alloc_free_slow(a, h, (unsigned)site, size);
 		return;
 	}

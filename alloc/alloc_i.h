@@ -73,8 +73,8 @@ struct alloc {
 	struct alloc_inject inject;
 	uint64_t rng;
 	unsigned long inject_count; /* the kernel's attr->count, for interval */
-	uint64_t nth_left;          /* attempts until the countdown fires, 0 = off */
-	uint64_t nth_more;          /* further failures after it fired */
+	uint64_t nth_left;	    /* attempts until the countdown fires, 0 = off */
+	uint64_t nth_more;	    /* further failures after it fired */
 	_Atomic bool nth_fired;
 
 	/*
@@ -95,14 +95,14 @@ struct alloc {
  * gate_seen of every thread that has returned its stock since the last
  * epoch bump.
  */
-#define ALLOC_GATE_EPOCH_MASK   0xffffffull
-#define ALLOC_GATE_ID_SHIFT     24
-#define ALLOC_GATE_ID_MAX       0xffffu
-#define ALLOC_GATE_OPEN_MASK    0xffffffffffull /* epoch and id */
-#define ALLOC_GATE_WAITER       (1ull << 40)
+#define ALLOC_GATE_EPOCH_MASK	0xffffffull
+#define ALLOC_GATE_ID_SHIFT	24
+#define ALLOC_GATE_ID_MAX	0xffffu
+#define ALLOC_GATE_OPEN_MASK	0xffffffffffull /* epoch and id */
+#define ALLOC_GATE_WAITER	(1ull << 40)
 #define ALLOC_GATE_WAITERS_MASK (0x3fffffull << 40)
-#define ALLOC_GATE_OVER         (1ull << 62)
-#define ALLOC_GATE_ARMED        (1ull << 63)
+#define ALLOC_GATE_OVER		(1ull << 62)
+#define ALLOC_GATE_ARMED	(1ull << 63)
 
 static inline uint64_t _alloc_gate(struct alloc *a)
 {
@@ -127,7 +127,7 @@ static inline struct alloc_tcache *_alloc_tcache(struct alloc *a)
 
 	if (ALLOC_LIKELY((key >> ALLOC_GATE_ID_SHIFT & ALLOC_GATE_ID_MAX) == a->hot.id)) {
 		struct alloc_tcache *tc =
-		    atomic_load_explicit(&_alloc_tls.tc, memory_order_relaxed);
+			atomic_load_explicit(&_alloc_tls.tc, memory_order_relaxed);
 
 		if (!tc)
 			__builtin_unreachable(); /* only a found cache is remembered */
@@ -148,7 +148,7 @@ static inline void _alloc_max_raise(_Atomic uint64_t *max, uint64_t value)
 	uint64_t old = atomic_load_explicit(max, memory_order_relaxed);
 
 	while (value > old && !atomic_compare_exchange_weak_explicit(
-	                          max, &old, value, memory_order_relaxed, memory_order_relaxed))
+				      max, &old, value, memory_order_relaxed, memory_order_relaxed))
 		;
 }
 
@@ -157,9 +157,9 @@ int _alloc_budget_init(struct alloc *a, const struct alloc_config *config);
 void _alloc_budget_fini(struct alloc *a);
 /* The slow halves of charge/uncharge (stock empty or overflowing). */
 int _alloc_budget_charge_slow(struct alloc *a, struct alloc_tcache *tc, unsigned site,
-                              uint64_t size);
+			      uint64_t size);
 void _alloc_budget_uncharge_slow(struct alloc *a, struct alloc_tcache *tc, unsigned site,
-                                 uint64_t size);
+				 uint64_t size);
 /* Wake waiters of alloc_wait_for_memory() (takes wait_lock). */
 void _alloc_budget_wake(struct alloc *a);
 /* Waiting without losing a wake-up: register, read the generation, check
@@ -176,7 +176,7 @@ uint64_t _alloc_now_ns(void);
 
 /* Fast inline halves: plain arithmetic on the thread's stock. */
 static inline bool _alloc_budget_charge_fast(struct alloc *a, struct alloc_tcache *tc,
-                                             uint64_t size)
+					     uint64_t size)
 {
 	if (ALLOC_UNLIKELY(tc->gate_seen != _alloc_gate(a)))
 		return false;
@@ -187,7 +187,7 @@ static inline bool _alloc_budget_charge_fast(struct alloc *a, struct alloc_tcach
 }
 
 static inline bool _alloc_budget_uncharge_fast(struct alloc *a, struct alloc_tcache *tc,
-                                               uint64_t size)
+					       uint64_t size)
 {
 	uint64_t stock = tc->stock + size;
 
@@ -199,7 +199,7 @@ static inline bool _alloc_budget_uncharge_fast(struct alloc *a, struct alloc_tca
 
 /* Charge size bytes at site; 0 or -ENOMEM (over mem_limit - balloon). */
 static inline int _alloc_budget_charge(struct alloc *a, struct alloc_tcache *tc, unsigned site,
-                                       uint64_t size)
+				       uint64_t size)
 {
 	if (ALLOC_LIKELY(_alloc_budget_charge_fast(a, tc, size)))
 		return 0;
@@ -207,7 +207,7 @@ static inline int _alloc_budget_charge(struct alloc *a, struct alloc_tcache *tc,
 }
 
 static inline void _alloc_budget_uncharge(struct alloc *a, struct alloc_tcache *tc, unsigned site,
-                                          uint64_t size)
+					  uint64_t size)
 {
 	if (ALLOC_LIKELY(_alloc_budget_uncharge_fast(a, tc, size)))
 		return;
@@ -225,7 +225,7 @@ bool _alloc_inject_should_fail(struct alloc *a, unsigned site, uint64_t size);
  * when it freed something and one more attempt is worth making.
  */
 bool _alloc_reclaim_direct(struct alloc *a, unsigned site, size_t size, unsigned flags,
-                           enum pfs_cause cause);
+			   enum pfs_cause cause);
 
 /* ---- stats.c ---- */
 /* Record the end of a call that failed at least once. */
@@ -239,7 +239,7 @@ uint64_t _alloc_site_live(struct alloc *a, unsigned site);
 
 /* ---- log (alloc.c) ---- */
 void _alloc_log(const struct alloc *a, enum pfs_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 /* For tests: threads asleep in alloc_wait_for_memory(). */
 static inline unsigned _alloc_waiters(struct alloc *a)

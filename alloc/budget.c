@@ -88,7 +88,7 @@ static void budget_over_update(struct alloc *a)
 	uint64_t room = limit > balloon ? limit - balloon : 0;
 	uint64_t charged = atomic_load(&a->charged);
 	bool over = a->hot.stock_bytes && limit &&
-	            (room < a->hot.stock_bytes || charged > room - a->hot.stock_bytes);
+		    (room < a->hot.stock_bytes || charged > room - a->hot.stock_bytes);
 
 	if (over && !(atomic_load(&a->hot.gate) & ALLOC_GATE_OVER))
 		atomic_fetch_or(&a->hot.gate, ALLOC_GATE_OVER);
@@ -121,7 +121,7 @@ static uint64_t drain_epoch_bump(struct alloc *a)
 	do {
 		new = (old & ~ALLOC_GATE_EPOCH_MASK) | ((old + 1) & ALLOC_GATE_EPOCH_MASK);
 	} while (!atomic_compare_exchange_weak(&a->hot.gate, &old, new));
-	return new & ALLOC_GATE_OPEN_MASK;
+	return new &ALLOC_GATE_OPEN_MASK;
 }
 
 bool _alloc_budget_fits(struct alloc *a, uint64_t size)
@@ -143,7 +143,7 @@ static void stock_return(struct alloc *a, struct alloc_tcache *tc)
 }
 
 int _alloc_budget_charge_slow(struct alloc *a, struct alloc_tcache *tc, unsigned site,
-                              uint64_t size)
+			      uint64_t size)
 {
 	uint64_t epoch = _alloc_gate(a) & ALLOC_GATE_OPEN_MASK;
 	uint64_t need;
@@ -152,7 +152,7 @@ int _alloc_budget_charge_slow(struct alloc *a, struct alloc_tcache *tc, unsigned
 		if (shared_charge(a, size))
 			return -ENOMEM;
 		_alloc_max_raise(&a->site_peak[site],
-		                 atomic_fetch_add(&a->site_charged[site], size) + size);
+				 atomic_fetch_add(&a->site_charged[site], size) + size);
 		return 0;
 	}
 	if (tc->gate_seen != epoch) {
@@ -190,7 +190,7 @@ out_peak:
 }
 
 void _alloc_budget_uncharge_slow(struct alloc *a, struct alloc_tcache *tc, unsigned site,
-                                 uint64_t size)
+				 uint64_t size)
 {
 	uint64_t gate = _alloc_gate(a);
 	uint64_t epoch = gate & ALLOC_GATE_OPEN_MASK;
@@ -327,7 +327,7 @@ int _alloc_budget_init(struct alloc *a, const struct alloc_config *config)
 	/* Bounded so that stock arithmetic can never overflow (the fast path
 	 * relies on size <= stock to bound size). */
 	a->hot.stock_bytes = config->stock_bytes < ALLOC_STOCK_BYTES_MAX ? config->stock_bytes
-	                                                                 : ALLOC_STOCK_BYTES_MAX;
+									 : ALLOC_STOCK_BYTES_MAX;
 	atomic_init(&a->mem_limit, config->mem_limit);
 	atomic_init(&a->balloon, config->balloon);
 	err = pthread_condattr_init(&attr);
@@ -459,8 +459,8 @@ int _alloc_wait_since(struct alloc *a, uint64_t gen, uint64_t timeout_ns)
 {
 	uint64_t deadline = _alloc_now_ns() + timeout_ns;
 	struct timespec ts = {
-	    .tv_sec = (time_t)(deadline / 1000000000u),
-	    .tv_nsec = (long)(deadline % 1000000000u),
+		.tv_sec = (time_t)(deadline / 1000000000u),
+		.tv_nsec = (long)(deadline % 1000000000u),
 	};
 	bool woken;
 

@@ -32,7 +32,7 @@ static unsigned rng_below_100(uint64_t *state)
 static void inject_rearm(struct alloc *a)
 {
 	bool armed = a->nth_left != 0 ||
-	             (a->inject.probability > 0 && a->inject.times != 0 && a->inject.sites != 0);
+		     (a->inject.probability > 0 && a->inject.times != 0 && a->inject.sites != 0);
 
 	if (armed)
 		atomic_fetch_or(&a->hot.gate, ALLOC_GATE_ARMED);
@@ -145,6 +145,6 @@ bool _alloc_inject_should_fail(struct alloc *a, unsigned site, uint64_t size)
 	pthread_mutex_unlock(&a->inject_lock);
 	if (verbose)
 		_alloc_log(a, PFS_LOG_INFO, "alloc: injected failure at site %s, size %" PRIu64,
-		           alloc_site_name((enum alloc_site)site), size);
+			   alloc_site_name((enum alloc_site)site), size);
 	return fail;
 }

@@ -53,7 +53,7 @@ size_t alloc_reclaim(struct alloc *a, size_t want, unsigned flags)
  *   takes a shard lock).
  */
 bool _alloc_reclaim_direct(struct alloc *a, unsigned site, size_t size, unsigned flags,
-                           enum pfs_cause cause)
+			   enum pfs_cause cause)
 {
 	size_t freed;
 
@@ -63,6 +63,6 @@ bool _alloc_reclaim_direct(struct alloc *a, unsigned site, size_t size, unsigned
 	if (!freed)
 		return false;
 	atomic_fetch_add_explicit(&a->slow[site][ALLOC_STAT_reclaimed_bytes], freed,
-	                          memory_order_relaxed);
+				  memory_order_relaxed);
 	return true;
 }

@@ -11,13 +11,13 @@
 
 static const char *const site_names[ALLOC_SITE_COUNT] = {
 #define SITE_NAME(upper, lower, help) [ALLOC_SITE_##upper] = #lower,
-    ALLOC_SITES(SITE_NAME)
+	ALLOC_SITES(SITE_NAME)
 #undef SITE_NAME
 };
 
 static const char *const site_helps[ALLOC_SITE_COUNT] = {
 #define SITE_HELP(upper, lower, help) [ALLOC_SITE_##upper] = help,
-    ALLOC_SITES(SITE_HELP)
+	ALLOC_SITES(SITE_HELP)
 #undef SITE_HELP
 };
 

@@ -23,13 +23,13 @@
 
 static const char *const stat_names[ALLOC_STAT_COUNT] = {
 #define STAT_NAME(name, kind, help) [ALLOC_STAT_##name] = #name,
-    ALLOC_STATS(STAT_NAME)
+	ALLOC_STATS(STAT_NAME)
 #undef STAT_NAME
 };
 
 static const char *const stat_helps[ALLOC_STAT_COUNT] = {
 #define STAT_HELP(name, kind, help) [ALLOC_STAT_##name] = help,
-    ALLOC_STATS(STAT_HELP)
+	ALLOC_STATS(STAT_HELP)
 #undef STAT_HELP
 };
 
@@ -37,7 +37,7 @@ enum stat_kind { SUM, MAX, GAUGE };
 
 static const enum stat_kind stat_kinds[ALLOC_STAT_COUNT] = {
 #define STAT_KIND(name, kind, help) [ALLOC_STAT_##name] = kind,
-    ALLOC_STATS(STAT_KIND)
+	ALLOC_STATS(STAT_KIND)
 #undef STAT_KIND
 };
 
@@ -80,8 +80,8 @@ static uint64_t tc_counter(struct alloc_tcache *tc, unsigned site, enum alloc_tc
 	uint64_t seq, value, p;
 
 	_Static_assert(ALLOC_TC_CALLS == 0 && ALLOC_TC_BYTES_IN == 1 && ALLOC_TC_FREES == 2 &&
-	                   ALLOC_TC_BYTES_OUT == 3,
-	               "packed[site][which / 2] holds count `which & ~1` and bytes `which | 1`");
+			       ALLOC_TC_BYTES_OUT == 3,
+		       "packed[site][which / 2] holds count `which & ~1` and bytes `which | 1`");
 	do {
 		seq = atomic_load_explicit(&tc->fold_seq, memory_order_acquire);
 		value = relaxed(&tc->count[site][which]);
@@ -144,10 +144,10 @@ void _alloc_stats_stall(struct alloc *a, unsigned site, uint64_t stalled_ns)
 {
 	_alloc_stat_inc(a, site, ALLOC_STAT_stalls);
 	atomic_fetch_add_explicit(&a->slow[site][ALLOC_STAT_stall_ns_total], stalled_ns,
-	                          memory_order_relaxed);
+				  memory_order_relaxed);
 	_alloc_max_raise(&a->slow[site][ALLOC_STAT_stall_ns_max], stalled_ns);
 	atomic_fetch_add_explicit(&a->stall_hist[stall_bucket(stalled_ns)], 1,
-	                          memory_order_relaxed);
+				  memory_order_relaxed);
 }
 
 void alloc_stats_read(struct alloc *a, struct alloc_stats *out)
@@ -163,7 +163,7 @@ void alloc_stats_read(struct alloc *a, struct alloc_stats *out)
 		row[ALLOC_STAT_live] = _alloc_site_live(a, s);
 		row[ALLOC_STAT_calls] = tc_sum(a, s, ALLOC_TC_CALLS) - a->base[s][ALLOC_TC_CALLS];
 		row[ALLOC_STAT_bytes] =
-		    tc_sum(a, s, ALLOC_TC_BYTES_IN) - a->base[s][ALLOC_TC_BYTES_IN];
+			tc_sum(a, s, ALLOC_TC_BYTES_IN) - a->base[s][ALLOC_TC_BYTES_IN];
 		row[ALLOC_STAT_frees] = tc_sum(a, s, ALLOC_TC_FREES) - a->base[s][ALLOC_TC_FREES];
 		row[ALLOC_STAT_peak] = relaxed(&a->site_peak[s]);
 		if (row[ALLOC_STAT_peak] < row[ALLOC_STAT_live])
@@ -201,8 +201,8 @@ void alloc_stats_reset(struct alloc *a)
 		for (unsigned i = 0; i < ALLOC_STAT_COUNT; i++)
 			atomic_store(&a->slow[s][i], 0);
 		atomic_store(&a->site_peak[s], a->hot.stock_bytes == 0
-		                                   ? relaxed(&a->site_charged[s])
-		                                   : _alloc_site_live(a, s));
+						       ? relaxed(&a->site_charged[s])
+						       : _alloc_site_live(a, s));
 	}
 	for (unsigned b = 0; b < ALLOC_STALL_BUCKETS; b++)
 		atomic_store(&a->stall_hist[b], 0);
@@ -218,7 +218,7 @@ struct json_out {
 };
 
 static void json_put(struct json_out *j, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+	__attribute__((format(printf, 2, 3)));
 
 static void json_put(struct json_out *j, const char *fmt, ...)
 {
@@ -227,7 +227,7 @@ static void json_put(struct json_out *j, const char *fmt, ...)
 
 	va_start(ap, fmt);
 	n = vsnprintf(j->used < j->len ? j->buf + j->used : NULL,
-	              j->used < j->len ? j->len - j->used : 0, fmt, ap);
+		      j->used < j->len ? j->len - j->used : 0, fmt, ap);
 	va_end(ap);
 	if (n > 0)
 		j->used += (size_t)n;
@@ -258,7 +258,7 @@ size_t alloc_stats_json_members(const struct alloc_stats *st, char *buf, size_t 
 	for (unsigned b = 0; b < ALLOC_STALL_BUCKETS; b++) {
 		if (b < ALLOC_STALL_BUCKETS - 1)
 			json_put(&j, "%s\"<%llu\":%" PRIu64, b ? "," : "", 1ull << b,
-			         st->stall_hist[b]);
+				 st->stall_hist[b]);
 		else
 			json_put(&j, ",\">=%llu\":%" PRIu64, 1ull << (b - 1), st->stall_hist[b]);
 	}
@@ -277,12 +277,11 @@ size_t alloc_stats_json(struct alloc *a, char *buf, size_t len)
 		buf[0] = '\0';
 	alloc_stats_read(a, &st);
 	json_put(&j, "{\"mem_limit\":%" PRIu64 ",\"balloon\":%" PRIu64 ",\"charged\":%" PRIu64,
-	         st.mem_limit, st.balloon, st.charged);
+		 st.mem_limit, st.balloon, st.charged);
 	/* Policy names are short lowercase words (the loader checks), no escaping. */
-	json_put(&j, ",\"policy\":\"%s\",",
-	         policy && policy->name ? policy->name : "none");
+	json_put(&j, ",\"policy\":\"%s\",", policy && policy->name ? policy->name : "none");
 	members = alloc_stats_json_members(&st, j.used < j.len ? j.buf + j.used : NULL,
-	                                   j.used < j.len ? j.len - j.used : 0);
+					   j.used < j.len ? j.len - j.used : 0);
 	j.used += members;
 	json_put(&j, "}");
 	return j.used;

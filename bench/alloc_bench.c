@@ -144,7 +144,7 @@ struct cell {
  * are what the table reports; the minimums show the uncontended cost.
  */
 static void run_cell(struct cell *c, struct alloc *ours, struct alloc *stock0,
-                     const struct bench_opts *o)
+		     const struct bench_opts *o)
 {
 	double *samples[VARIANT_COUNT], *ratios[VARIANT_COUNT];
 	struct alloc *which[VARIANT_COUNT] = {NULL, ours, stock0};
@@ -175,16 +175,16 @@ static void run_cell(struct cell *c, struct alloc *ours, struct alloc *stock0,
 static void usage(FILE *out)
 {
 	fprintf(out,
-	        "usage: alloc-bench [--json] [--reps N] [--iters N]\n"
-	        "\n"
-	        "Measures ns per malloc+free pair against alloc_malloc+alloc_free (budget on,\n"
-	        "injection off, default stock) for 64 B and 4 KiB blocks on 1 and 2 threads,\n"
-	        "in interleaved repetitions, and prints the medians and their ratio.\n"
-	        "\n"
-	        "  --json       print JSON instead of a Markdown table\n"
-	        "  --reps N     repetitions per cell (default 31)\n"
-	        "  --iters N    pairs per thread per repetition (default 300000)\n"
-	        "  --help       this text\n");
+		"usage: alloc-bench [--json] [--reps N] [--iters N]\n"
+		"\n"
+		"Measures ns per malloc+free pair against alloc_malloc+alloc_free (budget on,\n"
+		"injection off, default stock) for 64 B and 4 KiB blocks on 1 and 2 threads,\n"
+		"in interleaved repetitions, and prints the medians and their ratio.\n"
+		"\n"
+		"  --json       print JSON instead of a Markdown table\n"
+		"  --reps N     repetitions per cell (default 31)\n"
+		"  --iters N    pairs per thread per repetition (default 300000)\n"
+		"  --help       this text\n");
 }
 
 static int parse_number(const char *flag, const char *s, unsigned long max, unsigned long *out)
@@ -196,7 +196,7 @@ static int parse_number(const char *flag, const char *s, unsigned long max, unsi
 	v = strtoul(s, &end, 10);
 	if (errno || *s == '\0' || *end != '\0' || v == 0 || v > max || *s == '-') {
 		fprintf(stderr, "alloc-bench: %s wants a number in 1..%lu, not '%s'\n", flag, max,
-		        s);
+			s);
 		return -EINVAL;
 	}
 	*out = v;
@@ -206,11 +206,11 @@ static int parse_number(const char *flag, const char *s, unsigned long max, unsi
 static int parse_args(int argc, char **argv, struct bench_opts *o)
 {
 	static const struct option longopts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {"reps", required_argument, NULL, 'r'},
-	    {"iters", required_argument, NULL, 'i'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+		{"json", no_argument, NULL, 'j'},
+		{"reps", required_argument, NULL, 'r'},
+		{"iters", required_argument, NULL, 'i'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	unsigned long v;
 	int ch;
@@ -237,10 +237,10 @@ static int parse_args(int argc, char **argv, struct bench_opts *o)
 		default:
 			if (optopt)
 				fprintf(stderr, "alloc-bench: option '%s' needs a value\n",
-				        argv[optind - 1]);
+					argv[optind - 1]);
 			else
 				fprintf(stderr, "alloc-bench: unknown option '%s'\n",
-				        argv[optind - 1]);
+					argv[optind - 1]);
 			usage(stderr);
 			return 2;
 		}
@@ -293,12 +293,12 @@ int main(int argc, char **argv)
 {
 	struct bench_opts o = {.reps = 31, .iters = 300000};
 	struct alloc_config cfg = {.mem_limit = 1ull << 40,
-	                           .stock_bytes = ALLOC_DEFAULT_STOCK_BYTES};
+				   .stock_bytes = ALLOC_DEFAULT_STOCK_BYTES};
 	struct alloc_config cfg0 = {.mem_limit = 1ull << 40, .stock_bytes = 0};
 	struct cell cells[] = {{.size = 64, .threads = 1},
-	                       {.size = 4096, .threads = 1},
-	                       {.size = 64, .threads = 2},
-	                       {.size = 4096, .threads = 2}};
+			       {.size = 4096, .threads = 1},
+			       {.size = 64, .threads = 2},
+			       {.size = 4096, .threads = 2}};
 	unsigned ncells = sizeof(cells) / sizeof(cells[0]);
 	struct alloc *ours, *stock0;
 	int rc = parse_args(argc, argv, &o);

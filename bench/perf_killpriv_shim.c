@@ -33,13 +33,12 @@ static int shim_is_init_reply(const struct iovec *iov, int count)
 	const struct fuse_out_header *out;
 	const struct fuse_init_out *init;
 
-	if (count != 2 || iov[0].iov_len != sizeof(*out) ||
-	    iov[1].iov_len != sizeof(*init))
+	if (count != 2 || iov[0].iov_len != sizeof(*out) || iov[1].iov_len != sizeof(*init))
 		return 0;
 	out = iov[0].iov_base;
 	init = iov[1].iov_base;
-	return out->error == 0 && out->len == sizeof(*out) + sizeof(*init) &&
-	       init->major == 7 && init->minor >= 28;
+	return out->error == 0 && out->len == sizeof(*out) + sizeof(*init) && init->major == 7 &&
+	       init->minor >= 28;
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int count)

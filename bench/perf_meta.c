@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define META_NAME_MAX 32
+#define META_NAME_MAX  32
 #define META_WRITE_MAX (1u << 20)
 
 static double meta_now(void)
@@ -170,7 +170,7 @@ static int meta_names_add(struct meta_names *names, const char *name)
  * dropped the caches) */
 static int meta_scan_run(int dirfd)
 {
-	struct meta_names names = { 0 };
+	struct meta_names names = {0};
 	struct dirent *de;
 	double t0, t1, t2;
 	struct stat st;

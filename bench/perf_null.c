@@ -74,7 +74,8 @@ static void null_stat(fuse_ino_t ino, struct stat *st)
 static int null_find(fuse_ino_t parent, const char *name)
 {
 	for (int i = 0; i < NULL_MAX_FILES; i++)
-		if (files[i].name[0] && files[i].parent == parent && strcmp(files[i].name, name) == 0)
+		if (files[i].name[0] && files[i].parent == parent &&
+		    strcmp(files[i].name, name) == 0)
 			return i;
 	return -1;
 }

@@ -106,8 +106,7 @@ static bool block_is_zero(const uint8_t *p, size_t len)
 	return true;
 }
 
-enum stress_block_kind stress_block_inspect(const void *buf,
-					    const struct stress_block_id *expect,
+enum stress_block_kind stress_block_inspect(const void *buf, const struct stress_block_id *expect,
 					    uint64_t *gen_out)
 {
 	const uint8_t *p = buf;

@@ -10,71 +10,71 @@
 
 #include "stress_i.h"
 
-#define STRESS_THREADS_MAX 256u
-#define STRESS_FILES_MAX 100000u
-#define STRESS_FILE_SIZE_MAX (UINT64_C(64) << 30)
-#define STRESS_DURATION_MAX 86400u
+#define STRESS_THREADS_MAX     256u
+#define STRESS_FILES_MAX       100000u
+#define STRESS_FILE_SIZE_MAX   (UINT64_C(64) << 30)
+#define STRESS_DURATION_MAX    86400u
 #define STRESS_FSYNC_EVERY_MAX 1000000u
-#define STRESS_STALL_MAX 3600u
+#define STRESS_STALL_MAX       3600u
 
 static const char stress_help[] =
-"usage: pfs-stress run --dir MNT --journal FILE [options]\n"
-"       pfs-stress verify --dir BACKING_DIR --journal FILE [--json]\n"
-"                         [--fsync-promise strict|errseq]\n"
-"       pfs-stress --help\n"
-"\n"
-"run: writer threads write files f0000.dat... of self-describing blocks under\n"
-"MNT and journal every answer the application gets (outside the mount).\n"
-"  --dir DIR             directory to write in (required)\n"
-"  --journal FILE        journal to create, outside DIR (required)\n"
-"  --threads N           writer threads, 1..256, at most --files (4)\n"
-"  --files N             files; file i belongs to thread i %% threads (8)\n"
-"  --file-size SIZE      size of each file, a multiple of --block (4M)\n"
-"  --block SIZE          block size, a multiple of 512 in 512..16M (4K)\n"
-"  --duration SECS       seconds of writing, 1..86400 (10)\n"
-"  --fsync-every N|never fsync a file after N acknowledged writes to it,\n"
-"                        and every file once at the end (32)\n"
-"  --on-error MODE       what the application does on an error or short count:\n"
-"                        retry (back off 1 ms doubling to 100 ms, write the same\n"
-"                        block again until the duration ends), skip (drop the\n"
-"                        data and go on), exit (stop every thread, status 3) (retry)\n"
-"  --seed S              seed of the block contents and of each thread's\n"
-"                        sequence of writes (1)\n"
-"  --overwrite-pct P     after the first pass, percent of writes that go to a\n"
-"                        random block; the rest follow a sequential cursor (30)\n"
-"  --stall-secs S        a call in flight longer than S is a stall (5); past the\n"
-"                        duration, a call stuck for S + 5 s makes the run hung\n"
-"  --summary FILE        also write the JSON summary to FILE\n"
-"  --quiet               no progress line (shown only on a terminal anyway)\n"
-"  SIZE takes a K, M or G suffix (powers of 1024).\n"
-"  Exit: 0 done (errors are data), 1 setup failure, 2 usage, 3 --on-error exit\n"
-"  triggered, 4 hung (summary written with \"hung\": true).\n"
-"  Journal: one line per write() (a cut last line is ignored): S start <params>,\n"
-"  O file ret errno t_us lat_us (open), I file block gen t_us (before pwrite),\n"
-"  W file block gen ret errno t_us lat_us, F file ret errno t_us lat_us,\n"
-"  E end reason=R. ret is what the call returned; W, F, O come after it did.\n"
-"\n"
-"verify: read the files under BACKING_DIR (after unmount, kill or crash) and\n"
-"put every block the journal mentions in exactly one class. First match wins:\n"
-"  torn_or_corrupt   bad checksum, mixed generations that no short write\n"
-"                    explains, a foreign block or a generation never written\n"
-"  lost_after_fsync  an fsync returned 0 after generation G was acknowledged\n"
-"                    and the block holds neither G nor a later generation\n"
-"  lost_after_write  acknowledged by write(), not covered by a good fsync,\n"
-"                    and older data (or a hole) is there\n"
-"  refused           never acknowledged, or the latest write was refused (error\n"
-"                    or short count) and the block holds the previous\n"
-"                    acknowledged generation or the refused data\n"
-"  intact            the latest acknowledged generation (or a newer one the\n"
-"                    run was writing when it stopped) is there\n"
-"  --fsync-promise strict (default): an fsync that returns 0 covers every write\n"
-"  acknowledged before it, even across an earlier failed fsync (pressurefs keeps\n"
-"  data dirty after a failed writeback). errseq: only if no failed fsync of the\n"
-"  file came in between (a failed fsync consumes the error, as on Linux).\n"
-"  After a crash lost_after_write and torn blocks written since their last good\n"
-"  fsync may be non-zero; lost_after_fsync and torn fsynced blocks never may.\n"
-"  --json                print JSON instead of a table\n"
-"  Exit: 0 the fsync promise held, 1 it did not, 2 usage or unreadable input.\n";
+	"usage: pfs-stress run --dir MNT --journal FILE [options]\n"
+	"       pfs-stress verify --dir BACKING_DIR --journal FILE [--json]\n"
+	"                         [--fsync-promise strict|errseq]\n"
+	"       pfs-stress --help\n"
+	"\n"
+	"run: writer threads write files f0000.dat... of self-describing blocks under\n"
+	"MNT and journal every answer the application gets (outside the mount).\n"
+	"  --dir DIR             directory to write in (required)\n"
+	"  --journal FILE        journal to create, outside DIR (required)\n"
+	"  --threads N           writer threads, 1..256, at most --files (4)\n"
+	"  --files N             files; file i belongs to thread i %% threads (8)\n"
+	"  --file-size SIZE      size of each file, a multiple of --block (4M)\n"
+	"  --block SIZE          block size, a multiple of 512 in 512..16M (4K)\n"
+	"  --duration SECS       seconds of writing, 1..86400 (10)\n"
+	"  --fsync-every N|never fsync a file after N acknowledged writes to it,\n"
+	"                        and every file once at the end (32)\n"
+	"  --on-error MODE       what the application does on an error or short count:\n"
+	"                        retry (back off 1 ms doubling to 100 ms, write the same\n"
+	"                        block again until the duration ends), skip (drop the\n"
+	"                        data and go on), exit (stop every thread, status 3) (retry)\n"
+	"  --seed S              seed of the block contents and of each thread's\n"
+	"                        sequence of writes (1)\n"
+	"  --overwrite-pct P     after the first pass, percent of writes that go to a\n"
+	"                        random block; the rest follow a sequential cursor (30)\n"
+	"  --stall-secs S        a call in flight longer than S is a stall (5); past the\n"
+	"                        duration, a call stuck for S + 5 s makes the run hung\n"
+	"  --summary FILE        also write the JSON summary to FILE\n"
+	"  --quiet               no progress line (shown only on a terminal anyway)\n"
+	"  SIZE takes a K, M or G suffix (powers of 1024).\n"
+	"  Exit: 0 done (errors are data), 1 setup failure, 2 usage, 3 --on-error exit\n"
+	"  triggered, 4 hung (summary written with \"hung\": true).\n"
+	"  Journal: one line per write() (a cut last line is ignored): S start <params>,\n"
+	"  O file ret errno t_us lat_us (open), I file block gen t_us (before pwrite),\n"
+	"  W file block gen ret errno t_us lat_us, F file ret errno t_us lat_us,\n"
+	"  E end reason=R. ret is what the call returned; W, F, O come after it did.\n"
+	"\n"
+	"verify: read the files under BACKING_DIR (after unmount, kill or crash) and\n"
+	"put every block the journal mentions in exactly one class. First match wins:\n"
+	"  torn_or_corrupt   bad checksum, mixed generations that no short write\n"
+	"                    explains, a foreign block or a generation never written\n"
+	"  lost_after_fsync  an fsync returned 0 after generation G was acknowledged\n"
+	"                    and the block holds neither G nor a later generation\n"
+	"  lost_after_write  acknowledged by write(), not covered by a good fsync,\n"
+	"                    and older data (or a hole) is there\n"
+	"  refused           never acknowledged, or the latest write was refused (error\n"
+	"                    or short count) and the block holds the previous\n"
+	"                    acknowledged generation or the refused data\n"
+	"  intact            the latest acknowledged generation (or a newer one the\n"
+	"                    run was writing when it stopped) is there\n"
+	"  --fsync-promise strict (default): an fsync that returns 0 covers every write\n"
+	"  acknowledged before it, even across an earlier failed fsync (pressurefs keeps\n"
+	"  data dirty after a failed writeback). errseq: only if no failed fsync of the\n"
+	"  file came in between (a failed fsync consumes the error, as on Linux).\n"
+	"  After a crash lost_after_write and torn blocks written since their last good\n"
+	"  fsync may be non-zero; lost_after_fsync and torn fsynced blocks never may.\n"
+	"  --json                print JSON instead of a table\n"
+	"  Exit: 0 the fsync promise held, 1 it did not, 2 usage or unreadable input.\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -120,13 +120,16 @@ int stress_parse_size(const char *text, uint64_t *out)
 	switch (*end) {
 	case '\0':
 		break;
-	case 'k': case 'K':
+	case 'k':
+	case 'K':
 		shift = 10;
 		break;
-	case 'm': case 'M':
+	case 'm':
+	case 'M':
 		shift = 20;
 		break;
-	case 'g': case 'G':
+	case 'g':
+	case 'G':
 		shift = 30;
 		break;
 	default:
@@ -141,37 +144,51 @@ int stress_parse_size(const char *text, uint64_t *out)
 }
 
 enum {
-	OPT_DIR = 256, OPT_JOURNAL, OPT_THREADS, OPT_FILES, OPT_FILE_SIZE, OPT_BLOCK,
-	OPT_DURATION, OPT_FSYNC_EVERY, OPT_ON_ERROR, OPT_SEED, OPT_OVERWRITE_PCT,
-	OPT_STALL_SECS, OPT_SUMMARY, OPT_QUIET, OPT_JSON, OPT_FSYNC_PROMISE, OPT_HELP,
+	OPT_DIR = 256,
+	OPT_JOURNAL,
+	OPT_THREADS,
+	OPT_FILES,
+	OPT_FILE_SIZE,
+	OPT_BLOCK,
+	OPT_DURATION,
+	OPT_FSYNC_EVERY,
+	OPT_ON_ERROR,
+	OPT_SEED,
+	OPT_OVERWRITE_PCT,
+	OPT_STALL_SECS,
+	OPT_SUMMARY,
+	OPT_QUIET,
+	OPT_JSON,
+	OPT_FSYNC_PROMISE,
+	OPT_HELP,
 };
 
 static const struct option run_options[] = {
-	{ "dir", required_argument, NULL, OPT_DIR },
-	{ "journal", required_argument, NULL, OPT_JOURNAL },
-	{ "threads", required_argument, NULL, OPT_THREADS },
-	{ "files", required_argument, NULL, OPT_FILES },
-	{ "file-size", required_argument, NULL, OPT_FILE_SIZE },
-	{ "block", required_argument, NULL, OPT_BLOCK },
-	{ "duration", required_argument, NULL, OPT_DURATION },
-	{ "fsync-every", required_argument, NULL, OPT_FSYNC_EVERY },
-	{ "on-error", required_argument, NULL, OPT_ON_ERROR },
-	{ "seed", required_argument, NULL, OPT_SEED },
-	{ "overwrite-pct", required_argument, NULL, OPT_OVERWRITE_PCT },
-	{ "stall-secs", required_argument, NULL, OPT_STALL_SECS },
-	{ "summary", required_argument, NULL, OPT_SUMMARY },
-	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ NULL, 0, NULL, 0 },
+	{"dir", required_argument, NULL, OPT_DIR},
+	{"journal", required_argument, NULL, OPT_JOURNAL},
+	{"threads", required_argument, NULL, OPT_THREADS},
+	{"files", required_argument, NULL, OPT_FILES},
+	{"file-size", required_argument, NULL, OPT_FILE_SIZE},
+	{"block", required_argument, NULL, OPT_BLOCK},
+	{"duration", required_argument, NULL, OPT_DURATION},
+	{"fsync-every", required_argument, NULL, OPT_FSYNC_EVERY},
+	{"on-error", required_argument, NULL, OPT_ON_ERROR},
+	{"seed", required_argument, NULL, OPT_SEED},
+	{"overwrite-pct", required_argument, NULL, OPT_OVERWRITE_PCT},
+	{"stall-secs", required_argument, NULL, OPT_STALL_SECS},
+	{"summary", required_argument, NULL, OPT_SUMMARY},
+	{"quiet", no_argument, NULL, OPT_QUIET},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
 };
 
 static const struct option verify_options[] = {
-	{ "dir", required_argument, NULL, OPT_DIR },
-	{ "journal", required_argument, NULL, OPT_JOURNAL },
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "fsync-promise", required_argument, NULL, OPT_FSYNC_PROMISE },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ NULL, 0, NULL, 0 },
+	{"dir", required_argument, NULL, OPT_DIR},
+	{"journal", required_argument, NULL, OPT_JOURNAL},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"fsync-promise", required_argument, NULL, OPT_FSYNC_PROMISE},
+	{"help", no_argument, NULL, OPT_HELP},
+	{NULL, 0, NULL, 0},
 };
 
 /* getopt_long with its own messages off; every problem becomes one line. */
@@ -183,7 +200,8 @@ static int next_option(const char *cmd, int argc, char **argv, const struct opti
 		const char *bad = argv[optind - 1];
 
 		if (optopt)
-			usage_error("%s: unknown option '-%c' (see pfs-stress --help)", cmd, optopt);
+			usage_error("%s: unknown option '-%c' (see pfs-stress --help)", cmd,
+				    optopt);
 		else
 			usage_error("%s: unknown option '%s' (see pfs-stress --help)", cmd, bad);
 		return -1 - STRESS_EXIT_USAGE;
@@ -229,13 +247,15 @@ static int run_option_apply(struct stress_run_config *cfg, int c, const char *ar
 		if (stress_parse_size(arg, file_size) || *file_size == 0 ||
 		    *file_size > STRESS_FILE_SIZE_MAX)
 			return usage_error("--file-size '%s': expected a size 1..64G with an "
-					   "optional K, M or G suffix", arg);
+					   "optional K, M or G suffix",
+					   arg);
 		return 0;
 	case OPT_BLOCK:
 		if (stress_parse_size(arg, block) || *block < STRESS_BLOCK_MIN ||
 		    *block > STRESS_BLOCK_MAX || *block % 512)
 			return usage_error("--block '%s': expected a multiple of 512 in "
-					   "512..16M (K, M suffixes accepted)", arg);
+					   "512..16M (K, M suffixes accepted)",
+					   arg);
 		return 0;
 	case OPT_DURATION:
 		if (parse_uint(arg, 1, STRESS_DURATION_MAX, &v))
@@ -250,7 +270,8 @@ static int run_option_apply(struct stress_run_config *cfg, int c, const char *ar
 		}
 		if (parse_uint(arg, 1, STRESS_FSYNC_EVERY_MAX, &v))
 			return usage_error("--fsync-every '%s': expected an integer 1..%u or "
-					   "'never'", arg, STRESS_FSYNC_EVERY_MAX);
+					   "'never'",
+					   arg, STRESS_FSYNC_EVERY_MAX);
 		cfg->fsync_every = (unsigned)v;
 		return 0;
 	case OPT_ON_ERROR:
@@ -269,7 +290,8 @@ static int run_option_apply(struct stress_run_config *cfg, int c, const char *ar
 		return 0;
 	case OPT_OVERWRITE_PCT:
 		if (parse_uint(arg, 0, 100, &v))
-			return usage_error("--overwrite-pct '%s': expected a percentage 0..100", arg);
+			return usage_error("--overwrite-pct '%s': expected a percentage 0..100",
+					   arg);
 		cfg->overwrite_pct = (unsigned)v;
 		return 0;
 	case OPT_STALL_SECS:
@@ -307,8 +329,12 @@ static bool journal_inside_dir(const char *journal, const char *dir)
 static int stress_cmd_run(int argc, char **argv)
 {
 	struct stress_run_config cfg = {
-		.threads = 4, .geo = { .seed = 1, .files = 8 }, .duration_s = 10,
-		.fsync_every = 32, .on_error = STRESS_ON_ERROR_RETRY, .overwrite_pct = 30,
+		.threads = 4,
+		.geo = {.seed = 1, .files = 8},
+		.duration_s = 10,
+		.fsync_every = 32,
+		.on_error = STRESS_ON_ERROR_RETRY,
+		.overwrite_pct = 30,
 		.stall_secs = 5,
 	};
 	uint64_t file_size = 4u << 20, block = 4096;
@@ -334,14 +360,15 @@ static int stress_cmd_run(int argc, char **argv)
 		return usage_error("run: --journal FILE is required");
 	if (file_size < block || file_size % block)
 		return usage_error("--file-size %" PRIu64 " must be a non-zero multiple of "
-				   "--block %" PRIu64, file_size, block);
+				   "--block %" PRIu64,
+				   file_size, block);
 	if (cfg.threads > cfg.geo.files)
-		return usage_error("--threads %u must not exceed --files %" PRIu32,
-				   cfg.threads, cfg.geo.files);
+		return usage_error("--threads %u must not exceed --files %" PRIu32, cfg.threads,
+				   cfg.geo.files);
 	if (journal_inside_dir(cfg.journal, cfg.dir))
 		return usage_error("--journal %s must live outside --dir %s (a crash of the "
-				   "filesystem under test must not take the journal)", cfg.journal,
-				   cfg.dir);
+				   "filesystem under test must not take the journal)",
+				   cfg.journal, cfg.dir);
 	cfg.geo.file_size = file_size;
 	cfg.geo.block_size = (uint32_t)block;
 	return stress_run_execute(&cfg);
@@ -350,7 +377,7 @@ static int stress_cmd_run(int argc, char **argv)
 static int stress_cmd_verify(int argc, char **argv)
 {
 	const char *dir = NULL, *journal = NULL;
-	struct stress_verify_options vopts = { .promise = STRESS_FSYNC_STRICT };
+	struct stress_verify_options vopts = {.promise = STRESS_FSYNC_STRICT};
 	struct stress_verify_result *res;
 	bool json = false;
 	char why[512];
@@ -379,8 +406,9 @@ static int stress_cmd_verify(int argc, char **argv)
 			else if (!strcmp(optarg, "errseq"))
 				vopts.promise = STRESS_FSYNC_ERRSEQ;
 			else
-				return usage_error("verify: --fsync-promise '%s': expected strict or errseq",
-						   optarg);
+				return usage_error(
+					"verify: --fsync-promise '%s': expected strict or errseq",
+					optarg);
 			break;
 		}
 	}

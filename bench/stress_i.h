@@ -26,11 +26,11 @@
  *   end-4   u32 CRC32C over everything before it
  * A reader tells apart: all zeros (a hole), a valid block of generation G
  * for the expected (seed, file, block, size), or anything else (bad). */
-#define STRESS_BLOCK_MAGIC UINT64_C(0x31304b4c42534650) /* "PFSBLK01" */
-#define STRESS_BLOCK_HEADER 40u
+#define STRESS_BLOCK_MAGIC   UINT64_C(0x31304b4c42534650) /* "PFSBLK01" */
+#define STRESS_BLOCK_HEADER  40u
 #define STRESS_BLOCK_TRAILER 8u
-#define STRESS_BLOCK_MIN 512u
-#define STRESS_BLOCK_MAX (16u << 20)
+#define STRESS_BLOCK_MIN     512u
+#define STRESS_BLOCK_MAX     (16u << 20)
 
 struct stress_block_id {
 	uint64_t seed;
@@ -48,8 +48,7 @@ enum stress_block_kind {
 
 uint32_t stress_crc32c(uint32_t crc, const void *buf, size_t len);
 void stress_block_fill(void *buf, const struct stress_block_id *id);
-enum stress_block_kind stress_block_inspect(const void *buf,
-					    const struct stress_block_id *expect,
+enum stress_block_kind stress_block_inspect(const void *buf, const struct stress_block_id *expect,
 					    uint64_t *gen_out);
 
 /* ---- journal (stress_journal.c) -----------------------------------------
@@ -103,12 +102,11 @@ void stress_journal_close(struct stress_journal *j);
 int stress_journal_append(struct stress_journal *j, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int stress_record_parse(const char *line, size_t len, struct stress_record *rec);
-int stress_record_parse_start(const char *line, size_t len,
-			      struct stress_geometry *geo);
+int stress_record_parse_start(const char *line, size_t len, struct stress_geometry *geo);
 
 /* ---- latency histogram and errno counts (stress_summary.c) ------------- */
 #define STRESS_LAT_BUCKETS 1024
-#define STRESS_ERRNO_MAX 256
+#define STRESS_ERRNO_MAX   256
 
 struct stress_latency {
 	uint64_t count;
@@ -117,8 +115,7 @@ struct stress_latency {
 };
 
 void stress_latency_add(struct stress_latency *lat, uint64_t us);
-void stress_latency_merge(struct stress_latency *into,
-			  const struct stress_latency *from);
+void stress_latency_merge(struct stress_latency *into, const struct stress_latency *from);
 uint64_t stress_latency_percentile(const struct stress_latency *lat, double pct);
 const char *stress_errno_name(int err, char *buf, size_t len);
 
@@ -138,8 +135,7 @@ struct stress_counters {
 	struct stress_latency fsync_lat;
 };
 
-void stress_counters_merge(struct stress_counters *into,
-			   const struct stress_counters *from);
+void stress_counters_merge(struct stress_counters *into, const struct stress_counters *from);
 
 struct stress_summary {
 	struct stress_counters total;
@@ -198,9 +194,9 @@ enum stress_stop {
 
 struct stress_file {
 	uint32_t number;
-	int fd;            /* -1 when never opened or dropped */
+	int fd; /* -1 when never opened or dropped */
 	uint64_t nblocks;
-	uint64_t *gen;     /* last generation attempted per block */
+	uint64_t *gen; /* last generation attempted per block */
 	uint64_t acked_since_fsync;
 };
 
@@ -214,13 +210,13 @@ struct stress_thread {
 	unsigned cursor_file;
 	uint64_t cursor_block;
 	uint8_t *buf;
-	bool dead;                  /* the mount died under this thread */
+	bool dead; /* the mount died under this thread */
 	atomic_bool finished;
 	/* Protects counters, call_start_us and call_stall_counted: the writer
 	 * updates them around each call, the watchdog reads them. */
 	pthread_mutex_t lock;
 	struct stress_counters counters;
-	uint64_t call_start_us;     /* 0 = not in a system call */
+	uint64_t call_start_us; /* 0 = not in a system call */
 	bool call_stall_counted;
 };
 
@@ -230,13 +226,13 @@ struct stress_run {
 	struct timespec t0;
 	uint64_t end_us;
 	uint64_t stall_us;
-	atomic_int stop;            /* enum stress_stop: set once, by the first */
+	atomic_int stop; /* enum stress_stop: set once, by the first */
 	/* Protects stalls and longest_stall_us (threads and watchdog). */
 	pthread_mutex_t stall_lock;
 	uint64_t stalls;
 	uint64_t longest_stall_us;
 	struct stress_thread *threads;
-	unsigned started;           /* threads[0..started) are running */
+	unsigned started; /* threads[0..started) are running */
 	/* The previous progress line (main thread only). */
 	uint64_t progress_us, progress_bytes, progress_ops;
 };
@@ -263,22 +259,22 @@ struct stress_verify_example {
 	enum stress_class cls;
 	uint32_t file;
 	uint64_t block;
-	uint64_t acked_gen;  /* latest acknowledged generation */
+	uint64_t acked_gen;   /* latest acknowledged generation */
 	uint64_t fsynced_gen; /* latest generation covered by a good fsync */
-	int64_t found_gen;   /* generation on disk; 0 hole; -1 unreadable/mixed */
+	int64_t found_gen;    /* generation on disk; 0 hole; -1 unreadable/mixed */
 };
 
 struct stress_verify_result {
 	struct stress_geometry geo;
-	uint64_t blocks;                       /* blocks the journal mentions */
+	uint64_t blocks; /* blocks the journal mentions */
 	uint64_t count[STRESS_CLASS_COUNT];
 	uint64_t bytes[STRESS_CLASS_COUNT];
-	uint64_t torn_fsynced;  /* torn blocks whose last write an fsync covered */
+	uint64_t torn_fsynced; /* torn blocks whose last write an fsync covered */
 	uint64_t torn_unfsynced;
 	uint64_t journal_records;
-	uint64_t journal_bad_lines;  /* complete lines that did not parse */
-	bool journal_partial_tail;   /* an unterminated last line was ignored */
-	bool journal_ended;          /* an E record was seen: the run finished */
+	uint64_t journal_bad_lines; /* complete lines that did not parse */
+	bool journal_partial_tail;  /* an unterminated last line was ignored */
+	bool journal_ended;	    /* an E record was seen: the run finished */
 	unsigned examples;
 	struct stress_verify_example example[STRESS_VERIFY_EXAMPLES];
 };
@@ -305,8 +301,8 @@ struct stress_verify_options {
 const char *stress_class_name(enum stress_class cls);
 /* opts NULL = the defaults (STRICT). */
 int stress_verify_run(const char *dir, const char *journal_path,
-		      const struct stress_verify_options *opts,
-		      struct stress_verify_result *res, char *why, size_t why_len);
+		      const struct stress_verify_options *opts, struct stress_verify_result *res,
+		      char *why, size_t why_len);
 bool stress_verify_invariant_holds(const struct stress_verify_result *res);
 void stress_verify_print_table(FILE *out, const struct stress_verify_result *res);
 void stress_verify_print_json(FILE *out, const struct stress_verify_result *res);

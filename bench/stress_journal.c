@@ -153,8 +153,7 @@ static int start_field(const char *line, size_t len, const char *key, uint64_t *
 	return -ENOENT;
 }
 
-int stress_record_parse_start(const char *line, size_t len,
-			      struct stress_geometry *geo)
+int stress_record_parse_start(const char *line, size_t len, struct stress_geometry *geo)
 {
 	uint64_t v;
 
@@ -165,8 +164,7 @@ int stress_record_parse_start(const char *line, size_t len,
 	if (start_field(line, len, "files", &v) || v == 0 || v > UINT32_MAX)
 		return -EINVAL;
 	geo->files = (uint32_t)v;
-	if (start_field(line, len, "block", &v) || v < STRESS_BLOCK_MIN ||
-	    v > STRESS_BLOCK_MAX)
+	if (start_field(line, len, "block", &v) || v < STRESS_BLOCK_MIN || v > STRESS_BLOCK_MAX)
 		return -EINVAL;
 	geo->block_size = (uint32_t)v;
 	if (start_field(line, len, "file_size", &geo->file_size) ||

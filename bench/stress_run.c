@@ -12,7 +12,7 @@
 #include "stress_i.h"
 
 #define STRESS_WATCH_PERIOD_US 50000u
-#define STRESS_GRACE_EXTRA_US UINT64_C(5000000)
+#define STRESS_GRACE_EXTRA_US  UINT64_C(5000000)
 
 const char *stress_on_error_name(enum stress_on_error mode)
 {
@@ -93,9 +93,10 @@ static void run_progress(struct stress_run *run, uint64_t now_us)
 		errors += sum.total.write_errors[i] + sum.total.fsync_errors[i];
 	errors += sum.total.short_writes + sum.total.open_errors;
 	ops = sum.total.writes_ok + sum.total.fsyncs_ok;
-	fprintf(stderr, "\r%7.1fs %10.1f MiB %8.1f MiB/s %9.0f ops/s  errors %-8" PRIu64
-		" stalls %-4" PRIu64, (double)now_us / 1e6,
-		(double)sum.total.bytes_acked / 1048576.0,
+	fprintf(stderr,
+		"\r%7.1fs %10.1f MiB %8.1f MiB/s %9.0f ops/s  errors %-8" PRIu64
+		" stalls %-4" PRIu64,
+		(double)now_us / 1e6, (double)sum.total.bytes_acked / 1048576.0,
 		(double)(sum.total.bytes_acked - run->progress_bytes) / 1048576.0 /
 			((double)span_us / 1e6),
 		(double)(ops - run->progress_ops) / ((double)span_us / 1e6), errors, sum.stalls);
@@ -170,7 +171,8 @@ static int run_setup(struct stress_run *run, const struct stress_run_config *cfg
 	run->threads = calloc(cfg->threads, sizeof(*run->threads));
 	if (!run->threads)
 		return -ENOMEM;
-	ret = stress_journal_append(&run->journal,
+	ret = stress_journal_append(
+		&run->journal,
 		"S start v=1 seed=%" PRIu64 " threads=%u files=%" PRIu32 " file_size=%" PRIu64
 		" block=%" PRIu32 " fsync_every=%u on_error=%s overwrite_pct=%u t_us=%" PRIu64 "\n",
 		cfg->geo.seed, cfg->threads, cfg->geo.files, cfg->geo.file_size,
@@ -234,7 +236,8 @@ int stress_run_execute(const struct stress_run_config *cfg)
 			sum.exit_reason = "hung";
 			if (tty)
 				fputc('\n', stderr);
-			stress_journal_append(&run.journal, "E end reason=hung t_us=%" PRIu64 "\n", now);
+			stress_journal_append(&run.journal, "E end reason=hung t_us=%" PRIu64 "\n",
+					      now);
 			run_summary_emit(&run, &sum);
 			_exit(STRESS_EXIT_HUNG);
 		}

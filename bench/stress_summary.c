@@ -41,8 +41,7 @@ void stress_latency_add(struct stress_latency *lat, uint64_t us)
 		lat->max_us = us;
 }
 
-void stress_latency_merge(struct stress_latency *into,
-			  const struct stress_latency *from)
+void stress_latency_merge(struct stress_latency *into, const struct stress_latency *from)
 {
 	for (unsigned i = 0; i < STRESS_LAT_BUCKETS; i++)
 		into->bucket[i] += from->bucket[i];
@@ -83,8 +82,7 @@ const char *stress_errno_name(int err, char *buf, size_t len)
 	return buf;
 }
 
-void stress_counters_merge(struct stress_counters *into,
-			   const struct stress_counters *from)
+void stress_counters_merge(struct stress_counters *into, const struct stress_counters *from)
 {
 	into->writes_ok += from->writes_ok;
 	into->short_writes += from->short_writes;
@@ -111,8 +109,8 @@ static void print_errno_map(FILE *out, const char *key, const uint64_t *counts)
 	for (int i = 0; i < STRESS_ERRNO_MAX; i++) {
 		if (!counts[i])
 			continue;
-		fprintf(out, "%s\"%s\": %" PRIu64, sep,
-			stress_errno_name(i, buf, sizeof(buf)), counts[i]);
+		fprintf(out, "%s\"%s\": %" PRIu64, sep, stress_errno_name(i, buf, sizeof(buf)),
+			counts[i]);
 		sep = ", ";
 	}
 	fprintf(out, "},\n");
@@ -120,8 +118,9 @@ static void print_errno_map(FILE *out, const char *key, const uint64_t *counts)
 
 static void print_latency(FILE *out, const char *key, const struct stress_latency *lat)
 {
-	fprintf(out, "  \"%s\": {\"count\": %" PRIu64 ", \"p50\": %" PRIu64
-		", \"p99\": %" PRIu64 ", \"max\": %" PRIu64 "},\n",
+	fprintf(out,
+		"  \"%s\": {\"count\": %" PRIu64 ", \"p50\": %" PRIu64 ", \"p99\": %" PRIu64
+		", \"max\": %" PRIu64 "},\n",
 		key, lat->count, stress_latency_percentile(lat, 50.0),
 		stress_latency_percentile(lat, 99.0), lat->max_us);
 }

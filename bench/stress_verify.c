@@ -66,7 +66,7 @@ struct verify_short {
 
 struct verify_block {
 	uint64_t max_gen;   /* highest generation in any I or W record */
-	uint64_t acked;     /* A */
+	uint64_t acked;	    /* A */
 	uint64_t acked_seq; /* journal record number of A's ack */
 	uint64_t fsynced;   /* FG */
 	uint8_t attempt;    /* enum verify_attempt of the latest attempt */
@@ -82,8 +82,8 @@ struct verify_fsync {
 struct verify_file {
 	struct verify_fsync *fsyncs; /* in journal order */
 	size_t nfsyncs, cap;
-	bool any_ok;		     /* an fsync of the file returned 0 */
-	uint64_t last_ok_seq;	     /* journal position of the latest such */
+	bool any_ok;	      /* an fsync of the file returned 0 */
+	uint64_t last_ok_seq; /* journal position of the latest such */
 };
 
 struct verify_state {
@@ -155,7 +155,7 @@ static int verify_record_apply(struct verify_state *vs, const struct stress_reco
 			vf->fsyncs = grown;
 			vf->cap = cap;
 		}
-		vf->fsyncs[vf->nfsyncs++] = (struct verify_fsync){ seq, rec->ret == 0 };
+		vf->fsyncs[vf->nfsyncs++] = (struct verify_fsync){seq, rec->ret == 0};
 		if (rec->ret == 0) {
 			vf->any_ok = true;
 			vf->last_ok_seq = seq;
@@ -180,14 +180,14 @@ static int verify_record_apply(struct verify_state *vs, const struct stress_reco
 		return -EINVAL;
 	} else {
 		if (rec->ret >= 0) {
-			struct verify_short *grown = realloc(vb->shorts,
-				(vb->nshort + 1) * sizeof(*grown));
+			struct verify_short *grown =
+				realloc(vb->shorts, (vb->nshort + 1) * sizeof(*grown));
 
 			if (!grown)
 				return -ENOMEM;
 			vb->shorts = grown;
-			vb->shorts[vb->nshort++] = (struct verify_short){ rec->gen,
-									  (uint32_t)rec->ret };
+			vb->shorts[vb->nshort++] =
+				(struct verify_short){rec->gen, (uint32_t)rec->ret};
 		}
 		if (rec->gen >= vb->max_gen)
 			vb->attempt = VERIFY_ATTEMPT_REFUSED;
@@ -263,8 +263,10 @@ static int verify_journal_load(struct verify_state *vs, const char *path,
 		if (!started) {
 			ret = stress_record_parse_start(data + pos, llen, &vs->geo);
 			if (ret) {
-				snprintf(why, why_len, "journal %s does not begin with a valid "
-					 "start record", path);
+				snprintf(why, why_len,
+					 "journal %s does not begin with a valid "
+					 "start record",
+					 path);
 				goto out_free;
 			}
 			started = true;
@@ -273,7 +275,8 @@ static int verify_journal_load(struct verify_state *vs, const char *path,
 			vs->files = calloc(vs->geo.files, sizeof(*vs->files));
 			if (!vs->blocks || !vs->files) {
 				ret = -ENOMEM;
-				snprintf(why, why_len, "out of memory for %" PRIu32 " files", vs->geo.files);
+				snprintf(why, why_len, "out of memory for %" PRIu32 " files",
+					 vs->geo.files);
 				goto out_free;
 			}
 		} else if (stress_record_parse(data + pos, llen, &rec) ||
@@ -339,10 +342,9 @@ static bool verify_short_explains(const struct verify_block *vb, const uint8_t *
 }
 
 /* data is NULL when the block could not be read. */
-static enum stress_class verify_block_classify(const struct verify_block *vb,
-					       const uint8_t *data,
-					       const struct stress_block_id *id,
-					       uint8_t *scratch, int64_t *found)
+static enum stress_class verify_block_classify(const struct verify_block *vb, const uint8_t *data,
+					       const struct stress_block_id *id, uint8_t *scratch,
+					       int64_t *found)
 {
 	uint64_t present = 0;
 
@@ -394,8 +396,7 @@ static int verify_block_read(int fd, uint8_t *buf, uint32_t bs, uint64_t block)
 }
 
 static void verify_note(struct stress_verify_result *res, enum stress_class cls,
-			const struct verify_block *vb, uint32_t file, uint64_t block,
-			int64_t found)
+			const struct verify_block *vb, uint32_t file, uint64_t block, int64_t found)
 {
 	bool fsynced = vb->fsynced && vb->fsynced == vb->max_gen;
 	struct stress_verify_example *ex;
@@ -409,12 +410,13 @@ static void verify_note(struct stress_verify_result *res, enum stress_class cls,
 		else
 			res->torn_unfsynced++;
 	}
-	if (cls != STRESS_CLASS_LOST_AFTER_FSYNC && !(cls == STRESS_CLASS_TORN_OR_CORRUPT && fsynced))
+	if (cls != STRESS_CLASS_LOST_AFTER_FSYNC &&
+	    !(cls == STRESS_CLASS_TORN_OR_CORRUPT && fsynced))
 		return;
 	if (res->examples >= STRESS_VERIFY_EXAMPLES)
 		return;
 	ex = &res->example[res->examples++];
-	*ex = (struct stress_verify_example){ cls, file, block, vb->acked, vb->fsynced, found };
+	*ex = (struct stress_verify_example){cls, file, block, vb->acked, vb->fsynced, found};
 }
 
 static int verify_files_scan(struct verify_state *vs, const char *dir,
@@ -444,15 +446,16 @@ static int verify_files_scan(struct verify_state *vs, const char *dir,
 		}
 		for (uint64_t b = 0; b < vs->nblocks; b++) {
 			struct verify_block *vb = &vs->blocks[(uint64_t)f * vs->nblocks + b];
-			struct stress_block_id id = { .seed = vs->geo.seed, .file = f,
-						      .block_size = bs, .block = b };
+			struct stress_block_id id = {
+				.seed = vs->geo.seed, .file = f, .block_size = bs, .block = b};
 			enum stress_class cls;
 			int64_t found;
 
 			if (!vb->max_gen)
 				continue; /* the journal never mentions it */
 			verify_block_settle(vb, vf, vs->promise);
-			cls = verify_block_classify(vb, verify_block_read(fd, buf, bs, b) ? NULL : buf,
+			cls = verify_block_classify(vb,
+						    verify_block_read(fd, buf, bs, b) ? NULL : buf,
 						    &id, scratch, &found);
 			verify_note(res, cls, vb, f, b, found);
 		}
@@ -478,8 +481,8 @@ static void verify_state_free(struct verify_state *vs)
 }
 
 int stress_verify_run(const char *dir, const char *journal_path,
-		      const struct stress_verify_options *opts,
-		      struct stress_verify_result *res, char *why, size_t why_len)
+		      const struct stress_verify_options *opts, struct stress_verify_result *res,
+		      char *why, size_t why_len)
 {
 	struct verify_state vs;
 	struct stat st;

@@ -104,8 +104,8 @@ static void backoff_sleep(struct stress_thread *t, unsigned *backoff_us)
 		usleep(slice);
 		left -= slice;
 	}
-	*backoff_us = *backoff_us * 2 > STRESS_BACKOFF_MAX_US ? STRESS_BACKOFF_MAX_US
-							       : *backoff_us * 2;
+	*backoff_us =
+		*backoff_us * 2 > STRESS_BACKOFF_MAX_US ? STRESS_BACKOFF_MAX_US : *backoff_us * 2;
 }
 
 /* The error-handling decision shared by open, write and fsync: returns true
@@ -125,8 +125,7 @@ static bool thread_error_retry(struct stress_thread *t, int err, unsigned *backo
 	case STRESS_ON_ERROR_EXIT: {
 		int expected = STRESS_STOP_NONE;
 
-		atomic_compare_exchange_strong(&t->run->stop, &expected,
-					       STRESS_STOP_ON_ERROR_EXIT);
+		atomic_compare_exchange_strong(&t->run->stop, &expected, STRESS_STOP_ON_ERROR_EXIT);
 		return false;
 	}
 	case STRESS_ON_ERROR_RETRY:
@@ -151,9 +150,10 @@ static void file_fsync(struct stress_thread *t, struct stress_file *f)
 		int err = ret < 0 ? errno : 0;
 		uint64_t lat = call_end(t, start);
 
-		run_journal(t->run, stress_journal_append(&t->run->journal,
-			"F %" PRIu32 " %d %d %" PRIu64 " %" PRIu64 "\n",
-			f->number, ret, err, start, lat));
+		run_journal(t->run,
+			    stress_journal_append(&t->run->journal,
+						  "F %" PRIu32 " %d %d %" PRIu64 " %" PRIu64 "\n",
+						  f->number, ret, err, start, lat));
 		pthread_mutex_lock(&t->lock);
 		stress_latency_add(&t->counters.fsync_lat, lat);
 		if (ret == 0)
@@ -173,8 +173,11 @@ static void block_write(struct stress_thread *t, struct stress_file *f, uint64_t
 	const struct stress_run_config *cfg = t->run->cfg;
 	uint32_t bs = cfg->geo.block_size;
 	struct stress_block_id id = {
-		.seed = cfg->geo.seed, .file = f->number, .block_size = bs,
-		.block = block, .gen = ++f->gen[block],
+		.seed = cfg->geo.seed,
+		.file = f->number,
+		.block_size = bs,
+		.block = block,
+		.gen = ++f->gen[block],
 	};
 	unsigned backoff = STRESS_BACKOFF_MIN_US;
 
@@ -185,16 +188,19 @@ static void block_write(struct stress_thread *t, struct stress_file *f, uint64_t
 		int err;
 		uint64_t lat;
 
-		run_journal(t->run, stress_journal_append(&t->run->journal,
-			"I %" PRIu32 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
-			f->number, block, id.gen, stress_run_now_us(t->run)));
+		run_journal(t->run, stress_journal_append(
+					    &t->run->journal,
+					    "I %" PRIu32 " %" PRIu64 " %" PRIu64 " %" PRIu64 "\n",
+					    f->number, block, id.gen, stress_run_now_us(t->run)));
 		start = call_begin(t);
 		ret = pwrite(f->fd, t->buf, bs, (off_t)(block * bs));
 		err = ret < 0 ? errno : 0;
 		lat = call_end(t, start);
-		run_journal(t->run, stress_journal_append(&t->run->journal,
-			"W %" PRIu32 " %" PRIu64 " %" PRIu64 " %zd %d %" PRIu64 " %" PRIu64 "\n",
-			f->number, block, id.gen, ret, err, start, lat));
+		run_journal(t->run,
+			    stress_journal_append(&t->run->journal,
+						  "W %" PRIu32 " %" PRIu64 " %" PRIu64
+						  " %zd %d %" PRIu64 " %" PRIu64 "\n",
+						  f->number, block, id.gen, ret, err, start, lat));
 
 		pthread_mutex_lock(&t->lock);
 		stress_latency_add(&t->counters.write_lat, lat);
@@ -234,9 +240,10 @@ static int file_open(struct stress_thread *t, struct stress_file *f)
 		int err = fd < 0 ? errno : 0;
 		uint64_t lat = call_end(t, start);
 
-		run_journal(t->run, stress_journal_append(&t->run->journal,
-			"O %" PRIu32 " %d %d %" PRIu64 " %" PRIu64 "\n",
-			f->number, fd < 0 ? -1 : 0, err, start, lat));
+		run_journal(t->run,
+			    stress_journal_append(&t->run->journal,
+						  "O %" PRIu32 " %d %d %" PRIu64 " %" PRIu64 "\n",
+						  f->number, fd < 0 ? -1 : 0, err, start, lat));
 		if (fd >= 0) {
 			f->fd = fd;
 			return 0;

@@ -178,8 +178,7 @@ void pfs_ctl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		pfs_ctl_handle_free(fs, (struct pfs_ctl_handle *)(uintptr_t)fi->fh);
 }
 
-void pfs_ctl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		  struct fuse_file_info *fi)
+void pfs_ctl_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct pfs_ctl_handle *h = (struct pfs_ctl_handle *)(uintptr_t)fi->fh;
 

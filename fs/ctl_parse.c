@@ -67,7 +67,6 @@ const struct pfs_ctl_file *pfs_ctl_file_at(unsigned i)
 	return i < pfs_ctl_nfiles ? &pfs_ctl_files[i] : NULL;
 }
 
-
 int pfs_ctl_policy_split(char *spec, struct pfs_ctl_policy *out, char *err, size_t errlen)
 {
 	char *save = NULL, *tok;
@@ -87,7 +86,7 @@ int pfs_ctl_policy_split(char *spec, struct pfs_ctl_policy *out, char *err, size
 		}
 		if (out->nargs == PFS_CTL_POLICY_ARGS_MAX) {
 			pfs_err(err, errlen, "policy: more than %d arguments",
-				    PFS_CTL_POLICY_ARGS_MAX);
+				PFS_CTL_POLICY_ARGS_MAX);
 			return -EINVAL;
 		}
 		*eq = '\0';
@@ -107,8 +106,8 @@ static int pfs_ctl_parse_trigger(const struct pfs_ctl_file *file, struct pfs_ctl
 				 char *err, size_t errlen)
 {
 	if (strcmp(cmd->text, "1") != 0) {
-		pfs_err(err, errlen, "%s: '%.64s' is not 1 (write 1 to %s)", file->name,
-			    cmd->text, file->name);
+		pfs_err(err, errlen, "%s: '%.64s' is not 1 (write 1 to %s)", file->name, cmd->text,
+			file->name);
 		return -EINVAL;
 	}
 	switch (file->kind) {
@@ -148,14 +147,14 @@ int pfs_ctl_parse_write(const struct pfs_ctl_file *file, const char *buf, size_t
 	}
 	if (off != 0) {
 		pfs_err(err, errlen,
-			    "%s: write at offset %lld: a value must come whole in one write at "
-			    "offset 0",
-			    file->name, (long long)off);
+			"%s: write at offset %lld: a value must come whole in one write at "
+			"offset 0",
+			file->name, (long long)off);
 		return -EINVAL;
 	}
 	if (len > PFS_CTL_WRITE_MAX) {
-		pfs_err(err, errlen, "%s: a write of %zu bytes is over the limit of %d",
-			    file->name, len, PFS_CTL_WRITE_MAX);
+		pfs_err(err, errlen, "%s: a write of %zu bytes is over the limit of %d", file->name,
+			len, PFS_CTL_WRITE_MAX);
 		return -EINVAL;
 	}
 	while (n && pfs_ctl_is_trailing_blank(buf[n - 1]))

@@ -190,8 +190,8 @@ static void pfs_ctl_dirty_line(void *data, uint64_t id, off_t off, off_t len)
 
 	pfs_inode_path(c->fs, inode, path, sizeof(path));
 	pfs_path_escape(path, escaped, sizeof(escaped));
-	pfs_buf_printf(c->b, "%llu %lld %lld %s\n", (unsigned long long)inode->ino,
-		       (long long)off, (long long)len, escaped);
+	pfs_buf_printf(c->b, "%llu %lld %lld %s\n", (unsigned long long)inode->ino, (long long)off,
+		       (long long)len, escaped);
 }
 
 /* Render a readable control file into a new handle. */

@@ -84,14 +84,14 @@ enum pfs_opt_id {
 #define PFS_OPT_ENUM(name) PFS_OPT_##name,
 	PFS_OPTIONS(PFS_OPT_ENUM)
 #undef PFS_OPT_ENUM
-	PFS_OPT_COUNT
+		PFS_OPT_COUNT
 };
 
 struct pfs_opt_desc {
 	const char *name;
 	enum pfs_opt_type type;
-	const char *def;	/* default, as the user would write it */
-	long long min, max;	/* numeric range (SIZE, UINT, INT) */
+	const char *def;    /* default, as the user would write it */
+	long long min, max; /* numeric range (SIZE, UINT, INT) */
 	const char *help;
 	enum pfs_opt_ctl ctl;
 };
@@ -123,8 +123,8 @@ const struct pfs_opt_desc *pfs_opt_desc(enum pfs_opt_id id);
 int pfs_opt_find(const char *name);
 /* Parse text for option id into *num or *str. 0, or -EINVAL with one line
  * (without the "pressurefs: " prefix) in err. */
-int pfs_opt_parse_value(enum pfs_opt_id id, const char *text, long long *num, char **str,
-			char *err, size_t errlen);
+int pfs_opt_parse_value(enum pfs_opt_id id, const char *text, long long *num, char **str, char *err,
+			size_t errlen);
 /* Format a value as the control file shows it (no newline). */
 void pfs_opt_format_value(enum pfs_opt_id id, const struct pfs_options *o, char *buf, size_t len);
 /* Format one line into err (printf-style), control bytes shown as '?', so
@@ -140,31 +140,31 @@ void pfs_usage_print(FILE *out, const char *prog);
 struct pfs;
 
 struct pfs_inode {
-	struct pfs_inode *hash_next;	/* shard lock */
-	dev_t dev;			/* key, immutable */
-	ino_t ino;			/* key, immutable */
+	struct pfs_inode *hash_next; /* shard lock */
+	dev_t dev;		     /* key, immutable */
+	ino_t ino;		     /* key, immutable */
 	/* The backing object, immutable. A regular file's is opened for
 	 * reading and writing (read-only, or O_PATH, where that is refused) and
 	 * is also data_fd: one fd per inode, since fds are the scarce thing. */
 	int fd;
-	mode_t type;			/* S_IFMT bits, immutable */
-	uint64_t nlookup;		/* shard lock: the kernel's lookup count */
-	uint64_t refs;			/* shard lock: internal references (cache, hints) */
+	mode_t type;	  /* S_IFMT bits, immutable */
+	uint64_t nlookup; /* shard lock: the kernel's lookup count */
+	uint64_t refs;	  /* shard lock: internal references (cache, hints) */
 
-	int data_fd;			/* immutable: fd if it can read (regular files), else -1 */
-	bool data_writable;		/* immutable: data_fd is O_RDWR */
-	int data_err;			/* immutable: why data_fd is not O_RDWR (-errno) */
-	pthread_mutex_t open_lock;	/* the first-open setup of cache */
-	bool cache_ready;		/* set once under open_lock, read without it
-					 * after an acquire load */
-	pthread_mutex_t append_lock;	/* serialises O_APPEND writers among themselves */
-	int opens;			/* atomic: open handles (the shrinker skips those) */
+	int data_fd;		     /* immutable: fd if it can read (regular files), else -1 */
+	bool data_writable;	     /* immutable: data_fd is O_RDWR */
+	int data_err;		     /* immutable: why data_fd is not O_RDWR (-errno) */
+	pthread_mutex_t open_lock;   /* the first-open setup of cache */
+	bool cache_ready;	     /* set once under open_lock, read without it
+				      * after an acquire load */
+	pthread_mutex_t append_lock; /* serialises O_APPEND writers among themselves */
+	int opens;		     /* atomic: open handles (the shrinker skips those) */
 
-	struct pfs_inode *hint_parent;	/* pfs.hint_lock: parent of the last name seen
-					 * (holds a ref on it) */
-	char *hint_name;		/* pfs.hint_lock: that name */
+	struct pfs_inode *hint_parent; /* pfs.hint_lock: parent of the last name seen
+					* (holds a ref on it) */
+	char *hint_name;	       /* pfs.hint_lock: that name */
 
-	struct pcache_file cache;	/* valid once cache_ready */
+	struct pcache_file cache; /* valid once cache_ready */
 	/* atomic (killpriv.c): odd = the backing object had no bit or xattr a
 	 * write by an unprivileged caller must clear, as of the last check;
 	 * every change of mode, owner or security xattr moves it to the next
@@ -175,8 +175,8 @@ struct pfs_inode {
 #define PFS_INODE_SHARDS 64
 
 struct pfs_inode_shard {
-	pthread_mutex_t lock;	/* buckets, count, and nlookup/refs/hash_next of
-				 * every inode in this shard */
+	pthread_mutex_t lock; /* buckets, count, and nlookup/refs/hash_next of
+			       * every inode in this shard */
 	struct pfs_inode **buckets;
 	size_t nbuckets, count;
 };
@@ -194,34 +194,34 @@ struct pfs {
 	pthread_rwlock_t hint_lock; /* hint_parent/hint_name of every inode */
 	uid_t owner_uid;
 	gid_t owner_gid;
-	bool as_root;		/* effective uid 0: create as the caller */
-	double timeout;		/* entry/attr timeout for backing objects */
+	bool as_root;	/* effective uid 0: create as the caller */
+	double timeout; /* entry/attr timeout for backing objects */
 	bool foreground;
-	bool kernel_wbcache;	/* set in init: the kernel's write-back cache is on */
+	bool kernel_wbcache; /* set in init: the kernel's write-back cache is on */
 	/* atomic, set once in the INIT reply (fuse_io.c): FUSE_HANDLE_KILLPRIV_V2
 	 * is on, so the kernel leaves clearing suid/sgid/caps to us. */
 	bool killpriv_v2;
-	uint64_t getxattr_requests; /* atomic: GETXATTR requests the kernel sent */
+	uint64_t getxattr_requests;	 /* atomic: GETXATTR requests the kernel sent */
 	struct pcache_usage final_usage; /* the cache's last numbers, once it is gone */
 
 	/* Inode shrinker: each inode holds an fd, and the kernel keeps inodes
 	 * until memory is short, so past a share of the fd limit we ask it to
 	 * drop some (see inode_shrink.c). */
-	long ninodes;		/* atomic: records in the table */
-	long shrink_high;	/* immutable after start: start shrinking above this */
+	long ninodes;	  /* atomic: records in the table */
+	long shrink_high; /* immutable after start: start shrinking above this */
 	pthread_t shrink_thread;
-	bool shrink_running;	/* main thread only */
+	bool shrink_running;	     /* main thread only */
 	pthread_mutex_t shrink_lock; /* shrink_stop and the wait on shrink_wake */
 	pthread_cond_t shrink_wake;
-	bool shrink_stop;	/* shrink_lock (the shrinker also reads it atomically
-				 * between write-backs) */
+	bool shrink_stop;		       /* shrink_lock (the shrinker also reads it atomically
+						* between write-backs) */
 	unsigned long long shrink_invalidated; /* atomic: dentries it asked the kernel to drop */
 	unsigned long long shrink_written;     /* atomic: dirty files it wrote back early */
 	/* Spare fds for opens that meet EMFILE (inode_shrink.c): slots hold
 	 * an fd or -1; only the shrinker fills them, anyone empties one. */
 #define PFS_SHRINK_RESERVE 32
 	int shrink_reserve[PFS_SHRINK_RESERVE]; /* atomic */
-	unsigned shrink_reserve_size;	/* immutable after start: slots in use */
+	unsigned shrink_reserve_size;		/* immutable after start: slots in use */
 	unsigned long long shrink_reserve_used; /* atomic: opens it let through */
 	unsigned long long shrink_throttled;	/* atomic: closes held back */
 	unsigned long long shrink_rounds;	/* atomic: rounds done (closes wait for one) */
@@ -297,8 +297,8 @@ static inline struct pfs *pfs_from_req(fuse_req_t req)
 
 /* ---- control directory (ctl.c) ---- */
 
-#define PFS_CTL_NAME ".pressurefs"
-#define PFS_CTL_DIR_INO ((fuse_ino_t)2)
+#define PFS_CTL_NAME	   ".pressurefs"
+#define PFS_CTL_DIR_INO	   ((fuse_ino_t)2)
 #define PFS_CTL_RENDER_MAX (64 * 1024) /* longest rendering but `dirty` */
 
 enum pfs_ctl_kind {
@@ -325,8 +325,8 @@ struct pfs_ctl_handle {
 
 /* ---- control-file writes (ctl_parse.c): no FUSE, no daemon state ---- */
 
-#define PFS_CTL_WRITE_MAX 4096	    /* longest write a control file takes */
-#define PFS_CTL_POLICY_ARGS_MAX 64  /* arg=value pairs in one policy write */
+#define PFS_CTL_WRITE_MAX	4096 /* longest write a control file takes */
+#define PFS_CTL_POLICY_ARGS_MAX 64   /* arg=value pairs in one policy write */
 
 /* "NAME[,arg=value...]" cut into pieces (pointers into the split text). */
 struct pfs_ctl_policy {
@@ -347,9 +347,9 @@ enum pfs_ctl_cmd_kind {
 /* What one write to a control file asks for. */
 struct pfs_ctl_cmd {
 	enum pfs_ctl_cmd_kind kind;
-	enum pfs_opt_id opt;	      /* SET_OPTION */
-	long long value;	      /* SET_OPTION */
-	struct pfs_ctl_policy policy; /* SET_POLICY: points into spec */
+	enum pfs_opt_id opt;		  /* SET_OPTION */
+	long long value;		  /* SET_OPTION */
+	struct pfs_ctl_policy policy;	  /* SET_POLICY: points into spec */
 	char text[PFS_CTL_WRITE_MAX + 1]; /* the write without its trailing blanks */
 	char spec[PFS_CTL_WRITE_MAX + 1]; /* SET_POLICY: text, split in place */
 };
@@ -445,8 +445,7 @@ void pfs_op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 void pfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		   struct fuse_file_info *fi);
 void pfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void pfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		 struct fuse_file_info *fi);
+void pfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void pfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		  struct fuse_file_info *fi);
 void pfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
@@ -454,8 +453,7 @@ void pfs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void pfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 void pfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
 		      struct fuse_file_info *fi);
-void pfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-		  struct fuse_file_info *fi);
+void pfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
 /* setattr(size) path shared with ops_entry.c. */
 int pfs_file_truncate(struct pfs *fs, struct pfs_inode *inode, off_t size);
 

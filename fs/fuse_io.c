@@ -94,8 +94,8 @@ static void pfs_fuse_note_take(struct pfs *fs, const void *buf, size_t len)
 	case FUSE_INIT:
 		/* flags is in every version of fuse_init_in; KILLPRIV_V2 is one
 		 * of its low 32 bits (flags2 only holds bits 32..63). */
-		init = pfs_fuse_arg(buf, len, offsetof(struct fuse_init_in, flags) +
-						 sizeof(init->flags));
+		init = pfs_fuse_arg(buf, len,
+				    offsetof(struct fuse_init_in, flags) + sizeof(init->flags));
 		note->init_kp2 = init && init->major == 7 && init->minor >= 33 &&
 				 (init->flags & FUSE_HANDLE_KILLPRIV_V2);
 		if (pfs_fuse_io_want_kp2 && !note->init_kp2)
@@ -151,8 +151,7 @@ static ssize_t pfs_fuse_writev(int fd, struct iovec *iov, int count, void *userd
 int pfs_fuse_io_install(struct pfs *fs, bool debug)
 {
 	static const struct fuse_custom_io io = {
-		.read = pfs_fuse_read,
-		.writev = pfs_fuse_writev,
+		.read = pfs_fuse_read, .writev = pfs_fuse_writev,
 		/* no splice: the daemon never asks for it */
 	};
 

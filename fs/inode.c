@@ -571,8 +571,9 @@ int pfs_inode_stat(struct pfs *fs, struct pfs_inode *inode, struct stat *st)
 		if (has_mtime) {
 			/* Dirty data will take space: du and ls -s see it now.
 			 * An estimate (whole pages), read without the lock. */
-			uint64_t dirty = __atomic_load_n(&inode->cache.dirty_pages, __ATOMIC_RELAXED) *
-					 pcache_page_size(fs->cache);
+			uint64_t dirty =
+				__atomic_load_n(&inode->cache.dirty_pages, __ATOMIC_RELAXED) *
+				pcache_page_size(fs->cache);
 			uint64_t bytes = dirty < (uint64_t)size ? dirty : (uint64_t)size;
 			blkcnt_t blocks = (blkcnt_t)((bytes + 511) / 512);
 

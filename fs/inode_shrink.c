@@ -156,14 +156,15 @@ static unsigned pfs_shrink_collect_dirty(struct pfs *fs, struct pfs_shrink_batch
 			for (struct pfs_inode *in = s->buckets[k]; in; in = in->hash_next) {
 				struct pfs_shrink_dirty d;
 
-				if (in->type != S_IFREG || !in->refs || !pfs_inode_cache_ready(in) ||
+				if (in->type != S_IFREG || !in->refs ||
+				    !pfs_inode_cache_ready(in) ||
 				    __atomic_load_n(&in->opens, __ATOMIC_RELAXED) ||
 				    !__atomic_load_n(&in->cache.dirty_pages, __ATOMIC_RELAXED))
 					continue;
 				d.dev = in->dev;
 				d.ino = in->ino;
-				d.dirtied_ns = __atomic_load_n(&in->cache.dirtied_ns,
-							       __ATOMIC_RELAXED);
+				d.dirtied_ns =
+					__atomic_load_n(&in->cache.dirtied_ns, __ATOMIC_RELAXED);
 				if (n < max) {
 					h[n] = d;
 					pfs_shrink_heap_push(h, n++);
@@ -397,8 +398,9 @@ int pfs_inode_shrinker_start(struct pfs *fs)
 	fs->shrink_throttled = 0;
 	fs->shrink_rounds = 0;
 	/* A sixteenth of the fds at most: tiny limits keep theirs for inodes. */
-	fs->shrink_reserve_size = (unsigned)(rl.rlim_cur / 16 < PFS_SHRINK_RESERVE
-						     ? rl.rlim_cur / 16 : PFS_SHRINK_RESERVE);
+	fs->shrink_reserve_size =
+		(unsigned)(rl.rlim_cur / 16 < PFS_SHRINK_RESERVE ? rl.rlim_cur / 16
+								 : PFS_SHRINK_RESERVE);
 	for (unsigned i = 0; i < PFS_SHRINK_RESERVE; i++)
 		fs->shrink_reserve[i] = -1;
 	pfs_shrink_reserve_fill(fs);

@@ -14,9 +14,9 @@
 
 struct pfs_dir {
 	DIR *dp;
-	off_t offset;		/* the position dp is at */
-	struct dirent *entry;	/* read but not yet returned (did not fit) */
-	bool ctl_emitted;	/* ctldir=visible: the root listing showed it */
+	off_t offset;	      /* the position dp is at */
+	struct dirent *entry; /* read but not yet returned (did not fit) */
+	bool ctl_emitted;     /* ctldir=visible: the root listing showed it */
 };
 
 static struct pfs_dir *pfs_dir_of(struct fuse_file_info *fi)
@@ -149,8 +149,8 @@ static void pfs_do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 				r = -errno;
 				if (r == 0 && is_root && !d->ctl_emitted &&
 				    fs->opt.num[PFS_OPT_ctldir] == PFS_CTLDIR_VISIBLE) {
-					n = pfs_dir_add_ctl(req, buf + used, size - used,
-							    d->offset, plus);
+					n = pfs_dir_add_ctl(req, buf + used, size - used, d->offset,
+							    plus);
 					if (n <= size - used) {
 						used += n;
 						d->ctl_emitted = true;

@@ -138,8 +138,7 @@ void pfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 }
 
 /* utimensat on a symlink needs its parent and name: use the name hint. */
-static int pfs_symlink_utimens(struct pfs *fs, struct pfs_inode *inode,
-			       const struct timespec tv[2])
+static int pfs_symlink_utimens(struct pfs *fs, struct pfs_inode *inode, const struct timespec tv[2])
 {
 	struct pfs_inode *parent = NULL;
 	char name[NAME_MAX + 1];

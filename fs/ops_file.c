@@ -168,8 +168,7 @@ void pfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		pfs_handle_free(fs, inode, pfs_handle_of(fi));
 }
 
-void pfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		 struct fuse_file_info *fi)
+void pfs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct pfs *fs = pfs_from_req(req);
 	struct pfs_inode *inode;
@@ -307,8 +306,7 @@ out:
 	fuse_reply_err(req, -r);
 }
 
-void pfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-		  struct fuse_file_info *fi)
+void pfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
 	struct pfs_inode *inode;
 	off_t res;

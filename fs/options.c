@@ -58,10 +58,11 @@ static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 	[PFS_OPT_writeback_ms] = {"writeback_ms", PFS_OPT_UINT, "5000", 1, UINT_MAX,
 				  "dirty pages older than this many milliseconds are written back",
 				  PFS_CTL_RW},
-	[PFS_OPT_direct_writeback] = {"direct_writeback", PFS_OPT_BOOL, "1", 0, 1,
-				      "write long runs of pages back with O_DIRECT where the backing "
-				      "fs allows it (0/1; 0: always through its page cache)",
-				      PFS_CTL_NONE},
+	[PFS_OPT_direct_writeback] =
+		{"direct_writeback", PFS_OPT_BOOL, "1", 0, 1,
+		 "write long runs of pages back with O_DIRECT where the backing "
+		 "fs allows it (0/1; 0: always through its page cache)",
+		 PFS_CTL_NONE},
 	[PFS_OPT_ctldir] = {"ctldir", PFS_OPT_CTLDIR, "hidden", 0, 0,
 			    "the .pressurefs control directory: hidden (reachable by name), "
 			    "visible, or none",
@@ -82,17 +83,21 @@ static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 
 /* Options libfuse handles; passed through unchanged. */
 static const char *const pfs_fuse_passthrough[] = {
-	"allow_other", "allow_root", "default_permissions", "auto_unmount", "ro", "rw",
-	"suid", "nosuid", "dev", "nodev", "exec", "noexec", "async", "sync", "dirsync",
-	"noatime", "nodiratime", NULL,
+	"allow_other",	"allow_root", "default_permissions",
+	"auto_unmount", "ro",	      "rw",
+	"suid",		"nosuid",     "dev",
+	"nodev",	"exec",	      "noexec",
+	"async",	"sync",	      "dirsync",
+	"noatime",	"nodiratime", NULL,
 };
 static const char *const pfs_fuse_passthrough_value[] = {"fsname", "subtype", NULL};
 
 /* Generic mount(8)/fstab options that mean nothing to a FUSE filesystem. */
 static const char *const pfs_mount_ignored[] = {
-	"defaults", "atime", "relatime", "norelatime", "strictatime", "nostrictatime", "diratime",
-	"lazytime", "nolazytime", "_netdev", "nofail", "auto", "noauto", "user", "users", "nouser",
-	"owner", "group", "loud", "silent", NULL,
+	"defaults", "atime",	"relatime",   "norelatime", "strictatime", "nostrictatime",
+	"diratime", "lazytime", "nolazytime", "_netdev",    "nofail",	   "auto",
+	"noauto",   "user",	"users",      "nouser",	    "owner",	   "group",
+	"loud",	    "silent",	NULL,
 };
 
 const struct pfs_opt_desc *pfs_opt_desc(enum pfs_opt_id id)
@@ -160,15 +165,18 @@ static int pfs_parse_size(const char *s, long long *out)
 	switch (*end) {
 	case '\0':
 		break;
-	case 'k': case 'K':
+	case 'k':
+	case 'K':
 		mult = 1ULL << 10;
 		end++;
 		break;
-	case 'm': case 'M':
+	case 'm':
+	case 'M':
 		mult = 1ULL << 20;
 		end++;
 		break;
-	case 'g': case 'G':
+	case 'g':
+	case 'G':
 		mult = 1ULL << 30;
 		end++;
 		break;
@@ -234,8 +242,8 @@ static void pfs_sites_expected(char *buf, size_t len)
 					 alloc_site_name((enum alloc_site)s));
 }
 
-int pfs_opt_parse_value(enum pfs_opt_id id, const char *text, long long *num, char **str,
-			char *err, size_t errlen)
+int pfs_opt_parse_value(enum pfs_opt_id id, const char *text, long long *num, char **str, char *err,
+			size_t errlen)
 {
 	const struct pfs_opt_desc *d = &pfs_opt_table[id];
 	long long v = 0;
@@ -412,8 +420,9 @@ static int pfs_cmdline_item(struct pfs_cmdline *cl, char *item, char *err, size_
 		if (!value) {
 			if (eq)
 				*eq = '=';
-			pfs_err(err, errlen, "option '%s' needs a value (%s=...; see pressurefs --help)",
-				item, item);
+			pfs_err(err, errlen,
+				"option '%s' needs a value (%s=...; see pressurefs --help)", item,
+				item);
 			return -EINVAL;
 		}
 		return pfs_opt_parse_value((enum pfs_opt_id)id, value, &cl->opt.num[id],
@@ -488,7 +497,8 @@ static int pfs_cmdline_check_policy_args(struct pfs_cmdline *cl, char *err, size
 		if (r == 0) {
 			if (value)
 				pfs_err(err, errlen,
-					"unknown option '%s=%s' (see pressurefs --help)", key, value);
+					"unknown option '%s=%s' (see pressurefs --help)", key,
+					value);
 			else
 				pfs_err(err, errlen, "unknown option '%s' (see pressurefs --help)",
 					key);
@@ -528,7 +538,8 @@ int pfs_cmdline_parse(int argc, char **argv, struct pfs_cmdline *cl, char *err, 
 
 		if (strcmp(a, "-o") == 0) {
 			if (i + 1 >= argc) {
-				pfs_err(err, errlen, "-o needs an argument (see pressurefs --help)");
+				pfs_err(err, errlen,
+					"-o needs an argument (see pressurefs --help)");
 				return -EINVAL;
 			}
 			r = pfs_cmdline_o(cl, argv[++i], err, errlen);
@@ -560,7 +571,8 @@ int pfs_cmdline_parse(int argc, char **argv, struct pfs_cmdline *cl, char *err, 
 			return r;
 	}
 	if (!cl->backing || !cl->mountpoint) {
-		pfs_err(err, errlen, "missing %s (usage: pressurefs [options] BACKING_DIR MOUNTPOINT)",
+		pfs_err(err, errlen,
+			"missing %s (usage: pressurefs [options] BACKING_DIR MOUNTPOINT)",
 			cl->backing ? "MOUNTPOINT" : "BACKING_DIR");
 		return -EINVAL;
 	}
@@ -604,9 +616,12 @@ void pfs_usage_print(FILE *out, const char *prog)
 		char left[64];
 
 		snprintf(left, sizeof(left), "%s=%s", d->name,
-			 d->type == PFS_OPT_SIZE ? "SIZE" : d->type == PFS_OPT_POLICY ? "NAME|PATH"
-			 : d->type == PFS_OPT_STRING ? "PATH" : d->type == PFS_OPT_SITES ? "LIST"
-			 : d->type == PFS_OPT_CTLDIR ? "MODE" : "N");
+			 d->type == PFS_OPT_SIZE     ? "SIZE"
+			 : d->type == PFS_OPT_POLICY ? "NAME|PATH"
+			 : d->type == PFS_OPT_STRING ? "PATH"
+			 : d->type == PFS_OPT_SITES  ? "LIST"
+			 : d->type == PFS_OPT_CTLDIR ? "MODE"
+						     : "N");
 		fprintf(out, "    -o %-24s %s\n    %27s (default: %s%s)\n", left, d->help, "",
 			*d->def ? d->def : "none",
 			d->ctl == PFS_CTL_RW ? "; also a control file" : "");
@@ -620,19 +635,23 @@ void pfs_usage_print(FILE *out, const char *prog)
 		"ignored (from mount(8) and fstab): defaults, atime, noatime, relatime, _netdev,\n"
 		"    nofail, auto, noauto, user, users, x-*.\n"
 		"\n"
-		"control directory MOUNTPOINT/" PFS_CTL_NAME "/ (a file of that name in BACKING_DIR is\n"
+		"control directory MOUNTPOINT/" PFS_CTL_NAME
+		"/ (a file of that name in BACKING_DIR is\n"
 		"shadowed by it unless ctldir=none):\n"
 		"    stats          read: statistics as JSON\n"
 		"    policy         read/write: NAME[,arg=v...] switches the policy at run time\n"
 		"    mem_limit, balloon, fail_*, dirty_limit, clean_limit,\n"
 		"                   writeback_ms\n"
 		"                   read/write: the option of the same name\n"
-		"    dirty          read: \"INO OFFSET LENGTH PATH\" per range not yet written back;\n"
-		"                   PATH is relative to the mount, '?' if unknown, with \\, newline,\n"
+		"    dirty          read: \"INO OFFSET LENGTH PATH\" per range not yet written "
+		"back;\n"
+		"                   PATH is relative to the mount, '?' if unknown, with \\, "
+		"newline,\n"
 		"                   tab and other control bytes escaped as \\\\, \\n, \\t, \\xHH\n"
 		"    drop_caches    write 1: drop clean cached pages\n"
 		"    sync           write 1: write back everything\n"
-		"    crash          write 1: lose every dirty page and abort (simulated power loss)\n"
+		"    crash          write 1: lose every dirty page and abort (simulated power "
+		"loss)\n"
 		"Only the mount's owner may write; a malformed write fails with EINVAL.\n"
 		"\n"
 		"policies (policy=NAME; their arguments are given as -o options too):\n");

@@ -74,7 +74,7 @@ static unsigned page_shift_of(size_t size)
 }
 
 struct pcache *pcache_create(struct alloc *a, const struct pcache_config *config,
-                             const struct pcache_file_ops *ops)
+			     const struct pcache_file_ops *ops)
 {
 	struct pcache *pc;
 	pthread_condattr_t cattr;
@@ -98,7 +98,7 @@ struct pcache *pcache_create(struct alloc *a, const struct pcache_config *config
 	pc->dirty_limit = config ? config->dirty_limit : 0;
 	pc->clean_limit = config ? config->clean_limit : 0;
 	pc->writeback_ms =
-	    config && config->writeback_ms ? config->writeback_ms : PCACHE_DEFAULT_WRITEBACK_MS;
+		config && config->writeback_ms ? config->writeback_ms : PCACHE_DEFAULT_WRITEBACK_MS;
 	if (ops)
 		pc->ops = *ops;
 	pthread_mutex_init(&pc->dirty_lock, NULL);
@@ -140,8 +140,8 @@ void pcache_set_config(struct pcache *pc, const struct pcache_config *config)
 	__atomic_store_n(&pc->dirty_limit, config->dirty_limit, __ATOMIC_RELAXED);
 	__atomic_store_n(&pc->clean_limit, config->clean_limit, __ATOMIC_RELAXED);
 	__atomic_store_n(&pc->writeback_ms,
-	                 config->writeback_ms ? config->writeback_ms : PCACHE_DEFAULT_WRITEBACK_MS,
-	                 __ATOMIC_RELAXED);
+			 config->writeback_ms ? config->writeback_ms : PCACHE_DEFAULT_WRITEBACK_MS,
+			 __ATOMIC_RELAXED);
 	_pcache_clean_trim(pc);
 	_pcache_wb_wake(pc); /* the next pass uses them */
 }
@@ -201,7 +201,7 @@ void _pcache_dirty_requeue(struct pcache *pc, struct pcache_file *f)
 }
 
 struct pcache_file *_pcache_dirty_next_unvisited(struct pcache *pc, enum pcache_pass pass,
-                                                 uint64_t seq)
+						 uint64_t seq)
 {
 	struct pcache_file *f;
 
@@ -346,8 +346,8 @@ void pcache_file_destroy(struct pcache_file *f)
 	_pcache_wait_writeback(f);
 	if (f->dirty_pages)
 		fprintf(stderr,
-		        "pcache: file %llu destroyed with %llu dirty page(s): their data is lost\n",
-		        (unsigned long long)f->id, (unsigned long long)f->dirty_pages);
+			"pcache: file %llu destroyed with %llu dirty page(s): their data is lost\n",
+			(unsigned long long)f->id, (unsigned long long)f->dirty_pages);
 	list = file_drop_all(f);
 	/* Being destroyed: its dirty reference is moot, no put. */
 	pthread_mutex_lock(&pc->dirty_lock);

@@ -50,13 +50,14 @@ struct pcache_page;
 struct pcache_index; /* private: the page index of one file */
 
 struct pcache_config {
-	size_t page_size;	   /* power of two, 4 KiB .. 1 MiB */
-	uint64_t dirty_limit;	   /* dirty bytes that start writeback at once (0 = mem_limit/2 or 64M) */
-	uint64_t clean_limit;	   /* clean bytes kept; the oldest beyond are dropped
-				    * (0 = 64M without a mem_limit, else no limit of its own) */
-	unsigned writeback_ms;	   /* dirty pages older than this are written back */
-	bool buffered_only;	   /* never O_DIRECT: every writeback goes through the
-				    * backing fs's page cache (fixed at create) */
+	size_t page_size; /* power of two, 4 KiB .. 1 MiB */
+	uint64_t
+		dirty_limit; /* dirty bytes that start writeback at once (0 = mem_limit/2 or 64M) */
+	uint64_t clean_limit;  /* clean bytes kept; the oldest beyond are dropped
+				* (0 = 64M without a mem_limit, else no limit of its own) */
+	unsigned writeback_ms; /* dirty pages older than this are written back */
+	bool buffered_only;    /* never O_DIRECT: every writeback goes through the
+				* backing fs's page cache (fixed at create) */
 };
 
 /* How the cache keeps a file alive while it has dirty pages (the daemon's
@@ -74,20 +75,20 @@ struct pcache_file_ops {
 
 /* The cache state of one inode; embedded in the daemon's inode. */
 struct pcache_file {
-	pthread_mutex_t lock;	      /* see above: writers, truncate, fsync */
-	pthread_mutex_t pages_lock;   /* see above: index, page flags, ranges */
+	pthread_mutex_t lock;	       /* see above: writers, truncate, fsync */
+	pthread_mutex_t pages_lock;    /* see above: index, page flags, ranges */
 	pthread_cond_t writeback_done; /* with pages_lock: a page left writeback */
 	struct pcache *cache;
-	struct pcache_index *index;   /* pages_lock */
-	int fd;			      /* backing file, opened read-write by the daemon */
-	off_t size;		      /* lock (read under pages_lock too): size as applications see it */
-	struct timespec mtime;	      /* lock: time of the last cached write */
-	uint64_t dirty_pages;	      /* pages_lock: pages dirty or under writeback */
-	int wb_error;		      /* pages_lock: first writeback error since the last fsync, 0 or -errno */
-	uint64_t dirtied_ns;	      /* dirty_lock: when the file went from clean to dirty */
+	struct pcache_index *index; /* pages_lock */
+	int fd;			    /* backing file, opened read-write by the daemon */
+	off_t size;	       /* lock (read under pages_lock too): size as applications see it */
+	struct timespec mtime; /* lock: time of the last cached write */
+	uint64_t dirty_pages;  /* pages_lock: pages dirty or under writeback */
+	int wb_error; /* pages_lock: first writeback error since the last fsync, 0 or -errno */
+	uint64_t dirtied_ns; /* dirty_lock: when the file went from clean to dirty */
 	struct pcache_file *dirty_next, *dirty_prev; /* dirty_lock: the dirty-file list */
-	bool on_dirty_list;	      /* dirty_lock */
-	uint64_t id;		      /* the daemon's inode number, for `dirty` and logs */
+	bool on_dirty_list;			     /* dirty_lock */
+	uint64_t id; /* the daemon's inode number, for `dirty` and logs */
 };
 
 /* Registers the cache's reclaimer with a (one per allocator). NULL with
@@ -167,14 +168,14 @@ int pcache_sync_all(struct pcache *pc);
 size_t pcache_drop_clean(struct pcache *pc);
 
 struct pcache_usage {
-	uint64_t cached_bytes; /* page bytes held, dirty or clean */
-	uint64_t dirty_bytes;	  /* page bytes of dirty pages (whole pages, not ranges) */
-	uint64_t writeback_bytes; /* under I/O now */
-	uint64_t pages_written;   /* by writeback and fsync, since create */
+	uint64_t cached_bytes;	   /* page bytes held, dirty or clean */
+	uint64_t dirty_bytes;	   /* page bytes of dirty pages (whole pages, not ranges) */
+	uint64_t writeback_bytes;  /* under I/O now */
+	uint64_t pages_written;	   /* by writeback and fsync, since create */
 	uint64_t writeback_errors; /* failed writeback passes (I/O or buffer allocation;
 				    * counted even when a no-allocation fallback then
 				    * wrote the data) */
-	uint64_t direct_bytes;	  /* of the bytes written back, those written with O_DIRECT */
+	uint64_t direct_bytes;	   /* of the bytes written back, those written with O_DIRECT */
 };
 void pcache_usage_read(struct pcache *pc, struct pcache_usage *out);
 

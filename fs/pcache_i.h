@@ -29,8 +29,8 @@
 #define PCACHE_PAGE_DIRTY     0x2u
 #define PCACHE_PAGE_WRITEBACK 0x4u
 
-#define PCACHE_MIN_PAGE_SIZE        (4u * 1024u)
-#define PCACHE_MAX_PAGE_SIZE        (1024u * 1024u)
+#define PCACHE_MIN_PAGE_SIZE	    (4u * 1024u)
+#define PCACHE_MAX_PAGE_SIZE	    (1024u * 1024u)
 #define PCACHE_DEFAULT_PAGE_SIZE    (64u * 1024u)
 #define PCACHE_DEFAULT_WRITEBACK_MS 5000u
 #define PCACHE_DEFAULT_DIRTY_LIMIT  (64ull * 1024 * 1024)
@@ -42,17 +42,17 @@
 #define PCACHE_WB_STACK_BATCH 16u
 
 struct pcache_page {
-	struct pcache_file *file;                /* set once at insertion */
-	struct pcache_page *hash_next;           /* pages_lock: index bucket chain */
-	struct pcache_page *uw_prev, *uw_next;   /* pages_lock: the file's unwritten list */
+	struct pcache_file *file;		 /* set once at insertion */
+	struct pcache_page *hash_next;		 /* pages_lock: index bucket chain */
+	struct pcache_page *uw_prev, *uw_next;	 /* pages_lock: the file's unwritten list */
 	struct pcache_page *lru_prev, *lru_next; /* lru_lock */
-	uint64_t index;                          /* page number in the file */
-	uint64_t dirtied_ns;                     /* pages_lock: when it went clean -> dirty */
-	uint32_t from, to;    /* pages_lock: dirty (and, if !UPTODATE, valid) bytes */
-	uint16_t flags;       /* pages_lock: PCACHE_PAGE_* */
-	uint16_t pins;        /* pages_lock: users outside the lock; reclaim skips */
-	bool on_lru;          /* written under pages_lock and lru_lock, read under either */
-	unsigned char *data;  /* page_size bytes in the same block, PCACHE_DATA_ALIGN-aligned */
+	uint64_t index;				 /* page number in the file */
+	uint64_t dirtied_ns;			 /* pages_lock: when it went clean -> dirty */
+	uint32_t from, to;   /* pages_lock: dirty (and, if !UPTODATE, valid) bytes */
+	uint16_t flags;	     /* pages_lock: PCACHE_PAGE_* */
+	uint16_t pins;	     /* pages_lock: users outside the lock; reclaim skips */
+	bool on_lru;	     /* written under pages_lock and lru_lock, read under either */
+	unsigned char *data; /* page_size bytes in the same block, PCACHE_DATA_ALIGN-aligned */
 };
 
 /* Page data alignment: what direct I/O asks of memory on common block
@@ -79,10 +79,10 @@ struct pcache_index {
 	size_t nbuckets; /* power of two */
 	size_t count;
 	struct pcache_page *uw_head, *uw_tail;
-	bool uw_sorted;        /* uw list in ascending index order */
+	bool uw_sorted;	       /* uw list in ascending index order */
 	uint64_t nr_writeback; /* pages under WRITEBACK */
 	/* dirty_lock: */
-	uint64_t retry_after_ns;             /* failed writeback: not before this */
+	uint64_t retry_after_ns;	     /* failed writeback: not before this */
 	uint64_t pass_seq[PCACHE_NR_PASSES]; /* the last pass of each kind to visit */
 	struct pcache_page *inline_buckets[PCACHE_INDEX_INLINE_BUCKETS];
 };
@@ -107,8 +107,8 @@ struct pcache {
 	atomic_bool wb_urgent; /* reclaim asked: write everything now */
 
 	/* Serialise whole-cache passes so their pass markers cannot fight. */
-	pthread_mutex_t sync_lock;           /* pcache_sync_all passes, pass_seq[SYNC] */
-	pthread_mutex_t list_lock;           /* pcache_for_each_dirty passes, pass_seq[LIST] */
+	pthread_mutex_t sync_lock;	     /* pcache_sync_all passes, pass_seq[SYNC] */
+	pthread_mutex_t list_lock;	     /* pcache_for_each_dirty passes, pass_seq[LIST] */
 	uint64_t pass_seq[PCACHE_NR_PASSES]; /* under sync_lock / list_lock */
 
 	/* lru_lock protects the clean-page LRU (oldest at head). */
@@ -128,7 +128,7 @@ struct pcache {
 struct pcache_wb_req {
 	bool all; /* every dirty page, else those dirtied at or before cutoff_ns */
 	uint64_t cutoff_ns;
-	bool use_stack;       /* reclaim: no allocation, small on-stack batches */
+	bool use_stack;	      /* reclaim: no allocation, small on-stack batches */
 	unsigned alloc_flags; /* for the writeback buffer (ALLOC_NOFS under f->lock) */
 	bool record_error;    /* keep a failure in f->wb_error (not fsync's own) */
 	bool stack_fallback;  /* no buffer: count the failure, write from the stack */
@@ -160,13 +160,13 @@ void _pcache_dirty_requeue(struct pcache *pc, struct pcache_file *f);
  * marked visited and with a reference (_pcache_put it), or NULL. One file
  * per call, so that the pass never works under dirty_lock. */
 struct pcache_file *_pcache_dirty_next_unvisited(struct pcache *pc, enum pcache_pass pass,
-                                                 uint64_t seq);
+						 uint64_t seq);
 /* Under pages_lock: wait until none of f's pages is under writeback. */
 void _pcache_wait_writeback(struct pcache_file *f);
 
 /* ---- pcache_index.c ---- */
 struct pcache_index *_pcache_index_create(struct pcache *pc, unsigned flags,
-                                          struct alloc_retry *retry, int *err);
+					  struct alloc_retry *retry, int *err);
 void _pcache_index_destroy(struct pcache *pc, struct pcache_index *ix);
 struct pcache_page *_pcache_index_lookup(const struct pcache_index *ix, uint64_t index);
 void _pcache_index_insert(struct pcache_index *ix, struct pcache_page *p);
@@ -176,8 +176,8 @@ void _pcache_index_remove(struct pcache_index *ix, struct pcache_page *p);
 void _pcache_index_reserve(struct pcache_file *f);
 /* Visit every page (pages_lock held); fn may remove the page it is given. */
 void _pcache_index_for_each(struct pcache_index *ix,
-                            void (*fn)(struct pcache_file *f, struct pcache_page *p, void *data),
-                            struct pcache_file *f, void *data);
+			    void (*fn)(struct pcache_file *f, struct pcache_page *p, void *data),
+			    struct pcache_file *f, void *data);
 void _pcache_uw_add(struct pcache_index *ix, struct pcache_page *p);
 void _pcache_uw_remove(struct pcache_index *ix, struct pcache_page *p);
 void _pcache_uw_sort(struct pcache_index *ix);

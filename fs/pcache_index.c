@@ -20,16 +20,16 @@ static size_t index_bucket(const struct pcache_index *ix, uint64_t index)
 }
 
 struct pcache_index *_pcache_index_create(struct pcache *pc, unsigned flags,
-                                          struct alloc_retry *retry, int *err)
+					  struct alloc_retry *retry, int *err)
 {
 	struct pcache_index *ix;
 
 	if (retry)
 		ix = alloc_try(pc->alloc, ALLOC_SITE_CACHE_PAGE, sizeof(*ix), flags | ALLOC_ZERO,
-		               retry, err);
+			       retry, err);
 	else
-		ix =
-		    alloc_malloc(pc->alloc, ALLOC_SITE_CACHE_PAGE, sizeof(*ix), flags | ALLOC_ZERO);
+		ix = alloc_malloc(pc->alloc, ALLOC_SITE_CACHE_PAGE, sizeof(*ix),
+				  flags | ALLOC_ZERO);
 	if (!ix) {
 		if (!retry && err)
 			*err = -ENOMEM;
@@ -121,7 +121,7 @@ void _pcache_index_reserve(struct pcache_file *f)
 	if (!want)
 		return;
 	nb = alloc_malloc(pc->alloc, ALLOC_SITE_CACHE_PAGE, want * sizeof(*nb),
-	                  ALLOC_NOFS | ALLOC_NORETRY);
+			  ALLOC_NOFS | ALLOC_NORETRY);
 	if (!nb)
 		return;
 	pthread_mutex_lock(&f->pages_lock);
@@ -137,8 +137,8 @@ void _pcache_index_reserve(struct pcache_file *f)
 }
 
 void _pcache_index_for_each(struct pcache_index *ix,
-                            void (*fn)(struct pcache_file *f, struct pcache_page *p, void *data),
-                            struct pcache_file *f, void *data)
+			    void (*fn)(struct pcache_file *f, struct pcache_page *p, void *data),
+			    struct pcache_file *f, void *data)
 {
 	if (!ix)
 		return;

@@ -75,7 +75,7 @@ int _pcache_page_fill(struct pcache_file *f, struct pcache_page *p)
 
 /* Copy one chunk into page p (pages_lock held, p not under writeback). */
 static int page_write_chunk(struct pcache_file *f, struct pcache_page *p, const unsigned char *src,
-                            uint32_t poff, uint32_t n, uint64_t now)
+			    uint32_t poff, uint32_t n, uint64_t now)
 {
 	uint32_t end = poff + n;
 	bool unwritten = p->flags & (PCACHE_PAGE_DIRTY | PCACHE_PAGE_WRITEBACK);
@@ -130,7 +130,7 @@ static const struct write_retry write_retry_init = {.retry = ALLOC_RETRY_INIT};
  * allocation failed.
  */
 static struct pcache_page *page_new(struct pcache_file *f, uint64_t index, unsigned flags,
-                                    struct write_retry *wr, int *err)
+				    struct write_retry *wr, int *err)
 {
 	struct pcache *pc = f->cache;
 	struct alloc_retry *retry = wr ? &wr->retry : NULL;
@@ -160,7 +160,7 @@ static struct pcache_page *page_new(struct pcache_file *f, uint64_t index, unsig
 		return NULL;
 	memset(p, 0, sizeof(*p));
 	p->data = (unsigned char *)(((uintptr_t)(p + 1) + PCACHE_DATA_ALIGN - 1) &
-	                            ~(uintptr_t)(PCACHE_DATA_ALIGN - 1));
+				    ~(uintptr_t)(PCACHE_DATA_ALIGN - 1));
 	p->index = index;
 	return p;
 }
@@ -265,7 +265,7 @@ ssize_t pcache_write(struct pcache_file *f, const void *buf, size_t len, off_t o
  * page first if it is not whole. Returns 1 if served from the cache, 0 if
  * there is no page, or a negative errno. */
 static int read_cached(struct pcache_file *f, uint64_t index, unsigned char *dst, uint32_t poff,
-                       uint32_t n)
+		       uint32_t n)
 {
 	struct pcache_page *p = _pcache_index_lookup(f->index, index);
 	int err;
@@ -284,7 +284,7 @@ static int read_cached(struct pcache_file *f, uint64_t index, unsigned char *dst
 /* No cached page: read the whole page from the backing file into a new
  * clean page if one is cheap to get, else straight into dst. */
 static int read_backing(struct pcache_file *f, uint64_t index, unsigned char *dst, uint32_t poff,
-                        uint32_t n, off_t size)
+			uint32_t n, off_t size)
 {
 	struct pcache *pc = f->cache;
 	off_t base = (off_t)(index << pc->page_shift);

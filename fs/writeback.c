@@ -63,7 +63,7 @@ static void *wb_buffer_get(struct pcache *pc, size_t npages, unsigned flags, int
 /* pages_lock held: take up to cap dirty pages into writeback, in index
  * order. Returns how many. */
 static size_t wb_collect(struct pcache_file *f, const struct pcache_wb_req *req,
-                         struct pcache_page **pages, size_t cap)
+			 struct pcache_page **pages, size_t cap)
 {
 	struct pcache *pc = f->cache;
 	struct pcache_index *ix = f->index;
@@ -89,7 +89,7 @@ static size_t wb_collect(struct pcache_file *f, const struct pcache_wb_req *req,
 
 /* The O_DIRECT descriptor of one pass, opened on first use. */
 struct wb_direct {
-	int fd;        /* -1: none (yet, or refused) */
+	int fd; /* -1: none (yet, or refused) */
 	bool tried;
 	uint32_t mem_align, off_align;
 };
@@ -145,8 +145,8 @@ static void wb_direct_close(struct wb_direct *d)
  * piece the backing fs cannot take with O_DIRECT (a file's partial last
  * page); 0 when that prefix is too short to be worth a synchronous device
  * write. */
-static size_t wb_direct_prefix(struct pcache_file *f, struct wb_direct *d,
-                               const struct iovec *iov, size_t niov, off_t off, size_t *bytes)
+static size_t wb_direct_prefix(struct pcache_file *f, struct wb_direct *d, const struct iovec *iov,
+			       size_t niov, off_t off, size_t *bytes)
 {
 	size_t k, sum = 0;
 
@@ -168,8 +168,8 @@ static size_t wb_direct_prefix(struct pcache_file *f, struct wb_direct *d,
  * direct descriptor, an EINVAL (the backing fs refused after all, or the
  * rest of a short write is no longer aligned) goes on buffered from where
  * it stopped. 0 or -errno. */
-static int wb_pwritev_all(struct pcache_file *f, int fd, struct iovec *iov, size_t niov,
-                          off_t off, size_t total)
+static int wb_pwritev_all(struct pcache_file *f, int fd, struct iovec *iov, size_t niov, off_t off,
+			  size_t total)
 {
 	struct pcache *pc = f->cache;
 
@@ -205,7 +205,7 @@ static int wb_pwritev_all(struct pcache_file *f, int fd, struct iovec *iov, size
 /* Write pages[0..n) (sorted, under writeback, stable). Returns how many
  * pages reached the backing file before an error, and the error. */
 static size_t wb_write_pages(struct pcache_file *f, struct pcache_page **pages, size_t n,
-                             struct iovec *iov, struct wb_direct *d, int *err)
+			     struct iovec *iov, struct wb_direct *d, int *err)
 {
 	struct pcache *pc = f->cache;
 	size_t i = 0;
@@ -225,7 +225,7 @@ static size_t wb_write_pages(struct pcache_file *f, struct pcache_page **pages, 
 			niov++;
 			i++;
 		} while (i < n && niov < IOV_MAX && pages[i - 1]->to == pc->page_size &&
-		         pages[i]->from == 0 && pages[i]->index == pages[i - 1]->index + 1);
+			 pages[i]->from == 0 && pages[i]->index == pages[i - 1]->index + 1);
 
 		/* (Short runs never open the direct descriptor.) */
 		if (total >= PCACHE_WB_DIRECT_MIN)
@@ -234,7 +234,7 @@ static size_t wb_write_pages(struct pcache_file *f, struct pcache_page **pages, 
 			*err = wb_pwritev_all(f, d->fd, iov, nd, off, dbytes);
 		if (!*err && nd < niov)
 			*err = wb_pwritev_all(f, f->fd, iov + nd, niov - nd, off + (off_t)dbytes,
-			                      total - dbytes);
+					      total - dbytes);
 		if (*err)
 			return first;
 	}
@@ -410,12 +410,12 @@ static void *wb_thread_main(void *arg)
 		bool force = urgent || atomic_load(&pc->dirty_bytes) > _pcache_dirty_limit(pc);
 		struct pcache_file *f = wb_pick(pc, now, force);
 		struct pcache_wb_req req = {
-		    .all = force,
-		    .cutoff_ns = now > age_ns ? now - age_ns : 0,
-		    .record_error = true,
-		    /* Memory is short and most of it dirty: a writeback
-		     * that cannot get a buffer would never free any. */
-		    .stack_fallback = force,
+			.all = force,
+			.cutoff_ns = now > age_ns ? now - age_ns : 0,
+			.record_error = true,
+			/* Memory is short and most of it dirty: a writeback
+			 * that cannot get a buffer would never free any. */
+			.stack_fallback = force,
 		};
 
 		if (!f) {

@@ -18,9 +18,9 @@
 #include "pfs_config.h"
 #include "loader.h"
 
-#define POLICY_NAME_MAX 64	/* longest policy name, without ".so" */
-#define POLICY_PARAMS_MAX 64	/* a plugin with more parameters is refused */
-#define POLICY_LIST_MAX 64	/* plugins listed from one directory */
+#define POLICY_NAME_MAX	     64 /* longest policy name, without ".so" */
+#define POLICY_PARAMS_MAX    64 /* a plugin with more parameters is refused */
+#define POLICY_LIST_MAX	     64 /* plugins listed from one directory */
 #define POLICY_AVAILABLE_LEN 512
 
 /*
@@ -103,7 +103,7 @@ static void policy_err_flatten(char *err)
 
 /* Format the error; with `list`, append the policies available. */
 __attribute__((format(printf, 4, 5))) static void policy_err(char *err, size_t errlen, bool list,
-							      const char *fmt, ...)
+							     const char *fmt, ...)
 {
 	char available[POLICY_AVAILABLE_LEN];
 	va_list ap;
@@ -193,9 +193,10 @@ static int policy_path_resolve(const char *spec, char *path, size_t len, char *e
 		return 0;
 	}
 	if (!policy_name_valid(spec, strlen(spec))) {
-		policy_err(err, errlen, true,
-			   "invalid policy name '%.80s': a name is [a-z0-9_-]+, a path contains '/'",
-			   spec);
+		policy_err(
+			err, errlen, true,
+			"invalid policy name '%.80s': a name is [a-z0-9_-]+, a path contains '/'",
+			spec);
 		return -EINVAL;
 	}
 	if ((size_t)snprintf(path, len, "%s/%s.so", policy_dir(), spec) >= len) {
@@ -239,8 +240,9 @@ static int policy_ops_check(const struct pfs_policy *ops, struct policy_open *po
 			return -EPROTO;
 		}
 		if (!policy_name_valid(p->name, strlen(p->name))) {
-			policy_err(err, errlen, true, "%s: parameter name '%.80s' is not [a-z0-9_-]+",
-				   po->path, p->name);
+			policy_err(err, errlen, true,
+				   "%s: parameter name '%.80s' is not [a-z0-9_-]+", po->path,
+				   p->name);
 			return -EPROTO;
 		}
 		if (p->min > p->max || p->def < p->min || p->def > p->max) {
@@ -277,7 +279,8 @@ static int policy_open(const char *spec, struct policy_open *po, char *err, size
 		return rc;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		policy_err(err, errlen, true, "%s is not a pressurefs policy (not a file)", po->path);
+		policy_err(err, errlen, true, "%s is not a pressurefs policy (not a file)",
+			   po->path);
 		return -ENOEXEC;
 	}
 	dlerror();
@@ -378,8 +381,9 @@ static int policy_args_parse(const struct policy_open *po, const char *const *ke
 		}
 		seen[idx] = true;
 		if (policy_int_parse(value, params[idx].min, params[idx].max, &out[idx]) != 0) {
-			policy_err(err, errlen, false, "%s: %s=%.80s is not an integer in %lld..%lld",
-				   name, key, value, params[idx].min, params[idx].max);
+			policy_err(err, errlen, false,
+				   "%s: %s=%.80s is not an integer in %lld..%lld", name, key, value,
+				   params[idx].min, params[idx].max);
 			return -EINVAL;
 		}
 	}
@@ -478,7 +482,8 @@ void policy_print_help(FILE *out)
 	char err[PATH_MAX + 256];
 	struct policy_open po;
 
-	fprintf(out, "Policies (-o policy=NAME[,ARG=N...] or policy=/path/to/plugin.so), from %s:\n",
+	fprintf(out,
+		"Policies (-o policy=NAME[,ARG=N...] or policy=/path/to/plugin.so), from %s:\n",
 		policy_dir());
 	if (n == 0)
 		fprintf(out, "    (none found)\n");

@@ -14,12 +14,12 @@
 
 /* A loaded, initialised policy instance. */
 struct policy_handle {
-	void *dl;			/* dlopen() handle */
-	const struct pfs_policy *ops;	/* the plugin's table */
-	void *state;			/* what ops->init made */
-	long long *values;		/* one per ops->params entry */
+	void *dl;		      /* dlopen() handle */
+	const struct pfs_policy *ops; /* the plugin's table */
+	void *state;		      /* what ops->init made */
+	long long *values;	      /* one per ops->params entry */
 	unsigned nparams;
-	char *path;			/* the file it came from */
+	char *path; /* the file it came from */
 };
 
 /*

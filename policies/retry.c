@@ -36,8 +36,7 @@ static const struct pfs_policy_param retry_params[] = {
 			   "how many times the caller retries before it gets ENOMEM"},
 	[RETRY_BACKOFF_MS] = {"backoff_ms", 2, 0, 60000,
 			      "back-off before the first retry, ms; doubles each retry"},
-	[RETRY_BACKOFF_MAX_MS] = {"backoff_max_ms", 1000, 0, 3600000,
-				  "longest back-off, ms"},
+	[RETRY_BACKOFF_MAX_MS] = {"backoff_max_ms", 1000, 0, 3600000, "longest back-off, ms"},
 	{NULL, 0, 0, 0, NULL},
 };
 

@@ -20,7 +20,7 @@ struct test_log {
 };
 
 static inline void test_log_fn(void *data, enum pfs_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 static inline void test_log_fn(void *data, enum pfs_log_level level, const char *fmt, ...)
 {
@@ -78,11 +78,11 @@ static inline uint64_t test_stat(struct alloc *a, int site, enum alloc_stat stat
 
 #define TEST_POLICY(var, policy_name, decide_fn)                                                   \
 	static const struct pfs_policy var = {                                                     \
-	    .abi_version = PFS_POLICY_ABI_VERSION,                                                 \
-	    .struct_size = sizeof(struct pfs_policy),                                              \
-	    .name = policy_name,                                                                   \
-	    .summary = "test policy",                                                              \
-	    .decide = decide_fn,                                                                   \
+		.abi_version = PFS_POLICY_ABI_VERSION,                                             \
+		.struct_size = sizeof(struct pfs_policy),                                          \
+		.name = policy_name,                                                               \
+		.summary = "test policy",                                                          \
+		.decide = decide_fn,                                                               \
 	}
 
 #endif /* PFS_ALLOC_TEST_H */

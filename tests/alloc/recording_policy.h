@@ -9,9 +9,9 @@
 
 #include <limits.h>
 
-static struct pfs_failure last_failure;	/* the last failure a policy saw */
+static struct pfs_failure last_failure; /* the last failure a policy saw */
 static unsigned decisions;		/* how many times a policy was asked */
-static unsigned retry_limit = UINT_MAX;	/* testretry's attempts before FAIL */
+static unsigned retry_limit = UINT_MAX; /* testretry's attempts before FAIL */
 
 static struct pfs_decision decide_fail(void *st, const struct pfs_failure *f)
 {

@@ -355,8 +355,8 @@ static void *hammer_main(void *arg)
 		unsigned slot = i % 64;
 
 		alloc_free(h->a, held[slot]);
-		held[slot] =
-		    alloc_malloc(h->a, ALLOC_SITE_CACHE_PAGE, 100 + (i * 37) % 4000, ALLOC_NORETRY);
+		held[slot] = alloc_malloc(h->a, ALLOC_SITE_CACHE_PAGE, 100 + (i * 37) % 4000,
+					  ALLOC_NORETRY);
 		if (!held[slot])
 			h->refused++;
 		if (alloc_charged(h->a) > h->limit)
@@ -443,21 +443,21 @@ static void test_budget_reused_id_never_meets_a_stale_cache(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_budget_refuses_past_limit_to_the_byte_default_stock),
-	    cmocka_unit_test(test_budget_refuses_past_limit_to_the_byte_stock0),
-	    cmocka_unit_test(test_budget_no_limit_never_refuses),
-	    cmocka_unit_test(test_budget_balloon_squeezes_and_releases),
-	    cmocka_unit_test(test_budget_lowering_limit_below_use_refuses_until_freed),
-	    cmocka_unit_test(test_budget_balloon_squeeze_stops_reuse_of_freed_stock),
-	    cmocka_unit_test(test_budget_limit_drop_stops_reuse_of_freed_stock),
-	    cmocka_unit_test(test_budget_limit_raise_wakes_waiter),
-	    cmocka_unit_test(test_budget_balloon_deflate_wakes_waiter),
-	    cmocka_unit_test(test_budget_free_wakes_waiter),
-	    cmocka_unit_test(test_budget_wait_times_out_when_nothing_happens),
-	    cmocka_unit_test(test_budget_thread_exit_returns_its_stock),
-	    cmocka_unit_test(test_budget_refusal_drains_other_threads_stock),
-	    cmocka_unit_test(test_budget_two_threads_never_pass_limit),
-	    cmocka_unit_test(test_budget_reused_id_never_meets_a_stale_cache),
+		cmocka_unit_test(test_budget_refuses_past_limit_to_the_byte_default_stock),
+		cmocka_unit_test(test_budget_refuses_past_limit_to_the_byte_stock0),
+		cmocka_unit_test(test_budget_no_limit_never_refuses),
+		cmocka_unit_test(test_budget_balloon_squeezes_and_releases),
+		cmocka_unit_test(test_budget_lowering_limit_below_use_refuses_until_freed),
+		cmocka_unit_test(test_budget_balloon_squeeze_stops_reuse_of_freed_stock),
+		cmocka_unit_test(test_budget_limit_drop_stops_reuse_of_freed_stock),
+		cmocka_unit_test(test_budget_limit_raise_wakes_waiter),
+		cmocka_unit_test(test_budget_balloon_deflate_wakes_waiter),
+		cmocka_unit_test(test_budget_free_wakes_waiter),
+		cmocka_unit_test(test_budget_wait_times_out_when_nothing_happens),
+		cmocka_unit_test(test_budget_thread_exit_returns_its_stock),
+		cmocka_unit_test(test_budget_refusal_drains_other_threads_stock),
+		cmocka_unit_test(test_budget_two_threads_never_pass_limit),
+		cmocka_unit_test(test_budget_reused_id_never_meets_a_stale_cache),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,7 +26,7 @@ static struct alloc *make(const struct pfs_policy_host *host)
 
 /* Allocate and free n times at site; pattern[i] = attempt i failed. */
 static unsigned run_calls(struct alloc *a, enum alloc_site site, size_t size, unsigned n,
-                          bool *pattern)
+			  bool *pattern)
 {
 	unsigned failed = 0;
 
@@ -180,7 +180,7 @@ static void test_inject_verbose_logs_each_failure(void **state)
 	run_calls(a, ALLOC_SITE_READDIR, 77, 10, NULL);
 	assert_int_equal(log->lines, 3);
 	assert_int_equal(test_count_substr(log->text, "injected failure at site readdir, size 77"),
-	                 3);
+			 3);
 
 	/* Quiet when verbose is off. */
 	in.verbose = false;
@@ -318,23 +318,23 @@ static void test_inject_countdown_counts_every_site(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_inject_probability_0_never_fails),
-	    cmocka_unit_test(test_inject_probability_100_always_fails),
-	    cmocka_unit_test(test_inject_probability_50_fails_about_half),
-	    cmocka_unit_test(test_inject_interval_fails_every_nth_call),
-	    cmocka_unit_test(test_inject_times_limits_the_failures),
-	    cmocka_unit_test(test_inject_times_minus_one_is_unlimited),
-	    cmocka_unit_test(test_inject_space_lets_bytes_pass_first),
-	    cmocka_unit_test(test_inject_site_filter_spares_other_sites),
-	    cmocka_unit_test(test_inject_verbose_logs_each_failure),
-	    cmocka_unit_test(test_inject_same_seed_same_failures),
-	    cmocka_unit_test(test_inject_different_seed_different_failures),
-	    cmocka_unit_test(test_inject_set_restarts_the_sequence),
-	    cmocka_unit_test(test_inject_countdown_fails_nth_once_transient),
-	    cmocka_unit_test(test_inject_countdown_fails_nth_then_more),
-	    cmocka_unit_test(test_inject_countdown_persistent_fails_all_later),
-	    cmocka_unit_test(test_inject_countdown_not_reached_never_fires),
-	    cmocka_unit_test(test_inject_countdown_counts_every_site),
+		cmocka_unit_test(test_inject_probability_0_never_fails),
+		cmocka_unit_test(test_inject_probability_100_always_fails),
+		cmocka_unit_test(test_inject_probability_50_fails_about_half),
+		cmocka_unit_test(test_inject_interval_fails_every_nth_call),
+		cmocka_unit_test(test_inject_times_limits_the_failures),
+		cmocka_unit_test(test_inject_times_minus_one_is_unlimited),
+		cmocka_unit_test(test_inject_space_lets_bytes_pass_first),
+		cmocka_unit_test(test_inject_site_filter_spares_other_sites),
+		cmocka_unit_test(test_inject_verbose_logs_each_failure),
+		cmocka_unit_test(test_inject_same_seed_same_failures),
+		cmocka_unit_test(test_inject_different_seed_different_failures),
+		cmocka_unit_test(test_inject_set_restarts_the_sequence),
+		cmocka_unit_test(test_inject_countdown_fails_nth_once_transient),
+		cmocka_unit_test(test_inject_countdown_fails_nth_then_more),
+		cmocka_unit_test(test_inject_countdown_persistent_fails_all_later),
+		cmocka_unit_test(test_inject_countdown_not_reached_never_fires),
+		cmocka_unit_test(test_inject_countdown_counts_every_site),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,11 +35,11 @@ struct toy_cache {
 	struct alloc *a;
 	void *blocks[8];
 	unsigned calls;
-	unsigned nofs_calls;    /* calls with ALLOC_NOFS */
-	unsigned first_flags;   /* flags of the first call */
-	unsigned skip_calls;    /* free nothing on the first skip_calls calls */
+	unsigned nofs_calls;	/* calls with ALLOC_NOFS */
+	unsigned first_flags;	/* flags of the first call */
+	unsigned skip_calls;	/* free nothing on the first skip_calls calls */
 	pthread_mutex_t *shard; /* a lock the allocating thread may hold */
-	unsigned shard_busy;    /* calls that found it held: a would-be deadlock */
+	unsigned shard_busy;	/* calls that found it held: a would-be deadlock */
 };
 
 /* Drops one block per call, as the page cache drops clean pages. */
@@ -316,24 +316,25 @@ static void test_reclaim_direct_shows_in_the_stats_json(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup(test_reclaim_hook_runs_the_registered_reclaimer,
-	                           reset_policy_log),
-	    cmocka_unit_test_setup(
-	        test_reclaim_direct_saves_an_enomem_call_without_asking_the_policy,
-	        reset_policy_log),
-	    cmocka_unit_test_setup(test_reclaim_direct_spares_a_retry_caller_its_back_off,
-	                           reset_policy_log),
-	    cmocka_unit_test_setup(test_reclaim_direct_asks_the_policy_when_it_frees_nothing,
-	                           reset_policy_log),
-	    cmocka_unit_test_setup(test_reclaim_direct_counts_no_save_when_the_retry_fails_too,
-	                           reset_policy_log),
-	    cmocka_unit_test_setup(test_reclaim_direct_skipped_under_noretry_only,
-	                           reset_policy_log),
-	    cmocka_unit_test_setup(test_reclaim_direct_skipped_for_an_injected_failure,
-	                           reset_policy_log),
-	    cmocka_unit_test_setup(test_reclaim_direct_runs_once_then_the_loop_reclaims,
-	                           reset_policy_log),
-	    cmocka_unit_test_setup(test_reclaim_direct_shows_in_the_stats_json, reset_policy_log),
+		cmocka_unit_test_setup(test_reclaim_hook_runs_the_registered_reclaimer,
+				       reset_policy_log),
+		cmocka_unit_test_setup(
+			test_reclaim_direct_saves_an_enomem_call_without_asking_the_policy,
+			reset_policy_log),
+		cmocka_unit_test_setup(test_reclaim_direct_spares_a_retry_caller_its_back_off,
+				       reset_policy_log),
+		cmocka_unit_test_setup(test_reclaim_direct_asks_the_policy_when_it_frees_nothing,
+				       reset_policy_log),
+		cmocka_unit_test_setup(test_reclaim_direct_counts_no_save_when_the_retry_fails_too,
+				       reset_policy_log),
+		cmocka_unit_test_setup(test_reclaim_direct_skipped_under_noretry_only,
+				       reset_policy_log),
+		cmocka_unit_test_setup(test_reclaim_direct_skipped_for_an_injected_failure,
+				       reset_policy_log),
+		cmocka_unit_test_setup(test_reclaim_direct_runs_once_then_the_loop_reclaims,
+				       reset_policy_log),
+		cmocka_unit_test_setup(test_reclaim_direct_shows_in_the_stats_json,
+				       reset_policy_log),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,7 +27,7 @@ static void test_site_names_round_trip(void **state)
 static void test_site_names_are_the_stable_ones(void **state)
 {
 	static const char *const want[] = {"cache_page", "inode",   "handle", "writeback",
-	                                   "readdir",    "request", "other"};
+					   "readdir",	 "request", "other"};
 
 	assert_int_equal(ALLOC_SITE_COUNT, 7);
 	for (unsigned i = 0; i < 7; i++)
@@ -75,7 +75,7 @@ static void test_site_mask_parse_names_the_bad_entry(void **state)
 	char bad[32] = "";
 
 	assert_int_equal(alloc_site_mask_parse("inode,bogus,handle", &mask, bad, sizeof(bad)),
-	                 -EINVAL);
+			 -EINVAL);
 	assert_string_equal(bad, "bogus");
 	assert_int_equal(mask, 12345); /* untouched on error */
 	assert_int_equal(alloc_site_mask_parse("inode,", &mask, bad, sizeof(bad)), -EINVAL);
@@ -90,7 +90,7 @@ static void test_site_mask_format_round_trip(void **state)
 	unsigned mask = 0;
 
 	alloc_site_mask_format((1u << ALLOC_SITE_INODE) | (1u << ALLOC_SITE_OTHER), buf,
-	                       sizeof(buf));
+			       sizeof(buf));
 	assert_string_equal(buf, "inode,other");
 	assert_int_equal(alloc_site_mask_parse(buf, &mask, NULL, 0), 0);
 	assert_int_equal(mask, (1u << ALLOC_SITE_INODE) | (1u << ALLOC_SITE_OTHER));
@@ -106,13 +106,13 @@ static void test_site_mask_format_round_trip(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_site_names_round_trip),
-	    cmocka_unit_test(test_site_names_are_the_stable_ones),
-	    cmocka_unit_test(test_site_out_of_range_is_question_mark),
-	    cmocka_unit_test(test_site_parse_rejects_unknown_and_prefixes),
-	    cmocka_unit_test(test_site_mask_parse_list),
-	    cmocka_unit_test(test_site_mask_parse_names_the_bad_entry),
-	    cmocka_unit_test(test_site_mask_format_round_trip),
+		cmocka_unit_test(test_site_names_round_trip),
+		cmocka_unit_test(test_site_names_are_the_stable_ones),
+		cmocka_unit_test(test_site_out_of_range_is_question_mark),
+		cmocka_unit_test(test_site_parse_rejects_unknown_and_prefixes),
+		cmocka_unit_test(test_site_mask_parse_list),
+		cmocka_unit_test(test_site_mask_parse_names_the_bad_entry),
+		cmocka_unit_test(test_site_mask_format_round_trip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

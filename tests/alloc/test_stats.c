@@ -79,7 +79,7 @@ static void test_stats_json_has_every_counter_of_every_site(void **state)
 	assert_non_null(strstr(json, "\"stall_histogram_ms\":{\"<1\":0,\"<2\":0"));
 	for (unsigned s = 0; s < ALLOC_SITE_COUNT; s++) {
 		snprintf(key, sizeof(key),
-		         "\"%s\":{\"calls\":", alloc_site_name((enum alloc_site)s));
+			 "\"%s\":{\"calls\":", alloc_site_name((enum alloc_site)s));
 		assert_non_null(strstr(json, key));
 	}
 	for (unsigned i = 0; i < ALLOC_STAT_COUNT; i++) {
@@ -88,7 +88,7 @@ static void test_stats_json_has_every_counter_of_every_site(void **state)
 		assert_int_equal(test_count_substr(json, key), ALLOC_SITE_COUNT + 1);
 	}
 	assert_non_null(strstr(json, "\"writeback\":{\"calls\":1,\"bytes\":4321,\"frees\":0,"
-	                             "\"live\":4321,"));
+				     "\"live\":4321,"));
 	alloc_free(a, p);
 	free(json);
 	alloc_destroy(a);
@@ -262,7 +262,7 @@ static void test_stats_exact_across_counter_folds(void **state)
 		if (i == PAIRS / 2) {
 			alloc_stats_read(a, &st);
 			assert_int_equal(st.site[ALLOC_SITE_REQUEST][ALLOC_STAT_calls],
-			                 HELD + PAIRS / 2 + 1);
+					 HELD + PAIRS / 2 + 1);
 		}
 	}
 	alloc_stats_read(a, &st);
@@ -270,9 +270,9 @@ static void test_stats_exact_across_counter_folds(void **state)
 	assert_int_equal(st.site[ALLOC_SITE_REQUEST][ALLOC_STAT_frees], PAIRS);
 	/* 64..70 bytes by i % 7: 14285 whole rounds of 469, then 64 + 65 + ... + 68. */
 	assert_int_equal(st.site[ALLOC_SITE_REQUEST][ALLOC_STAT_bytes],
-	                 HELD * 100 + HELD * (HELD - 1) / 2 + 14285ull * 469 + 330);
+			 HELD * 100 + HELD * (HELD - 1) / 2 + 14285ull * 469 + 330);
 	assert_int_equal(st.site[ALLOC_SITE_REQUEST][ALLOC_STAT_live],
-	                 HELD * 100 + HELD * (HELD - 1) / 2);
+			 HELD * 100 + HELD * (HELD - 1) / 2);
 	assert_int_equal(alloc_live(a), HELD * 100 + HELD * (HELD - 1) / 2);
 	for (unsigned i = 0; i < HELD; i++)
 		alloc_free(a, held[i]);
@@ -285,15 +285,15 @@ static void test_stats_exact_across_counter_folds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_stats_names_and_help_cover_the_table),
-	    cmocka_unit_test(test_stats_json_has_every_counter_of_every_site),
-	    cmocka_unit_test(test_stats_json_truncates_like_snprintf),
-	    cmocka_unit_test(test_stats_json_names_the_policy),
-	    cmocka_unit_test(test_stats_reset_zeroes_sums_and_keeps_live),
-	    cmocka_unit_test(test_stats_include_exited_threads),
-	    cmocka_unit_test(test_stats_stall_lands_in_histogram),
-	    cmocka_unit_test(test_stats_snapshot_reports_budget_fields),
-	    cmocka_unit_test(test_stats_exact_across_counter_folds),
+		cmocka_unit_test(test_stats_names_and_help_cover_the_table),
+		cmocka_unit_test(test_stats_json_has_every_counter_of_every_site),
+		cmocka_unit_test(test_stats_json_truncates_like_snprintf),
+		cmocka_unit_test(test_stats_json_names_the_policy),
+		cmocka_unit_test(test_stats_reset_zeroes_sums_and_keeps_live),
+		cmocka_unit_test(test_stats_include_exited_threads),
+		cmocka_unit_test(test_stats_stall_lands_in_histogram),
+		cmocka_unit_test(test_stats_snapshot_reports_budget_fields),
+		cmocka_unit_test(test_stats_exact_across_counter_folds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

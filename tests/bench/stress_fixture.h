@@ -31,7 +31,9 @@ struct stress_fixture {
 static inline int fixture_unlink_one(const char *path, const struct stat *st, int flag,
 				     struct FTW *ftw)
 {
-	(void)st; (void)flag; (void)ftw;
+	(void)st;
+	(void)flag;
+	(void)ftw;
 	return remove(path);
 }
 
@@ -173,19 +175,22 @@ static inline void fixture_journal(struct stress_fixture *fx, const char *fmt, .
 }
 
 /* The start record of a journal for `files` files of `blocks` blocks. */
-static inline void fixture_journal_start(struct stress_fixture *fx, unsigned files,
-					 unsigned blocks)
+static inline void fixture_journal_start(struct stress_fixture *fx, unsigned files, unsigned blocks)
 {
-	fixture_journal(fx, "S start v=1 seed=%" PRIu64 " threads=1 files=%u file_size=%u "
+	fixture_journal(fx,
+			"S start v=1 seed=%" PRIu64 " threads=1 files=%u file_size=%u "
 			"block=%u fsync_every=0 on_error=skip overwrite_pct=0 t_us=1\n",
 			fx->seed, files, blocks * fx->block_size, fx->block_size);
 }
 
-static inline void fixture_image(const struct stress_fixture *fx, uint8_t *buf,
-				 unsigned file, uint64_t block, uint64_t gen)
+static inline void fixture_image(const struct stress_fixture *fx, uint8_t *buf, unsigned file,
+				 uint64_t block, uint64_t gen)
 {
-	struct stress_block_id id = { .seed = fx->seed, .file = file,
-				      .block_size = fx->block_size, .block = block, .gen = gen };
+	struct stress_block_id id = {.seed = fx->seed,
+				     .file = file,
+				     .block_size = fx->block_size,
+				     .block = block,
+				     .gen = gen};
 
 	if (gen)
 		stress_block_fill(buf, &id);
@@ -195,9 +200,8 @@ static inline void fixture_image(const struct stress_fixture *fx, uint8_t *buf,
 
 /* Stores at (file, block) the first `split` bytes of generation gen_head and
  * the rest of generation gen_tail (generation 0 = zeros). */
-static inline void fixture_block_mix(struct stress_fixture *fx, unsigned file,
-				     uint64_t block, uint64_t gen_head, uint64_t gen_tail,
-				     uint32_t split)
+static inline void fixture_block_mix(struct stress_fixture *fx, unsigned file, uint64_t block,
+				     uint64_t gen_head, uint64_t gen_tail, uint32_t split)
 {
 	uint8_t *head = malloc(fx->block_size), *tail = malloc(fx->block_size);
 	char path[160];
@@ -211,7 +215,7 @@ static inline void fixture_block_mix(struct stress_fixture *fx, unsigned file,
 	snprintf(path, sizeof(path), "%s/f%04u.dat", fx->dir, file);
 	fd = open(path, O_WRONLY | O_CREAT, 0644);
 	if (fd < 0 || pwrite(fd, tail, fx->block_size, (off_t)(block * fx->block_size)) !=
-		      (ssize_t)fx->block_size)
+			      (ssize_t)fx->block_size)
 		abort();
 	close(fd);
 	free(head);

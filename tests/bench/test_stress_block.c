@@ -12,7 +12,11 @@
 #define BS 4096u
 
 static const struct stress_block_id id_base = {
-	.seed = 42, .file = 3, .block_size = BS, .block = 17, .gen = 5,
+	.seed = 42,
+	.file = 3,
+	.block_size = BS,
+	.block = 17,
+	.gen = 5,
 };
 
 static void test_crc32c_matches_reference_vector(void **state)
@@ -70,7 +74,7 @@ static void test_block_generations_share_no_payload(void **state)
 
 static void test_block_zeros_are_a_hole(void **state)
 {
-	uint8_t buf[BS] = { 0 };
+	uint8_t buf[BS] = {0};
 	uint64_t gen = 99;
 
 	(void)state;
@@ -80,7 +84,7 @@ static void test_block_zeros_are_a_hole(void **state)
 
 static void test_block_any_flipped_byte_is_bad(void **state)
 {
-	static const unsigned offsets[] = { 0, 9, 20, 30, 39, 40, 2048, BS - 9, BS - 8, BS - 1 };
+	static const unsigned offsets[] = {0, 9, 20, 30, 39, 40, 2048, BS - 9, BS - 8, BS - 1};
 	uint8_t buf[BS];
 	uint64_t gen;
 

@@ -24,8 +24,8 @@ static void fd_slurp(int fd, char *buf, size_t cap)
 	size_t len = 0;
 	ssize_t n;
 
-	while (len < cap - 1 && ((n = read(fd, buf + len, cap - 1 - len)) > 0 ||
-				 (n < 0 && errno == EINTR)))
+	while (len < cap - 1 &&
+	       ((n = read(fd, buf + len, cap - 1 - len)) > 0 || (n < 0 && errno == EINTR)))
 		if (n > 0)
 			len += (size_t)n;
 	buf[len] = '\0';
@@ -34,7 +34,7 @@ static void fd_slurp(int fd, char *buf, size_t cap)
 /* Runs the executable with args (NULL-terminated); bounded to 20 s. */
 static void cli_run(struct cli_result *r, const char *const *args)
 {
-	char *argv[32] = { (char *)exe_path };
+	char *argv[32] = {(char *)exe_path};
 	char outp[] = "/tmp/pfs-stress-cli-out-XXXXXX", errp[] = "/tmp/pfs-stress-cli-err-XXXXXX";
 	int out = mkstemp(outp), err = mkstemp(errp);
 	int argc = 1, status = 0;
@@ -88,13 +88,16 @@ static void assert_usage_error(const char *const *args, const char *needle)
 	free(r);
 }
 
-#define RUN(...) ((const char *const[]){ "run", "--dir", "/nonexistent-pfs-stress", "--journal", \
-					  "/tmp/pfs-stress-cli-never-created", __VA_ARGS__, NULL })
+#define RUN(...)                                                                                   \
+	((const char *const[]){"run", "--dir", "/nonexistent-pfs-stress", "--journal",             \
+			       "/tmp/pfs-stress-cli-never-created", __VA_ARGS__, NULL})
 
 static void test_cli_help_exits_0_and_documents_classes(void **state)
 {
 	static const char *const variants[][3] = {
-		{ "--help", NULL }, { "run", "--help", NULL }, { "verify", "--help", NULL },
+		{"--help", NULL},
+		{"run", "--help", NULL},
+		{"verify", "--help", NULL},
 	};
 	struct cli_result *r = calloc(1, sizeof(*r));
 
@@ -113,8 +116,8 @@ static void test_cli_help_exits_0_and_documents_classes(void **state)
 static void test_cli_bad_command_exits_2_with_one_line(void **state)
 {
 	(void)state;
-	assert_usage_error((const char *const[]){ NULL }, "missing command");
-	assert_usage_error((const char *const[]){ "walk", NULL }, "unknown command 'walk'");
+	assert_usage_error((const char *const[]){NULL}, "missing command");
+	assert_usage_error((const char *const[]){"walk", NULL}, "unknown command 'walk'");
 }
 
 static void test_cli_every_bad_run_flag_exits_2_with_one_line(void **state)
@@ -142,12 +145,12 @@ static void test_cli_every_bad_run_flag_exits_2_with_one_line(void **state)
 	assert_usage_error(RUN("-x"), "unknown option '-x'");
 	assert_usage_error(RUN("extra"), "unexpected argument 'extra'");
 	assert_usage_error(RUN("--threads"), "'--threads' needs a value");
-	assert_usage_error((const char *const[]){ "run", "--dir", "/tmp", "--journal",
-						  "/tmp/./pfs-stress-cli-j", NULL },
+	assert_usage_error((const char *const[]){"run", "--dir", "/tmp", "--journal",
+						 "/tmp/./pfs-stress-cli-j", NULL},
 			   "must live outside --dir");
-	assert_usage_error((const char *const[]){ "run", "--journal", "/tmp/x", NULL },
+	assert_usage_error((const char *const[]){"run", "--journal", "/tmp/x", NULL},
 			   "--dir DIR is required");
-	assert_usage_error((const char *const[]){ "run", "--dir", "/tmp", NULL },
+	assert_usage_error((const char *const[]){"run", "--dir", "/tmp", NULL},
 			   "--journal FILE is required");
 	/* None of them may have started a run. */
 	assert_int_equal(access("/tmp/pfs-stress-cli-never-created", F_OK), -1);
@@ -156,15 +159,15 @@ static void test_cli_every_bad_run_flag_exits_2_with_one_line(void **state)
 static void test_cli_every_bad_verify_flag_exits_2_with_one_line(void **state)
 {
 	(void)state;
-	assert_usage_error((const char *const[]){ "verify", "--journal", "/tmp/j", NULL },
+	assert_usage_error((const char *const[]){"verify", "--journal", "/tmp/j", NULL},
 			   "--dir BACKING_DIR is required");
-	assert_usage_error((const char *const[]){ "verify", "--dir", "/tmp", NULL },
+	assert_usage_error((const char *const[]){"verify", "--dir", "/tmp", NULL},
 			   "--journal FILE is required");
-	assert_usage_error((const char *const[]){ "verify", "--dir", "/tmp", "--journal",
-						  "/tmp/j", "--table", NULL },
+	assert_usage_error((const char *const[]){"verify", "--dir", "/tmp", "--journal", "/tmp/j",
+						 "--table", NULL},
 			   "unknown option '--table'");
-	assert_usage_error((const char *const[]){ "verify", "--dir", "/tmp", "--journal",
-						  "/nonexistent/journal", NULL },
+	assert_usage_error((const char *const[]){"verify", "--dir", "/tmp", "--journal",
+						 "/nonexistent/journal", NULL},
 			   "cannot read journal");
 }
 
@@ -179,13 +182,13 @@ static void test_cli_verify_exit_status_follows_the_invariant(void **state)
 	fixture_journal(fx, "W 0 0 1 4096 0 1 1\nW 0 1 1 4096 0 1 1\nF 0 0 0 2 1\n");
 	fixture_block(fx, 0, 0, 1);
 	fixture_block(fx, 0, 1, 1);
-	cli_run(r, (const char *const[]){ "verify", "--dir", fx->dir, "--journal", fx->journal,
-					   NULL });
+	cli_run(r,
+		(const char *const[]){"verify", "--dir", fx->dir, "--journal", fx->journal, NULL});
 	assert_int_equal(r->status, 0);
 	assert_non_null(strstr(r->out, "invariant: OK"));
 	fixture_block(fx, 0, 1, 0); /* an fsynced block vanishes */
-	cli_run(r, (const char *const[]){ "verify", "--dir", fx->dir, "--journal", fx->journal,
-					   "--json", NULL });
+	cli_run(r, (const char *const[]){"verify", "--dir", fx->dir, "--journal", fx->journal,
+					 "--json", NULL});
 	assert_int_equal(r->status, 1);
 	assert_non_null(strstr(r->out, "\"lost_after_fsync_blocks\": 1"));
 	assert_non_null(strstr(r->out, "\"invariant_ok\": false"));

@@ -54,9 +54,19 @@ static void test_journal_parses_fsync_open_intent_end(void **state)
 static void test_journal_rejects_malformed_records(void **state)
 {
 	static const char *const bad[] = {
-		"", "W", "W 1 2 3 4096 0 1", "W 1 2 3 4096 0 1 2 3", "W 1 2 x 4096 0 1 2",
-		"W 1 2 0 4096 0 1 2", "W -1 2 3 4096 0 1 2", "W 1 2 3 -2 0 1 2",
-		"W 1  2 3 4096 0 1 2", "F 1 0 0 1", "I 1 2 3", "Q 1 2 3", "W 1 2 3 4096 0 1 2 ",
+		"",
+		"W",
+		"W 1 2 3 4096 0 1",
+		"W 1 2 3 4096 0 1 2 3",
+		"W 1 2 x 4096 0 1 2",
+		"W 1 2 0 4096 0 1 2",
+		"W -1 2 3 4096 0 1 2",
+		"W 1 2 3 -2 0 1 2",
+		"W 1  2 3 4096 0 1 2",
+		"F 1 0 0 1",
+		"I 1 2 3",
+		"Q 1 2 3",
+		"W 1 2 3 4096 0 1 2 ",
 	};
 	struct stress_record rec;
 

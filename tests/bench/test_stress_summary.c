@@ -69,11 +69,24 @@ static void test_errno_name_is_symbolic(void **state)
 static void test_summary_json_has_every_key(void **state)
 {
 	static const char *const keys[] = {
-		"\"writes_ok\": 7", "\"write_errors\": {\"EIO\": 1, \"ENOMEM\": 2}",
-		"\"short_writes\"", "\"fsyncs_ok\"", "\"fsync_errors\": {}", "\"bytes_acked\"",
-		"\"bytes_refused\"", "\"duration_s\"", "\"mb_per_s\"", "\"write_latency_us\"",
-		"\"p50\"", "\"p99\"", "\"max\"", "\"fsync_latency_us\"", "\"stalls\": 2",
-		"\"longest_stall_ms\": 6000", "\"hung\": true", "\"enotconn\"",
+		"\"writes_ok\": 7",
+		"\"write_errors\": {\"EIO\": 1, \"ENOMEM\": 2}",
+		"\"short_writes\"",
+		"\"fsyncs_ok\"",
+		"\"fsync_errors\": {}",
+		"\"bytes_acked\"",
+		"\"bytes_refused\"",
+		"\"duration_s\"",
+		"\"mb_per_s\"",
+		"\"write_latency_us\"",
+		"\"p50\"",
+		"\"p99\"",
+		"\"max\"",
+		"\"fsync_latency_us\"",
+		"\"stalls\": 2",
+		"\"longest_stall_ms\": 6000",
+		"\"hung\": true",
+		"\"enotconn\"",
 		"\"exit_reason\": \"hung\"",
 	};
 	struct stress_summary *sum = calloc(1, sizeof(*sum));

@@ -10,8 +10,8 @@
 
 #define BS 4096u
 
-static void journal_write(struct stress_fixture *fx, unsigned file, unsigned block,
-			  unsigned gen, int ret, int err)
+static void journal_write(struct stress_fixture *fx, unsigned file, unsigned block, unsigned gen,
+			  int ret, int err)
 {
 	fixture_journal(fx, "I %u %u %u 10\n", file, block, gen);
 	fixture_journal(fx, "W %u %u %u %d %d 10 5\n", file, block, gen, ret, err);
@@ -119,7 +119,7 @@ static void test_verify_unfsynced_ack_missing_is_lost_after_write(void **state)
 static void test_verify_errseq_failed_fsync_does_not_cover_earlier_writes(void **state)
 {
 	struct stress_fixture *fx = *state;
-	struct stress_verify_options opts = { .promise = STRESS_FSYNC_ERRSEQ };
+	struct stress_verify_options opts = {.promise = STRESS_FSYNC_ERRSEQ};
 	struct stress_verify_result *res = calloc(1, sizeof(*res));
 	char why[256];
 
@@ -352,8 +352,8 @@ static void test_verify_write_in_flight_at_crash_is_intact_either_way(void **sta
 	journal_fsync(fx, 0, 0, 0);
 	fixture_journal(fx, "I 0 0 2 30\n"); /* no W: the run died in pwrite */
 	fixture_journal(fx, "I 0 1 2 31\n");
-	fixture_block(fx, 0, 0, 2);  /* it landed */
-	fixture_block(fx, 0, 1, 1);  /* it did not */
+	fixture_block(fx, 0, 0, 2); /* it landed */
+	fixture_block(fx, 0, 1, 1); /* it did not */
 	res = fixture_verify(fx);
 	assert_int_equal(res->blocks, 2);
 	assert_int_equal(res->count[STRESS_CLASS_INTACT], 2);
@@ -396,12 +396,12 @@ static void test_verify_counts_every_class_at_once(void **state)
 	struct stress_fixture *fx = *state;
 	struct stress_verify_result *res;
 
-	journal_write(fx, 0, 0, 1, BS, 0);          /* intact */
-	journal_write(fx, 0, 1, 1, BS, 0);          /* lost after fsync */
+	journal_write(fx, 0, 0, 1, BS, 0); /* intact */
+	journal_write(fx, 0, 1, 1, BS, 0); /* lost after fsync */
 	journal_fsync(fx, 0, 0, 0);
-	journal_write(fx, 0, 2, 1, BS, 0);          /* lost after write */
-	journal_write(fx, 0, 3, 1, -1, ENOMEM);     /* refused */
-	journal_write(fx, 1, 0, 1, BS, 0);          /* torn */
+	journal_write(fx, 0, 2, 1, BS, 0);	/* lost after write */
+	journal_write(fx, 0, 3, 1, -1, ENOMEM); /* refused */
+	journal_write(fx, 1, 0, 1, BS, 0);	/* torn */
 	journal_write(fx, 1, 0, 2, BS, 0);
 	fixture_block(fx, 0, 0, 1);
 	fixture_block(fx, 0, 1, 0);
@@ -426,7 +426,8 @@ static void test_verify_rejects_journal_without_start_record(void **state)
 
 	remove(fx->journal);
 	fixture_journal(fx, "W 0 0 1 4096 0 1 1\n");
-	assert_int_equal(stress_verify_run(fx->dir, fx->journal, NULL, &res, why, sizeof(why)), -EINVAL);
+	assert_int_equal(stress_verify_run(fx->dir, fx->journal, NULL, &res, why, sizeof(why)),
+			 -EINVAL);
 	assert_non_null(strstr(why, "start record"));
 }
 

@@ -13,7 +13,11 @@
 #include "stress_fixture.h"
 
 enum wrap_mode {
-	WRAP_NONE, WRAP_HANG_FIRST, WRAP_STALL_FIFTH, WRAP_ENOTCONN_AFTER_100, WRAP_FSYNC_EIO_ONCE,
+	WRAP_NONE,
+	WRAP_HANG_FIRST,
+	WRAP_STALL_FIFTH,
+	WRAP_ENOTCONN_AFTER_100,
+	WRAP_FSYNC_EIO_ONCE,
 };
 
 static enum wrap_mode wrap_mode;
@@ -64,12 +68,28 @@ int __wrap_fsync(int fd)
 static int run_stress(struct stress_fixture *fx, enum wrap_mode mode, const char *duration,
 		      const char *threads)
 {
-	char *argv[] = { "pfs-stress", "run", "--dir", fx->dir, "--journal", fx->journal,
-			 "--quiet", "--stall-secs", "1", "--fsync-every",
-			 mode == WRAP_FSYNC_EIO_ONCE ? "4" : "never",
-			 "--duration", (char *)duration,
-			 "--threads", (char *)threads, "--files", "2", "--file-size", "64K",
-			 "--summary", fx->summary, NULL };
+	char *argv[] = {"pfs-stress",
+			"run",
+			"--dir",
+			fx->dir,
+			"--journal",
+			fx->journal,
+			"--quiet",
+			"--stall-secs",
+			"1",
+			"--fsync-every",
+			mode == WRAP_FSYNC_EIO_ONCE ? "4" : "never",
+			"--duration",
+			(char *)duration,
+			"--threads",
+			(char *)threads,
+			"--files",
+			"2",
+			"--file-size",
+			"64K",
+			"--summary",
+			fx->summary,
+			NULL};
 	pid_t pid = fixture_fork();
 
 	if (pid == 0) {

@@ -12,8 +12,8 @@
 #include "stress_fixture.h"
 
 struct run_opts {
-	rlim_t fsize_limit;       /* 0: none */
-	bool journal_via_pipe;    /* the limit must not apply to the journal */
+	rlim_t fsize_limit;    /* 0: none */
+	bool journal_via_pipe; /* the limit must not apply to the journal */
 };
 
 /* Copies the pipe into path until EOF. */
@@ -34,10 +34,10 @@ static void pipe_drain(int fd, const char *path)
  * returns its exit status (bounded, see fixture_wait). */
 static int run_stress(struct stress_fixture *fx, const struct run_opts *ro, ...)
 {
-	char *argv[40] = { "pfs-stress", "run", "--dir", fx->dir, "--journal", fx->journal,
-			   "--quiet" };
+	char *argv[40] = {"pfs-stress", "run",	     "--dir",  fx->dir,
+			  "--journal",	fx->journal, "--quiet"};
 	char pipe_path[32];
-	int argc = 7, p[2] = { -1, -1 };
+	int argc = 7, p[2] = {-1, -1};
 	pid_t pid;
 	va_list ap;
 
@@ -56,7 +56,7 @@ static int run_stress(struct stress_fixture *fx, const struct run_opts *ro, ...)
 		if (p[0] >= 0)
 			close(p[0]);
 		if (ro && ro->fsize_limit) {
-			struct rlimit rl = { ro->fsize_limit, ro->fsize_limit };
+			struct rlimit rl = {ro->fsize_limit, ro->fsize_limit};
 
 			signal(SIGXFSZ, SIG_IGN);
 			setrlimit(RLIMIT_FSIZE, &rl);
@@ -79,7 +79,8 @@ static void test_run_then_verify_finds_every_block_intact(void **state)
 
 	assert_int_equal(run_stress(fx, NULL, "--duration", "1", "--threads", "2", "--files", "4",
 				    "--file-size", "64K", "--fsync-every", "8", "--seed", "5",
-				    "--summary", fx->summary, NULL), 0);
+				    "--summary", fx->summary, NULL),
+			 0);
 	res = fixture_verify(fx);
 	assert_int_equal(res->blocks, 4 * 16);
 	assert_int_equal(res->count[STRESS_CLASS_INTACT], 4 * 16);
@@ -134,8 +135,8 @@ static int run_seeded(struct stress_fixture *fx, const char *seed)
 static void test_run_same_seed_gives_same_intended_writes(void **state)
 {
 	struct stress_fixture *fx = *state;
-	uint64_t (*a)[3] = calloc(SEQ_MAX, sizeof(*a));
-	uint64_t (*b)[3] = calloc(SEQ_MAX, sizeof(*b));
+	uint64_t(*a)[3] = calloc(SEQ_MAX, sizeof(*a));
+	uint64_t(*b)[3] = calloc(SEQ_MAX, sizeof(*b));
 	const size_t first_pass = 4 / 2 * 16; /* blocks per thread */
 	char first[128], second[128];
 
@@ -166,15 +167,14 @@ static void test_run_same_seed_gives_same_intended_writes(void **state)
 }
 
 /* 3.5 blocks of 4K per file: block 3 gets a short count, later ones EFBIG. */
-static int run_fsize_limited(struct stress_fixture *fx, const char *on_error,
-			     const char *duration)
+static int run_fsize_limited(struct stress_fixture *fx, const char *on_error, const char *duration)
 {
-	static const struct run_opts fsize_limited = { .fsize_limit = 14336,
-						       .journal_via_pipe = true };
+	static const struct run_opts fsize_limited = {.fsize_limit = 14336,
+						      .journal_via_pipe = true};
 
-	return run_stress(fx, &fsize_limited, "--duration", duration, "--threads", "1",
-			  "--files", "1", "--file-size", "24K", "--on-error", on_error,
-			  "--summary", fx->summary, NULL);
+	return run_stress(fx, &fsize_limited, "--duration", duration, "--threads", "1", "--files",
+			  "1", "--file-size", "24K", "--on-error", on_error, "--summary",
+			  fx->summary, NULL);
 }
 
 static void test_run_skip_drops_refused_data_and_verify_calls_it_refused(void **state)
@@ -239,7 +239,8 @@ static void test_run_unopenable_file_is_an_error_not_a_crash(void **state)
 	snprintf(path, sizeof(path), "%s/f0000.dat", fx->dir);
 	assert_int_equal(mkdir(path, 0755), 0); /* open() fails with EISDIR */
 	assert_int_equal(run_stress(fx, NULL, "--duration", "1", "--threads", "2", "--files", "2",
-				    "--file-size", "16K", "--on-error", "skip", NULL), 0);
+				    "--file-size", "16K", "--on-error", "skip", NULL),
+			 0);
 	res = fixture_verify(fx);
 	assert_int_equal(res->blocks, 4); /* file 1 only */
 	assert_int_equal(res->count[STRESS_CLASS_INTACT], 4);

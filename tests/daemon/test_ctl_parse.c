@@ -52,9 +52,10 @@ static int setup(void **state)
 
 static void test_ctl_parse_table_lists_every_file_with_its_mode(void **state)
 {
-	const char *rw[] = {"policy", "mem_limit", "balloon", "fail_probability", "fail_interval",
-			    "fail_times", "fail_space", "fail_sites", "fail_seed", "fail_verbose",
-			    "dirty_limit", "clean_limit", "writeback_ms"};
+	const char *rw[] = {"policy",	     "mem_limit",    "balloon",	    "fail_probability",
+			    "fail_interval", "fail_times",   "fail_space",  "fail_sites",
+			    "fail_seed",     "fail_verbose", "dirty_limit", "clean_limit",
+			    "writeback_ms"};
 
 	unsigned nrw = 0;
 
@@ -164,9 +165,9 @@ static void test_ctl_parse_nul_byte_is_refused(void **state)
 	assert_one_line("mem_limit: the write holds a NUL byte");
 	assert_int_equal(pfs_ctl_parse_write(f, "6\0004M", 4, 0, &cmd, err, sizeof(err)), -EINVAL);
 	assert_one_line("NUL byte");
-	assert_int_equal(pfs_ctl_parse_write(ctl_file("sync"), "\0001\n", 3, 0, &cmd, err,
-					     sizeof(err)),
-			 -EINVAL);
+	assert_int_equal(
+		pfs_ctl_parse_write(ctl_file("sync"), "\0001\n", 3, 0, &cmd, err, sizeof(err)),
+		-EINVAL);
 	assert_one_line("NUL byte");
 }
 
@@ -303,7 +304,9 @@ static void test_ctl_parse_message_shows_control_bytes_as_question_marks(void **
 	assert_one_line("sync: '??[2J' is not 1");
 	assert_int_equal(parse("mem_limit", "1\n2"), -EINVAL);
 	assert_one_line("1?2");
-	assert_int_equal(parse("policy", "retry,a\x01" "b"), -EINVAL);
+	assert_int_equal(parse("policy", "retry,a\x01"
+					 "b"),
+			 -EINVAL);
 	assert_one_line("'a?b' is not arg=value");
 }
 
@@ -312,9 +315,9 @@ static void test_ctl_parse_message_fits_a_small_buffer(void **state)
 	char small[8];
 
 	memset(small, 'x', sizeof(small));
-	assert_int_equal(pfs_ctl_parse_write(ctl_file("sync"), "2", 1, 0, &cmd, small,
-					     sizeof(small)),
-			 -EINVAL);
+	assert_int_equal(
+		pfs_ctl_parse_write(ctl_file("sync"), "2", 1, 0, &cmd, small, sizeof(small)),
+		-EINVAL);
 	assert_int_equal(strlen(small), sizeof(small) - 1);
 	/* No buffer at all is allowed too. */
 	assert_int_equal(pfs_ctl_parse_write(ctl_file("sync"), "2", 1, 0, &cmd, NULL, 0), -EINVAL);

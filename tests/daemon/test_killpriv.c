@@ -25,8 +25,7 @@ static unsigned notify_calls;
 static fuse_ino_t notify_last_ino;
 
 /* Stands in for libfuse's: count what the daemon asks the kernel to drop. */
-int fuse_lowlevel_notify_inval_inode(struct fuse_session *se, fuse_ino_t ino, off_t off,
-				     off_t len)
+int fuse_lowlevel_notify_inval_inode(struct fuse_session *se, fuse_ino_t ino, off_t off, off_t len)
 {
 	(void)se;
 	(void)off;
@@ -210,8 +209,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_privs_kill_skips_known_clear_inode_until_invalidated, kp_setup,
 			kp_teardown),
-		cmocka_unit_test_setup_teardown(test_privs_invalidate_moves_to_a_new_even_generation,
-						kp_setup, kp_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_privs_invalidate_moves_to_a_new_even_generation, kp_setup,
+			kp_teardown),
 		cmocka_unit_test_setup_teardown(test_privs_kill_removes_security_capability,
 						kp_setup, kp_teardown),
 		cmocka_unit_test_setup_teardown(test_privs_kill_leaves_directories_alone, kp_setup,

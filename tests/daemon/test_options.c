@@ -40,7 +40,7 @@ static void test_options_sizes_take_suffixes(void **state)
 
 static void test_options_bad_sizes_are_refused_with_one_line(void **state)
 {
-	const char *bad[] = {"12Q", "-1", "", "64KB", "1.5M", "99999999999999999999",
+	const char *bad[] = {"12Q",	      "-1", "", "64KB", "1.5M", "99999999999999999999",
 			     "9999999999999G"};
 	char err[256];
 	long long v;
@@ -88,11 +88,14 @@ static void test_options_sites_accept_plus_colon_and_comma(void **state)
 	char err[256];
 	long long v;
 
-	assert_int_equal(parse_value("fail_sites", "cache_page+writeback", &v, err, sizeof(err)), 0);
+	assert_int_equal(parse_value("fail_sites", "cache_page+writeback", &v, err, sizeof(err)),
+			 0);
 	assert_int_equal(v, want);
-	assert_int_equal(parse_value("fail_sites", "cache_page:writeback", &v, err, sizeof(err)), 0);
+	assert_int_equal(parse_value("fail_sites", "cache_page:writeback", &v, err, sizeof(err)),
+			 0);
 	assert_int_equal(v, want);
-	assert_int_equal(parse_value("fail_sites", "cache_page,writeback", &v, err, sizeof(err)), 0);
+	assert_int_equal(parse_value("fail_sites", "cache_page,writeback", &v, err, sizeof(err)),
+			 0);
 	assert_int_equal(v, want);
 	assert_int_equal(parse_value("fail_sites", "none", &v, err, sizeof(err)), 0);
 	assert_int_equal(v, 0);
@@ -116,9 +119,9 @@ static void test_options_format_round_trips_every_default(void **state)
 		if (pfs_opt_desc((enum pfs_opt_id)i)->type == PFS_OPT_STRING)
 			continue; /* stats_file: no default */
 		pfs_opt_format_value((enum pfs_opt_id)i, &cl.opt, text, sizeof(text));
-		assert_int_equal(pfs_opt_parse_value((enum pfs_opt_id)i, text, &v, &str, err,
-						     sizeof(err)),
-				 0);
+		assert_int_equal(
+			pfs_opt_parse_value((enum pfs_opt_id)i, text, &v, &str, err, sizeof(err)),
+			0);
 		if (str)
 			assert_string_equal(str, cl.opt.str[i]);
 		else
@@ -163,8 +166,8 @@ static void test_cmdline_policy_arguments_go_to_the_policy(void **state)
 	struct pfs_cmdline cl;
 	char err[512];
 
-	assert_int_equal(parse_argv(&cl, err, sizeof(err), "-o", "policy=retry,retries=3",
-				    "-o", "backoff_ms=5", "/b", "/m", NULL),
+	assert_int_equal(parse_argv(&cl, err, sizeof(err), "-o", "policy=retry,retries=3", "-o",
+				    "backoff_ms=5", "/b", "/m", NULL),
 			 0);
 	assert_string_equal(cl.opt.str[PFS_OPT_policy], "retry");
 	assert_int_equal(cl.npolicy_args, 2);

@@ -74,7 +74,7 @@ struct pt_env {
 
 /* The cache made with every field of cc (clean_limit, buffered_only...). */
 static inline void pt_env_setup_config(struct pt_env *env, const struct pcache_config *cc,
-                                       uint64_t mem_limit)
+				       uint64_t mem_limit)
 {
 	struct alloc_config ac = {.mem_limit = mem_limit, .stock_bytes = 0};
 	static const char tmpl[] = "/tmp/pcache-test-XXXXXX";
@@ -91,10 +91,10 @@ static inline void pt_env_setup_config(struct pt_env *env, const struct pcache_c
 }
 
 static inline void pt_env_setup(struct pt_env *env, size_t page_size, uint64_t mem_limit,
-                                uint64_t dirty_limit, unsigned writeback_ms)
+				uint64_t dirty_limit, unsigned writeback_ms)
 {
 	struct pcache_config cc = {
-	    .page_size = page_size, .dirty_limit = dirty_limit, .writeback_ms = writeback_ms};
+		.page_size = page_size, .dirty_limit = dirty_limit, .writeback_ms = writeback_ms};
 
 	pt_env_setup_config(env, &cc, mem_limit);
 }
@@ -188,7 +188,7 @@ static inline void pt_fill(unsigned char *buf, size_t len, off_t off, unsigned g
 /* Write pt_fill bytes through the cache (all of them, or the test fails)
  * and into the model. */
 static inline void pt_write(struct pcache_file *f, struct pt_model *m, size_t len, off_t off,
-                            unsigned gen)
+			    unsigned gen)
 {
 	unsigned char *buf = malloc(len);
 

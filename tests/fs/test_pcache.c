@@ -141,12 +141,12 @@ static void test_pcache_destroy_writes_everything_and_frees_all_memory(void **st
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_pcache_create_refuses_bad_page_sizes),
-	    cmocka_unit_test(test_pcache_default_page_size_is_64k),
-	    cmocka_unit_test(test_pcache_dirty_file_holds_one_reference_until_written),
-	    cmocka_unit_test(test_pcache_discard_drops_dirty_data_unwritten),
-	    cmocka_unit_test(test_pcache_attr_reports_cached_size_and_mtime_while_dirty),
-	    cmocka_unit_test(test_pcache_destroy_writes_everything_and_frees_all_memory),
+		cmocka_unit_test(test_pcache_create_refuses_bad_page_sizes),
+		cmocka_unit_test(test_pcache_default_page_size_is_64k),
+		cmocka_unit_test(test_pcache_dirty_file_holds_one_reference_until_written),
+		cmocka_unit_test(test_pcache_discard_drops_dirty_data_unwritten),
+		cmocka_unit_test(test_pcache_attr_reports_cached_size_and_mtime_while_dirty),
+		cmocka_unit_test(test_pcache_destroy_writes_everything_and_frees_all_memory),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

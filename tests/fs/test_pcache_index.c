@@ -143,14 +143,14 @@ static void test_index_unwritten_list_sorts_into_file_order(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_index_holds_65536_pages_and_finds_each, ix_setup,
-	                                    ix_teardown),
-	    cmocka_unit_test_setup_teardown(test_index_remove_leaves_the_others_findable, ix_setup,
-	                                    ix_teardown),
-	    cmocka_unit_test_setup_teardown(test_index_growth_failure_keeps_every_page, ix_setup,
-	                                    ix_teardown),
-	    cmocka_unit_test_setup_teardown(test_index_unwritten_list_sorts_into_file_order,
-	                                    ix_setup, ix_teardown),
+		cmocka_unit_test_setup_teardown(test_index_holds_65536_pages_and_finds_each,
+						ix_setup, ix_teardown),
+		cmocka_unit_test_setup_teardown(test_index_remove_leaves_the_others_findable,
+						ix_setup, ix_teardown),
+		cmocka_unit_test_setup_teardown(test_index_growth_failure_keeps_every_page,
+						ix_setup, ix_teardown),
+		cmocka_unit_test_setup_teardown(test_index_unwritten_list_sorts_into_file_order,
+						ix_setup, ix_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,8 +25,8 @@ enum oom_op {
 	OP_RENAME_UNLINK,
 };
 
-static const char *const op_names[] = {"write", "read",     "truncate",     "fsync",
-                                       "evict", "sync_all", "rename_unlink"};
+static const char *const op_names[] = {"write", "read",	    "truncate",	    "fsync",
+				       "evict", "sync_all", "rename_unlink"};
 
 struct oom_ctx {
 	enum oom_op op;
@@ -171,16 +171,16 @@ static void oom_teardown(void *data, struct alloc *a)
 /* ---- the matrix: operation x policy x {transient, persistent} ---- */
 
 static void oom_matrix(enum oom_op op, const char *policy, const char *const *keys,
-                       const char *const *values, unsigned nargs)
+		       const char *const *values, unsigned nargs)
 {
 	struct oom_ctx c = {.op = op};
 	struct oom_case oc = {
-	    .name = policy,
-	    .setup = oom_setup,
-	    .run = oom_run,
-	    .check = oom_check,
-	    .teardown = oom_teardown,
-	    .ctx = &c,
+		.name = policy,
+		.setup = oom_setup,
+		.run = oom_run,
+		.check = oom_check,
+		.teardown = oom_teardown,
+		.ctx = &c,
 	};
 	struct policy_handle *h;
 	char err[256] = "";
@@ -207,10 +207,10 @@ static void oom_matrix(enum oom_op op, const char *policy, const char *const *ke
 		if (op != OP_TRUNCATE && op != OP_EVICT)
 			assert_true(r.runs > 1);
 		print_message("%s/%s/%s: %u runs, %u ok, %u enomem, %u aborted, %llu loops, "
-		              "%llu caller retries\n",
-		              oc.name, op_names[op], persistent ? "persistent" : "transient",
-		              r.runs, r.succeeded, r.enomem_seen, r.aborted,
-		              (unsigned long long)r.loops, (unsigned long long)r.caller_retries);
+			      "%llu caller retries\n",
+			      oc.name, op_names[op], persistent ? "persistent" : "transient",
+			      r.runs, r.succeeded, r.enomem_seen, r.aborted,
+			      (unsigned long long)r.loops, (unsigned long long)r.caller_retries);
 	}
 	policy_unload(h);
 	pt_model_free(&c.m);
@@ -254,9 +254,9 @@ OOM_TESTS(OOM_DEFINE)
 
 #define OOM_ENTRY(name, op)                                                                        \
 	cmocka_unit_test(test_pcache_oom_##name##_under_enomem),                                   \
-	    cmocka_unit_test(test_pcache_oom_##name##_under_retry),                                \
-	    cmocka_unit_test(test_pcache_oom_##name##_under_nofail),                               \
-	    cmocka_unit_test(test_pcache_oom_##name##_under_abort),
+		cmocka_unit_test(test_pcache_oom_##name##_under_retry),                            \
+		cmocka_unit_test(test_pcache_oom_##name##_under_nofail),                           \
+		cmocka_unit_test(test_pcache_oom_##name##_under_abort),
 
 int main(void)
 {

@@ -22,8 +22,8 @@ struct pr_env {
 };
 
 static void pr_setup(struct pr_env *pe, const char *policy, const char *const *keys,
-                     const char *const *values, unsigned nargs, uint64_t mem_limit,
-                     unsigned writeback_ms)
+		     const char *const *values, unsigned nargs, uint64_t mem_limit,
+		     unsigned writeback_ms)
 {
 	char err[256] = "";
 
@@ -53,7 +53,7 @@ static uint64_t pr_stat(struct pr_env *pe, enum alloc_stat stat)
 /* Write len bytes at off; the model learns exactly what was acknowledged.
  * Returns the bytes acknowledged (0 for an error). */
 static size_t pr_write(struct pcache_file *f, struct pt_model *m, size_t len, off_t off,
-                       unsigned gen)
+		       unsigned gen)
 {
 	unsigned char *buf = malloc(len);
 	ssize_t n;
@@ -124,8 +124,8 @@ static unsigned pr_injected_run(const char *policy, uint64_t *retries)
 	int fd;
 
 	pr_setup(&pe, policy, strcmp(policy, "retry") ? NULL : keys,
-	         strcmp(policy, "retry") ? NULL : values, strcmp(policy, "retry") ? 0 : 1, 0,
-	         3600u * 1000u);
+		 strcmp(policy, "retry") ? NULL : values, strcmp(policy, "retry") ? 0 : 1, 0,
+		 3600u * 1000u);
 	fd = pt_file_open(&pe.env, &f, "a");
 	pt_model_init(&m);
 	inj.probability = 20;
@@ -154,7 +154,7 @@ static void test_pressure_retry_fails_fewer_writes_than_enomem_under_same_seed(v
 
 	(void)state;
 	print_message("failed writes of 200: enomem %u, retry %u (caller retries %llu)\n",
-	              enomem_failed, retry_failed, (unsigned long long)retry_retries);
+		      enomem_failed, retry_failed, (unsigned long long)retry_retries);
 	assert_true(enomem_failed > 10);
 	assert_true(retry_failed < enomem_failed);
 	assert_int_equal(enomem_retries, 0);
@@ -179,9 +179,9 @@ static void test_pressure_nofail_writer_finishes_because_writeback_frees_memory(
 	assert_int_equal(pcache_writeback_start(pe.env.pc), 0);
 	for (unsigned i = 0; i < 128; i++)
 		assert_int_equal(pr_write(&f, &m, 128 * 1024, (off_t)i * 128 * 1024, 1),
-		                 128 * 1024);
+				 128 * 1024);
 	print_message("nofail: %llu allocator loops, 0 errors\n",
-	              (unsigned long long)pr_stat(&pe, ALLOC_STAT_loops));
+		      (unsigned long long)pr_stat(&pe, ALLOC_STAT_loops));
 	/* The budget was full: room came from direct reclaim of the pages
 	 * writeback cleaned, or from the allocator's loop. */
 	assert_true(pr_stat(&pe, ALLOC_STAT_loops) + pr_stat(&pe, ALLOC_STAT_reclaimed) > 0);
@@ -211,11 +211,11 @@ static void test_pressure_retry_writer_gets_through_a_full_budget(void **state)
 	assert_int_equal(pcache_writeback_start(pe.env.pc), 0);
 	for (unsigned i = 0; i < 64; i++)
 		assert_int_equal(pr_write(&f, &m, 100 * 1000, (off_t)i * 100 * 1000, 1),
-		                 100 * 1000);
+				 100 * 1000);
 	/* The budget was full: room came from direct reclaim of the pages
 	 * writeback cleaned, or from the writer's retries. */
 	assert_true(pr_stat(&pe, ALLOC_STAT_caller_retries) + pr_stat(&pe, ALLOC_STAT_reclaimed) >
-	            0);
+		    0);
 	assert_int_equal(pcache_fsync(&f, false), 0);
 	pt_assert_backing(fd, &m);
 	pt_file_close(&f);
@@ -285,7 +285,7 @@ static void test_pressure_retry_writer_drops_inode_lock_while_it_waits(void **st
 	assert_int_equal(pthread_create(&r, NULL, drop_reader, &c), 0);
 	assert_true(pt_wait_until(flag_set, &c.reader_done, 10000));
 	assert_false(atomic_load(&c.writer_done)); /* still waiting for memory */
-	alloc_fail_nth(pe.env.a, 0, 0);            /* memory is back */
+	alloc_fail_nth(pe.env.a, 0, 0);		   /* memory is back */
 	pthread_join(w, NULL);
 	pthread_join(r, NULL);
 	assert_int_equal(c.written, PAGE);
@@ -352,12 +352,14 @@ static void test_pressure_abort_dies_and_fsynced_bytes_survive(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_pressure_enomem_fails_writes_but_loses_no_acknowledged_byte),
-	    cmocka_unit_test(test_pressure_retry_fails_fewer_writes_than_enomem_under_same_seed),
-	    cmocka_unit_test(test_pressure_nofail_writer_finishes_because_writeback_frees_memory),
-	    cmocka_unit_test(test_pressure_retry_writer_gets_through_a_full_budget),
-	    cmocka_unit_test(test_pressure_retry_writer_drops_inode_lock_while_it_waits),
-	    cmocka_unit_test(test_pressure_abort_dies_and_fsynced_bytes_survive),
+		cmocka_unit_test(test_pressure_enomem_fails_writes_but_loses_no_acknowledged_byte),
+		cmocka_unit_test(
+			test_pressure_retry_fails_fewer_writes_than_enomem_under_same_seed),
+		cmocka_unit_test(
+			test_pressure_nofail_writer_finishes_because_writeback_frees_memory),
+		cmocka_unit_test(test_pressure_retry_writer_gets_through_a_full_budget),
+		cmocka_unit_test(test_pressure_retry_writer_drops_inode_lock_while_it_waits),
+		cmocka_unit_test(test_pressure_abort_dies_and_fsynced_bytes_survive),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -222,7 +222,7 @@ static void test_rw_truncate_inside_last_page_before_its_dirty_range_cleans_it(v
 	pt_write(&fx->f, &fx->m, PAGE, 0, 1);
 	assert_int_equal(pcache_fsync(&fx->f, false), 0);
 	assert_int_equal(pcache_read(&fx->f, buf, PAGE, 0), PAGE); /* whole, clean */
-	pt_write(&fx->f, &fx->m, 1000, 5000, 2);                   /* dirty [5000, 6000) */
+	pt_write(&fx->f, &fx->m, 1000, 5000, 2);		   /* dirty [5000, 6000) */
 	assert_int_equal(pcache_truncate(&fx->f, 4000), 0);
 	pt_model_truncate(&fx->m, 4000);
 	pcache_usage_read(fx->env.pc, &u);
@@ -271,9 +271,9 @@ static void test_rw_random_operations_match_model_after_each_fsync(void **state)
 			pt_model_truncate(&fx->m, (size_t)size);
 		} else if (op < 90) {
 			ssize_t n = pcache_read(&fx->f, buf, len, off);
-			size_t want = (size_t)off >= fx->m.size        ? 0
-			              : len < fx->m.size - (size_t)off ? len
-			                                               : fx->m.size - (size_t)off;
+			size_t want = (size_t)off >= fx->m.size	       ? 0
+				      : len < fx->m.size - (size_t)off ? len
+								       : fx->m.size - (size_t)off;
 
 			assert_int_equal(n, (ssize_t)want);
 			if (want)
@@ -294,35 +294,37 @@ static void test_rw_random_operations_match_model_after_each_fsync(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_rw_aligned_pages_round_trip, rw_setup,
-	                                    rw_teardown),
-	    cmocka_unit_test_setup_teardown(test_rw_unaligned_writes_spanning_pages_round_trip,
-	                                    rw_setup, rw_teardown),
-	    cmocka_unit_test_setup_teardown(test_rw_sparse_holes_stay_holes_in_backing, rw_setup,
-	                                    rw_teardown),
-	    cmocka_unit_test_setup_teardown(test_rw_appends_in_odd_sizes_round_trip, rw_setup,
-	                                    rw_teardown),
-	    cmocka_unit_test_setup_teardown(test_rw_overwrite_merges_with_backing_bytes, rw_setup,
-	                                    rw_teardown),
-	    cmocka_unit_test_setup_teardown(
-	        test_rw_read_of_partially_dirty_page_merges_backing_and_dirty, rw_setup,
-	        rw_teardown),
-	    cmocka_unit_test_setup_teardown(test_rw_read_past_end_returns_zero_bytes, rw_setup,
-	                                    rw_teardown),
-	    cmocka_unit_test_setup_teardown(
-	        test_rw_bytes_between_backing_end_and_cached_size_read_as_zeros, rw_setup,
-	        rw_teardown),
-	    cmocka_unit_test_setup_teardown(
-	        test_rw_truncate_down_drops_dirty_tail_and_zeroes_last_page, rw_setup, rw_teardown),
-	    cmocka_unit_test_setup_teardown(test_rw_truncate_of_written_back_file_then_write,
-	                                    rw_setup, rw_teardown),
-	    cmocka_unit_test_setup_teardown(
-	        test_rw_truncate_inside_last_page_before_its_dirty_range_cleans_it, rw_setup,
-	        rw_teardown),
-	    cmocka_unit_test_setup_teardown(test_rw_invalidate_range_writes_back_then_forgets,
-	                                    rw_setup, rw_teardown),
-	    cmocka_unit_test_setup_teardown(test_rw_random_operations_match_model_after_each_fsync,
-	                                    rw_setup_4k, rw_teardown),
+		cmocka_unit_test_setup_teardown(test_rw_aligned_pages_round_trip, rw_setup,
+						rw_teardown),
+		cmocka_unit_test_setup_teardown(test_rw_unaligned_writes_spanning_pages_round_trip,
+						rw_setup, rw_teardown),
+		cmocka_unit_test_setup_teardown(test_rw_sparse_holes_stay_holes_in_backing,
+						rw_setup, rw_teardown),
+		cmocka_unit_test_setup_teardown(test_rw_appends_in_odd_sizes_round_trip, rw_setup,
+						rw_teardown),
+		cmocka_unit_test_setup_teardown(test_rw_overwrite_merges_with_backing_bytes,
+						rw_setup, rw_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_rw_read_of_partially_dirty_page_merges_backing_and_dirty, rw_setup,
+			rw_teardown),
+		cmocka_unit_test_setup_teardown(test_rw_read_past_end_returns_zero_bytes, rw_setup,
+						rw_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_rw_bytes_between_backing_end_and_cached_size_read_as_zeros, rw_setup,
+			rw_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_rw_truncate_down_drops_dirty_tail_and_zeroes_last_page, rw_setup,
+			rw_teardown),
+		cmocka_unit_test_setup_teardown(test_rw_truncate_of_written_back_file_then_write,
+						rw_setup, rw_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_rw_truncate_inside_last_page_before_its_dirty_range_cleans_it,
+			rw_setup, rw_teardown),
+		cmocka_unit_test_setup_teardown(test_rw_invalidate_range_writes_back_then_forgets,
+						rw_setup, rw_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_rw_random_operations_match_model_after_each_fsync, rw_setup_4k,
+			rw_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

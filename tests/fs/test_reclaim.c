@@ -159,7 +159,7 @@ static struct rc_fixture *rc_make_clean(uint64_t clean_limit, uint64_t mem_limit
 {
 	struct rc_fixture *fx = calloc(1, sizeof(*fx));
 	struct pcache_config cc = {
-	    .page_size = PAGE, .writeback_ms = 60000, .clean_limit = clean_limit};
+		.page_size = PAGE, .writeback_ms = 60000, .clean_limit = clean_limit};
 
 	assert_non_null(fx);
 	pt_env_setup_config(&fx->env, &cc, mem_limit);
@@ -190,14 +190,13 @@ static void test_reclaim_clean_limit_drops_the_oldest_written_back_pages(void **
 	pt_assert_cached(&fx->f, &fx->m);
 	assert_int_equal(rc_cached(fx), 2 * PAGE);
 	/* Lowered at run time: trimmed at once. */
-	pcache_set_config(fx->env.pc, &(struct pcache_config){.writeback_ms = 60000,
-	                                                       .clean_limit = PAGE});
+	pcache_set_config(fx->env.pc,
+			  &(struct pcache_config){.writeback_ms = 60000, .clean_limit = PAGE});
 	assert_int_equal(rc_cached(fx), PAGE);
 	rc_teardown((void **)&fx);
 }
 
-static void test_reclaim_clean_limit_auto_is_64m_without_a_budget_and_none_with_one(
-    void **state)
+static void test_reclaim_clean_limit_auto_is_64m_without_a_budget_and_none_with_one(void **state)
 {
 	struct rc_fixture *fx = rc_make_clean(0, 0);
 
@@ -212,8 +211,8 @@ static void test_reclaim_clean_limit_auto_is_64m_without_a_budget_and_none_with_
 	assert_int_equal(pcache_fsync(&fx->f, false), 0);
 	assert_int_equal(rc_cached(fx), 128 * PAGE);
 	/* Set explicitly, it holds with a budget too. */
-	pcache_set_config(fx->env.pc, &(struct pcache_config){.writeback_ms = 60000,
-	                                                       .clean_limit = 4 * PAGE});
+	pcache_set_config(fx->env.pc,
+			  &(struct pcache_config){.writeback_ms = 60000, .clean_limit = 4 * PAGE});
 	assert_int_equal(_pcache_clean_limit(fx->env.pc), 4 * PAGE);
 	assert_int_equal(rc_cached(fx), 4 * PAGE);
 	rc_teardown((void **)&fx);
@@ -222,21 +221,24 @@ static void test_reclaim_clean_limit_auto_is_64m_without_a_budget_and_none_with_
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_reclaim_clean_limit_drops_the_oldest_written_back_pages),
-	    cmocka_unit_test(test_reclaim_clean_limit_auto_is_64m_without_a_budget_and_none_with_one),
-	    cmocka_unit_test_setup_teardown(test_reclaim_drop_clean_frees_clean_pages_only,
-	                                    rc_setup, rc_teardown),
-	    cmocka_unit_test_setup_teardown(test_reclaim_read_pages_are_cached_clean_and_droppable,
-	                                    rc_setup, rc_teardown),
-	    cmocka_unit_test_setup_teardown(test_reclaim_nofs_drops_clean_but_never_writes,
-	                                    rc_setup, rc_teardown),
-	    cmocka_unit_test_setup_teardown(
-	        test_reclaim_blocking_writes_dirty_files_back_and_frees_them, rc_setup,
-	        rc_teardown),
-	    cmocka_unit_test_setup_teardown(test_reclaim_skips_past_a_file_whose_writeback_fails,
-	                                    rc_setup, rc_teardown),
-	    cmocka_unit_test_setup_teardown(test_reclaim_stops_near_what_was_asked, rc_setup,
-	                                    rc_teardown),
+		cmocka_unit_test(test_reclaim_clean_limit_drops_the_oldest_written_back_pages),
+		cmocka_unit_test(
+			test_reclaim_clean_limit_auto_is_64m_without_a_budget_and_none_with_one),
+		cmocka_unit_test_setup_teardown(test_reclaim_drop_clean_frees_clean_pages_only,
+						rc_setup, rc_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_reclaim_read_pages_are_cached_clean_and_droppable, rc_setup,
+			rc_teardown),
+		cmocka_unit_test_setup_teardown(test_reclaim_nofs_drops_clean_but_never_writes,
+						rc_setup, rc_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_reclaim_blocking_writes_dirty_files_back_and_frees_them, rc_setup,
+			rc_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_reclaim_skips_past_a_file_whose_writeback_fails, rc_setup,
+			rc_teardown),
+		cmocka_unit_test_setup_teardown(test_reclaim_stops_near_what_was_asked, rc_setup,
+						rc_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

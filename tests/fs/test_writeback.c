@@ -515,7 +515,7 @@ static struct wb_fixture *wb_make_direct(bool buffered_only)
 {
 	struct wb_fixture *fx = calloc(1, sizeof(*fx));
 	struct pcache_config cc = {
-	    .page_size = PAGE, .writeback_ms = 60000, .buffered_only = buffered_only};
+		.page_size = PAGE, .writeback_ms = 60000, .buffered_only = buffered_only};
 
 	assert_non_null(fx);
 	pt_env_setup_config(&fx->env, &cc, 0);
@@ -601,21 +601,24 @@ static void test_writeback_buffered_only_never_writes_direct(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_writeback_thread_writes_pages_older_than_writeback_ms),
-	    cmocka_unit_test(test_writeback_thread_starts_at_once_past_dirty_limit),
-	    cmocka_unit_test(test_writeback_young_pages_stay_dirty_without_pressure),
-	    cmocka_unit_test(test_writeback_set_config_takes_effect_at_run_time),
-	    cmocka_unit_test(test_writeback_for_each_dirty_lists_exactly_the_dirty_ranges),
-	    cmocka_unit_test(test_writeback_backing_error_keeps_data_dirty_and_fsync_reports_it),
-	    cmocka_unit_test(test_writeback_thread_error_is_kept_for_the_next_fsync_once),
-	    cmocka_unit_test_teardown(test_writeback_full_filesystem_keeps_data_until_room_returns,
-	                              tmpfs_teardown),
-	    cmocka_unit_test(test_writeback_fsync_promise_holds_while_writer_and_thread_race),
-	    cmocka_unit_test(test_writeback_small_writes_racing_flushers_match_model),
-	    cmocka_unit_test(test_writeback_sync_all_writes_every_dirty_file),
-	    cmocka_unit_test(test_writeback_direct_takes_long_runs_and_leaves_the_tail_buffered),
-	    cmocka_unit_test(test_writeback_direct_skips_runs_shorter_than_its_minimum),
-	    cmocka_unit_test(test_writeback_buffered_only_never_writes_direct),
+		cmocka_unit_test(test_writeback_thread_writes_pages_older_than_writeback_ms),
+		cmocka_unit_test(test_writeback_thread_starts_at_once_past_dirty_limit),
+		cmocka_unit_test(test_writeback_young_pages_stay_dirty_without_pressure),
+		cmocka_unit_test(test_writeback_set_config_takes_effect_at_run_time),
+		cmocka_unit_test(test_writeback_for_each_dirty_lists_exactly_the_dirty_ranges),
+		cmocka_unit_test(
+			test_writeback_backing_error_keeps_data_dirty_and_fsync_reports_it),
+		cmocka_unit_test(test_writeback_thread_error_is_kept_for_the_next_fsync_once),
+		cmocka_unit_test_teardown(
+			test_writeback_full_filesystem_keeps_data_until_room_returns,
+			tmpfs_teardown),
+		cmocka_unit_test(test_writeback_fsync_promise_holds_while_writer_and_thread_race),
+		cmocka_unit_test(test_writeback_small_writes_racing_flushers_match_model),
+		cmocka_unit_test(test_writeback_sync_all_writes_every_dirty_file),
+		cmocka_unit_test(
+			test_writeback_direct_takes_long_runs_and_leaves_the_tail_buffered),
+		cmocka_unit_test(test_writeback_direct_skips_runs_shorter_than_its_minimum),
+		cmocka_unit_test(test_writeback_buffered_only_never_writes_direct),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

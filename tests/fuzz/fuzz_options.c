@@ -27,7 +27,8 @@ static int fuzz_policy_is_path(const uint8_t *data, size_t size)
 	for (size_t i = 0; i + k <= size; i++) {
 		if (memcmp(data + i, key, k) != 0)
 			continue;
-		for (size_t j = i + k; j < size && data[j] != ',' && data[j] != '\n' && data[j]; j++)
+		for (size_t j = i + k; j < size && data[j] != ',' && data[j] != '\n' && data[j];
+		     j++)
 			if (data[j] == '/')
 				return 1;
 	}

@@ -26,7 +26,7 @@ static const struct pfs_policy_host fuzz_host = {.log = fuzz_host_log};
 /* Names and paths the loader must cope with: its own plugins, a name that
  * is not one, a path that does not exist, a path to a non-plugin. */
 static const char *const fuzz_specs[] = {
-	"retry", "nofail", "enomem", "abort", "bogus", "../retry", "/nonexistent/x.so",
+	"retry",       "nofail",   "enomem", "abort", "bogus", "../retry", "/nonexistent/x.so",
 	"/etc/passwd", "retry.so", "",
 };
 
@@ -65,7 +65,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		for (unsigned i = 0; p && i < h->nparams; i++)
 			if (h->values[i] < p[i].min || h->values[i] > p[i].max)
-				fuzz_fail("a policy argument outside its declared range", p[i].name);
+				fuzz_fail("a policy argument outside its declared range",
+					  p[i].name);
 		policy_format_args(h, shown, sizeof(shown));
 		policy_format_args(h, shown, 4); /* truncation must stay in bounds */
 		policy_unload(h);

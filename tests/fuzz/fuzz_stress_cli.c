@@ -17,8 +17,9 @@
 #define FUZZ_ARGS_MAX 48
 
 static char *const fuzz_run_tail[] = {
-	"--dir", "/nonexistent/pfs-fuzz/dir", "--journal", "/nonexistent/pfs-fuzz/journal",
-	"--summary", "/nonexistent/pfs-fuzz/summary", "--duration", "1", NULL,
+	"--dir",     "/nonexistent/pfs-fuzz/dir",     "--journal",  "/nonexistent/pfs-fuzz/journal",
+	"--summary", "/nonexistent/pfs-fuzz/summary", "--duration", "1",
+	NULL,
 };
 static char *const fuzz_verify_tail[] = {
 	"--dir", "/nonexistent/pfs-fuzz/dir", "--journal", "/nonexistent/pfs-fuzz/journal", NULL,

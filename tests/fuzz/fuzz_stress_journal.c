@@ -36,8 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		memcpy(exact, lines[i], len);
 		memset(&rec, 0, sizeof(rec));
-		if (stress_record_parse(exact, len, &rec) == 0 &&
-		    !strchr("SOIWFE", rec.type))
+		if (stress_record_parse(exact, len, &rec) == 0 && !strchr("SOIWFE", rec.type))
 			fuzz_fail("a parsed record of unknown type", lines[i]);
 		memset(&geo, 0, sizeof(geo));
 		if (stress_record_parse_start(exact, len, &geo) == 0 &&

@@ -45,10 +45,10 @@ const char *oom_kind_name(enum oom_kind kind)
 static enum oom_kind kind_probe(const struct pfs_policy *ops, void *state)
 {
 	struct pfs_failure f = {
-	    .site = alloc_site_name(ALLOC_SITE_OTHER),
-	    .site_id = ALLOC_SITE_OTHER,
-	    .size = 1,
-	    .cause = PFS_CAUSE_INJECTED,
+		.site = alloc_site_name(ALLOC_SITE_OTHER),
+		.site_id = ALLOC_SITE_OTHER,
+		.size = 1,
+		.cause = PFS_CAUSE_INJECTED,
 	};
 
 	if (!ops || !ops->decide)
@@ -67,7 +67,7 @@ static enum oom_kind kind_probe(const struct pfs_policy *ops, void *state)
 }
 
 static struct alloc *fresh_alloc(const struct oom_case *c, const struct pfs_policy *ops,
-                                 void *state)
+				 void *state)
 {
 	struct alloc_config defaults = {.stock_bytes = ALLOC_DEFAULT_STOCK_BYTES};
 	struct alloc *a = alloc_create(c->config ? c->config : &defaults);
@@ -80,7 +80,7 @@ static struct alloc *fresh_alloc(const struct oom_case *c, const struct pfs_poli
 /* One n under an ABORT policy: the operation runs in a child. Returns
  * whether the countdown fired (the child died by SIGABRT). */
 static bool run_n_forked(const struct oom_case *c, struct alloc *a, uint64_t n, uint64_t more,
-                         uint64_t live0)
+			 uint64_t live0)
 {
 	int status;
 	pid_t pid;
@@ -109,26 +109,26 @@ static bool run_n_forked(const struct oom_case *c, struct alloc *a, uint64_t n, 
 	if (WIFSIGNALED(status)) {
 		if (WTERMSIG(status) != SIGABRT)
 			fail_msg("%s: n=%llu: child died by signal %d, not SIGABRT", c->name,
-			         (unsigned long long)n, WTERMSIG(status));
+				 (unsigned long long)n, WTERMSIG(status));
 		return true;
 	}
 	assert_true(WIFEXITED(status));
 	if (WEXITSTATUS(status) != CHILD_CLEAN)
 		fail_msg("%s: n=%llu: child exited with %d (3 fired without abort, 4 bad rc, "
-		         "5 leak)",
-		         c->name, (unsigned long long)n, WEXITSTATUS(status));
+			 "5 leak)",
+			 c->name, (unsigned long long)n, WEXITSTATUS(status));
 	return false;
 }
 
 void oom_loop_run(const struct oom_case *c, const struct pfs_policy *ops, void *state,
-                  bool persistent, unsigned max_n, struct oom_report *report)
+		  bool persistent, unsigned max_n, struct oom_report *report)
 {
 	struct oom_report local = {0};
 	struct oom_report *r = report ? report : &local;
 	enum oom_kind kind = c->kind != OOM_KIND_PROBE ? c->kind : kind_probe(ops, state);
-	uint64_t more = !persistent             ? 0
-	                : kind == OOM_KIND_LOOP ? OOM_LOOP_PERSISTENT_MORE
-	                                        : UINT64_MAX;
+	uint64_t more = !persistent		? 0
+			: kind == OOM_KIND_LOOP ? OOM_LOOP_PERSISTENT_MORE
+						: UINT64_MAX;
 
 	*r = (struct oom_report){.kind = kind};
 	if (max_n == 0)
@@ -146,7 +146,7 @@ void oom_loop_run(const struct oom_case *c, const struct pfs_policy *ops, void *
 			rc = c->setup(c->ctx, a);
 			if (rc)
 				fail_msg("%s: setup failed with %d at n=%llu", c->name, rc,
-				         (unsigned long long)n);
+					 (unsigned long long)n);
 		}
 		r->runs++;
 		if (kind == OOM_KIND_ABORT) {
@@ -174,17 +174,17 @@ void oom_loop_run(const struct oom_case *c, const struct pfs_policy *ops, void *
 		alloc_fail_nth(a, 0, 0);
 		if (rc != 0 && rc != -ENOMEM)
 			fail_msg("%s: n=%llu (%s, %s): run returned %d, not 0 or -ENOMEM", c->name,
-			         (unsigned long long)n, oom_kind_name(kind),
-			         persistent ? "persistent" : "transient", rc);
+				 (unsigned long long)n, oom_kind_name(kind),
+				 persistent ? "persistent" : "transient", rc);
 		if (c->check)
 			c->check(c->ctx, a, rc);
 		if (c->teardown)
 			c->teardown(c->ctx, a);
 		if (alloc_live(a) != live0)
 			fail_msg("%s: n=%llu (%s, %s): %llu bytes leaked", c->name,
-			         (unsigned long long)n, oom_kind_name(kind),
-			         persistent ? "persistent" : "transient",
-			         (unsigned long long)(alloc_live(a) - live0));
+				 (unsigned long long)n, oom_kind_name(kind),
+				 persistent ? "persistent" : "transient",
+				 (unsigned long long)(alloc_live(a) - live0));
 
 		alloc_stats_read(a, &st);
 		r->failures_injected += (unsigned)st.total[ALLOC_STAT_injected_failures];
@@ -204,6 +204,6 @@ void oom_loop_run(const struct oom_case *c, const struct pfs_policy *ops, void *
 			return;
 	}
 	fail_msg("%s: the countdown still fired at n=%u: raise max_n or the operation never "
-	         "stops allocating",
-	         c->name, max_n);
+		 "stops allocating",
+		 c->name, max_n);
 }

@@ -60,18 +60,18 @@ struct oom_case {
 	void (*teardown)(void *ctx, struct alloc *a);
 	void *ctx;
 	const struct alloc_config *config; /* NULL: no limit, default stock */
-	enum oom_kind kind;                /* OOM_KIND_PROBE: ask the policy */
+	enum oom_kind kind;		   /* OOM_KIND_PROBE: ask the policy */
 };
 
 struct oom_report {
-	unsigned runs;              /* values of n tried */
+	unsigned runs;		    /* values of n tried */
 	unsigned failures_injected; /* injected failures, summed over runs */
-	unsigned enomem_seen;       /* runs where run() returned -ENOMEM */
-	unsigned succeeded;         /* runs where run() returned 0 */
-	unsigned aborted;           /* ABORT: children that died by SIGABRT */
-	uint64_t loops;             /* LOOP verdicts carried out, summed */
+	unsigned enomem_seen;	    /* runs where run() returned -ENOMEM */
+	unsigned succeeded;	    /* runs where run() returned 0 */
+	unsigned aborted;	    /* ABORT: children that died by SIGABRT */
+	uint64_t loops;		    /* LOOP verdicts carried out, summed */
 	uint64_t caller_retries;    /* RETRY verdicts carried out, summed */
-	enum oom_kind kind;         /* the kind the loop used */
+	enum oom_kind kind;	    /* the kind the loop used */
 };
 
 /* More failures after the nth under a LOOP policy in persistent mode. */
@@ -83,7 +83,7 @@ struct oom_report {
  * NULL.
  */
 void oom_loop_run(const struct oom_case *c, const struct pfs_policy *ops, void *state,
-                  bool persistent, unsigned max_n, struct oom_report *report);
+		  bool persistent, unsigned max_n, struct oom_report *report);
 
 /* "fail", "loop", "retry", "abort" ("probe" for OOM_KIND_PROBE). */
 const char *oom_kind_name(enum oom_kind kind);

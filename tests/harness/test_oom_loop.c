@@ -109,12 +109,12 @@ static void toy_teardown(void *ctx, struct alloc *a)
 static struct oom_case toy_case(struct toy *t)
 {
 	return (struct oom_case){
-	    .name = "toy list",
-	    .setup = toy_setup,
-	    .run = toy_run,
-	    .check = toy_check,
-	    .teardown = toy_teardown,
-	    .ctx = t,
+		.name = "toy list",
+		.setup = toy_setup,
+		.run = toy_run,
+		.check = toy_check,
+		.teardown = toy_teardown,
+		.ctx = t,
 	};
 }
 
@@ -145,10 +145,10 @@ static struct pfs_decision decide_abort(void *st, const struct pfs_failure *f)
 
 #define POLICY(var, policy_name, fn)                                                               \
 	static const struct pfs_policy var = {                                                     \
-	    .abi_version = PFS_POLICY_ABI_VERSION,                                                 \
-	    .struct_size = sizeof(struct pfs_policy),                                              \
-	    .name = policy_name,                                                                   \
-	    .decide = fn,                                                                          \
+		.abi_version = PFS_POLICY_ABI_VERSION,                                             \
+		.struct_size = sizeof(struct pfs_policy),                                          \
+		.name = policy_name,                                                               \
+		.decide = fn,                                                                      \
 	}
 
 POLICY(policy_fail, "testfail", decide_fail);
@@ -339,18 +339,18 @@ static void test_oom_loop_fails_when_max_n_is_reached(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_oom_loop_fail_policy_transient_fails_each_node_once),
-	    cmocka_unit_test(test_oom_loop_fail_policy_persistent),
-	    cmocka_unit_test(test_oom_loop_no_policy_is_fail),
-	    cmocka_unit_test(test_oom_loop_retry_policy_transient_recovers),
-	    cmocka_unit_test(test_oom_loop_retry_policy_persistent_gives_up),
-	    cmocka_unit_test(test_oom_loop_retry_policy_inline_without_cursor),
-	    cmocka_unit_test(test_oom_loop_loop_policy_transient_never_fails),
-	    cmocka_unit_test(test_oom_loop_loop_policy_persistent_loops_64_more),
-	    cmocka_unit_test(test_oom_loop_abort_policy_kills_each_child),
-	    cmocka_unit_test(test_oom_loop_kind_can_be_forced),
-	    cmocka_unit_test(test_oom_loop_catches_a_leak),
-	    cmocka_unit_test(test_oom_loop_fails_when_max_n_is_reached),
+		cmocka_unit_test(test_oom_loop_fail_policy_transient_fails_each_node_once),
+		cmocka_unit_test(test_oom_loop_fail_policy_persistent),
+		cmocka_unit_test(test_oom_loop_no_policy_is_fail),
+		cmocka_unit_test(test_oom_loop_retry_policy_transient_recovers),
+		cmocka_unit_test(test_oom_loop_retry_policy_persistent_gives_up),
+		cmocka_unit_test(test_oom_loop_retry_policy_inline_without_cursor),
+		cmocka_unit_test(test_oom_loop_loop_policy_transient_never_fails),
+		cmocka_unit_test(test_oom_loop_loop_policy_persistent_loops_64_more),
+		cmocka_unit_test(test_oom_loop_abort_policy_kills_each_child),
+		cmocka_unit_test(test_oom_loop_kind_can_be_forced),
+		cmocka_unit_test(test_oom_loop_catches_a_leak),
+		cmocka_unit_test(test_oom_loop_fails_when_max_n_is_reached),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

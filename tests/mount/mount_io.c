@@ -186,7 +186,8 @@ static int io_writer_args(int argc, char **argv, struct io_writer *w)
 		}
 	}
 	if ((argc % 2) || !w->file || !w->journal || !w->chunk || w->chunk > IO_MAX_CHUNK) {
-		fprintf(stderr, "pfs-mount-io writer: need --file, --journal, --size, a chunk <= 16M\n");
+		fprintf(stderr,
+			"pfs-mount-io writer: need --file, --journal, --size, a chunk <= 16M\n");
 		return -EINVAL;
 	}
 	return 0;
@@ -360,7 +361,8 @@ static int io_cmd_verify(int argc, char **argv)
 			ssize_t n = fd >= 0 ? pread(fd, buf, len, (off_t)(rg->off + done)) : 0;
 			for (size_t i = 0; i < len; i++) {
 				uint64_t off = rg->off + done + i;
-				bool good = n > 0 && i < (size_t)n && buf[i] == io_pattern_byte(off, seed);
+				bool good = n > 0 && i < (size_t)n &&
+					    buf[i] == io_pattern_byte(off, seed);
 				if (!good) {
 					acked_lost++;
 					fsynced_lost += rg->fsynced;

@@ -31,15 +31,14 @@ static inline struct policy_handle *test_policy_load(const char *spec, const cha
 }
 
 struct test_log {
-	char text[16384];	/* every line logged, each ending in '\n' */
+	char text[16384]; /* every line logged, each ending in '\n' */
 	size_t used;
 	unsigned lines;
 	enum pfs_log_level last_level;
 };
 
-__attribute__((format(printf, 3, 4))) static inline void test_log_append(void *data,
-									 enum pfs_log_level level,
-									 const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static inline void
+test_log_append(void *data, enum pfs_log_level level, const char *fmt, ...)
 {
 	struct test_log *log = data;
 	va_list ap;

@@ -69,8 +69,8 @@ static void test_loader_loads_each_policy_by_name(void **unused)
 	char err[512], want[PATH_MAX];
 
 	for (size_t i = 0; i < sizeof(policy_names) / sizeof(policy_names[0]); i++) {
-		struct policy_handle *h = policy_load(policy_names[i], NULL, NULL, 0, NULL, err,
-						      sizeof(err));
+		struct policy_handle *h =
+			policy_load(policy_names[i], NULL, NULL, 0, NULL, err, sizeof(err));
 
 		if (!h)
 			fail_msg("%s: %s", policy_names[i], err);
@@ -264,8 +264,8 @@ static void test_loader_refuses_unknown_arg_listing_accepted(void **unused)
 	char err[512];
 
 	assert_null(load_with("retry", err, sizeof(err), 1, "foo=1"));
-	assert_string_equal(err,
-			    "retry has no argument 'foo' (accepted: retries, backoff_ms, backoff_max_ms)");
+	assert_string_equal(
+		err, "retry has no argument 'foo' (accepted: retries, backoff_ms, backoff_max_ms)");
 	assert_null(load_with("enomem", err, sizeof(err), 1, "retries=1"));
 	assert_string_equal(err, "enomem has no argument 'retries' (accepted: none)");
 }
@@ -304,9 +304,9 @@ static void test_loader_refuses_out_of_range_arg(void **unused)
 
 static void test_loader_refuses_non_integer_arg(void **unused)
 {
-	static const char *const bad[] = {"retries=abc", "retries=",	   "retries=1x",
-					  "retries= 1",	 "retries=0x10", "retries=1.5",
-					  "retries=--1", "retries=99999999999999999999999"};
+	static const char *const bad[] = {
+		"retries=abc",	"retries=",    "retries=1x",  "retries= 1",
+		"retries=0x10", "retries=1.5", "retries=--1", "retries=99999999999999999999999"};
 	char err[512];
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

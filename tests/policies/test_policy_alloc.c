@@ -23,8 +23,8 @@
 #include "alloc.h"
 #include "loader.h"
 
-#define KIB 1024u
-#define LIMIT (64u * KIB)
+#define KIB	      1024u
+#define LIMIT	      (64u * KIB)
 #define POLL_LIMIT_MS 20000 /* bound on any wait for the other thread */
 
 /* An allocator with a 64 KiB budget and `spec` as its policy. */
@@ -193,9 +193,8 @@ struct shared_log {
 	_Atomic unsigned lines;
 };
 
-__attribute__((format(printf, 3, 4))) static void shared_log_append(void *data,
-								    enum pfs_log_level level,
-								    const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void
+shared_log_append(void *data, enum pfs_log_level level, const char *fmt, ...)
 {
 	struct shared_log *log = data;
 	size_t used;

@@ -82,20 +82,11 @@ static const char *const fsx_op_names[FSX_OP_COUNT] = {
 
 /* Relative frequency of each randomly chosen operation. */
 static const unsigned fsx_op_weights[FSX_OP_COUNT] = {
-	[FSX_OP_READ] = 24,
-	[FSX_OP_WRITE] = 30,
-	[FSX_OP_MAPREAD] = 5,
-	[FSX_OP_MAPWRITE] = 5,
-	[FSX_OP_TRUNCATE] = 10,
-	[FSX_OP_PUNCH] = 4,
-	[FSX_OP_FALLOCATE] = 2,
-	[FSX_OP_ZERO_RANGE] = 2,
-	[FSX_OP_COPY_RANGE] = 3,
-	[FSX_OP_SEEK] = 3,
-	[FSX_OP_FSYNC] = 4,
-	[FSX_OP_FDATASYNC] = 3,
-	[FSX_OP_REOPEN] = 4,
-	[FSX_OP_REOPEN_TRUNC] = 1,
+	[FSX_OP_READ] = 24,	[FSX_OP_WRITE] = 30,	   [FSX_OP_MAPREAD] = 5,
+	[FSX_OP_MAPWRITE] = 5,	[FSX_OP_TRUNCATE] = 10,	   [FSX_OP_PUNCH] = 4,
+	[FSX_OP_FALLOCATE] = 2, [FSX_OP_ZERO_RANGE] = 2,   [FSX_OP_COPY_RANGE] = 3,
+	[FSX_OP_SEEK] = 3,	[FSX_OP_FSYNC] = 4,	   [FSX_OP_FDATASYNC] = 3,
+	[FSX_OP_REOPEN] = 4,	[FSX_OP_REOPEN_TRUNC] = 1,
 };
 
 struct fsx_log_entry {
@@ -245,8 +236,7 @@ static void fsx_log_print_entry(const struct fsx_log_entry *e)
 		break;
 	}
 	if (e->size_before != e->size_after)
-		fprintf(stderr, " size 0x%" PRIx64 " -> 0x%" PRIx64, e->size_before,
-			e->size_after);
+		fprintf(stderr, " size 0x%" PRIx64 " -> 0x%" PRIx64, e->size_before, e->size_after);
 	fputc('\n', stderr);
 }
 
@@ -279,8 +269,8 @@ static __attribute__((noreturn, format(printf, 1, 2))) void fsx_fail(const char 
 	va_list ap;
 
 	fflush(stdout);
-	fprintf(stderr, "pfs-fsx: FAIL at operation #%" PRIu64 " (seed %" PRIu64 "): ",
-		fsx.opnum, fsx.cfg.seed);
+	fprintf(stderr, "pfs-fsx: FAIL at operation #%" PRIu64 " (seed %" PRIu64 "): ", fsx.opnum,
+		fsx.cfg.seed);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -350,9 +340,8 @@ static void fsx_hex_line(const char *what, const unsigned char *p, uint64_t base
 }
 
 /* got holds [off, off+len) of file f as read; report the first difference. */
-static __attribute__((noreturn)) void fsx_report_mismatch(unsigned f, const char *how,
-							   uint64_t off, uint64_t len,
-							   const unsigned char *got)
+static __attribute__((noreturn)) void fsx_report_mismatch(unsigned f, const char *how, uint64_t off,
+							  uint64_t len, const unsigned char *got)
 {
 	const unsigned char *want = fsx.files[f].model + off;
 	uint64_t bad = 0, nbad = 0, last_bad = 0;
@@ -373,8 +362,7 @@ static __attribute__((noreturn)) void fsx_report_mismatch(unsigned f, const char
 	fprintf(stderr,
 		"  first bad offset 0x%" PRIx64 " (%" PRIu64 "): expected 0x%02x, got 0x%02x; "
 		"%" PRIu64 " bad bytes up to 0x%" PRIx64 "; model size 0x%" PRIx64 "\n",
-		off + bad, off + bad, want[bad], got[bad], nbad, off + last_bad,
-		fsx.files[f].size);
+		off + bad, off + bad, want[bad], got[bad], nbad, off + last_bad, fsx.files[f].size);
 	uint64_t from = bad >= 8 ? bad - 8 : 0;
 	uint64_t to = bad + 24 < len ? bad + 24 : len;
 	fsx_hex_line("expected", want, 0, from, to);
@@ -389,8 +377,8 @@ static __attribute__((noreturn)) void fsx_report_mismatch(unsigned f, const char
 	if (got[bad] == 0)
 		fprintf(stderr, "  the found byte is zero: a hole, a lost write or a truncate\n");
 	else if (o)
-		fprintf(stderr, "  the found byte matches what operation #%" PRIu64 " wrote there\n",
-			o->n);
+		fprintf(stderr,
+			"  the found byte matches what operation #%" PRIu64 " wrote there\n", o->n);
 	else
 		fprintf(stderr, "  the found byte matches no logged write at that offset\n");
 	fsx_log_print_tail();
@@ -453,8 +441,10 @@ static uint64_t fsx_pread_all(unsigned f, unsigned char *buf, uint64_t off, uint
 static void fsx_compare(unsigned f, const char *how, uint64_t off, uint64_t len,
 			const unsigned char *got, uint64_t got_len)
 {
-	uint64_t want_len = off >= fsx.files[f].size ? 0 :
-			    (len < fsx.files[f].size - off ? len : fsx.files[f].size - off);
+	uint64_t want_len =
+		off >= fsx.files[f].size
+			? 0
+			: (len < fsx.files[f].size - off ? len : fsx.files[f].size - off);
 
 	if (got_len != want_len)
 		fsx_fail("%s: %s at 0x%" PRIx64 " of 0x%" PRIx64 " bytes returned 0x%" PRIx64
@@ -534,8 +524,8 @@ static void fsx_op_write(unsigned f)
 		fsx_fail("pwrite %s [0x%" PRIx64 ", +0x%" PRIx64 "): %s", file->path, off, len,
 			 strerror(errno));
 	if ((uint64_t)n != len)
-		fsx_fail("pwrite %s [0x%" PRIx64 ", +0x%" PRIx64 "): short count 0x%zx",
-			 file->path, off, len, n);
+		fsx_fail("pwrite %s [0x%" PRIx64 ", +0x%" PRIx64 "): short count 0x%zx", file->path,
+			 off, len, n);
 	memcpy(file->model + off, fsx.buf, len);
 	if (off + len > file->size)
 		file->size = off + len;
@@ -753,7 +743,8 @@ static void fsx_op_seek(unsigned f)
 	errno = 0;
 	off_t data = lseek(file->fd, (off_t)off, SEEK_DATA);
 	if (data < 0 && errno != ENXIO) /* ENXIO: only a hole up to EOF */
-		fsx_fail("SEEK_DATA from 0x%" PRIx64 " in %s: %s", off, file->path, strerror(errno));
+		fsx_fail("SEEK_DATA from 0x%" PRIx64 " in %s: %s", off, file->path,
+			 strerror(errno));
 	uint64_t skipped_to = data < 0 ? file->size : (uint64_t)data;
 	if (data >= 0 && (off >= file->size || skipped_to < off || skipped_to >= file->size))
 		fsx_fail("SEEK_DATA from 0x%" PRIx64 " in %s returned 0x%jx (size 0x%" PRIx64 ")",
@@ -776,7 +767,8 @@ static void fsx_op_seek(unsigned f)
 		fsx_fail("SEEK_HOLE from 0x%" PRIx64 " in %s returned %jd (size 0x%" PRIx64 "): %s",
 			 off, file->path, (intmax_t)hole, file->size, strerror(errno));
 	if ((uint64_t)hole < file->size && file->model[hole])
-		fsx_fail("SEEK_HOLE from 0x%" PRIx64 " in %s says a hole starts at 0x%jx, where the "
+		fsx_fail("SEEK_HOLE from 0x%" PRIx64
+			 " in %s says a hole starts at 0x%jx, where the "
 			 "model has data 0x%02x",
 			 off, file->path, (intmax_t)hole, file->model[hole]);
 }
@@ -791,8 +783,7 @@ static void fsx_op_sync(unsigned f, enum fsx_op_type type)
 
 static void fsx_op_reopen(unsigned f, bool trunc)
 {
-	struct fsx_log_entry *e =
-		fsx_log_add(trunc ? FSX_OP_REOPEN_TRUNC : FSX_OP_REOPEN, f, 0, 0);
+	struct fsx_log_entry *e = fsx_log_add(trunc ? FSX_OP_REOPEN_TRUNC : FSX_OP_REOPEN, f, 0, 0);
 
 	fsx_file_close(f);
 	fsx_file_open(f, trunc ? O_TRUNC : 0);
@@ -904,21 +895,26 @@ static void fsx_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: pfs-fsx --file PATH [options]\n"
-		"  --file PATH          the file to exercise (with --nfiles K: PATH.0 .. PATH.K-1)\n"
+		"  --file PATH          the file to exercise (with --nfiles K: PATH.0 .. "
+		"PATH.K-1)\n"
 		"  --seed S             random seed (default: from the clock; printed)\n"
 		"  --ops N              operations to run (default 10000)\n"
 		"  --maxlen N           largest file size (default 4M)\n"
 		"  --maxop N            largest read or write (default 1M)\n"
 		"  --nfiles K           files exercised at once, 1..%d (default 1)\n"
-		"  --check-every N      read back every whole file every N operations (default 200; "
+		"  --check-every N      read back every whole file every N operations (default "
+		"200; "
 		"0: at the end only)\n"
 		"  --remount-every N    every N operations close all files and run --remount-cmd\n"
-		"  --remount-cmd CMD    shell command that unmounts and mounts the same backing dir\n"
-		"  --save-model PREFIX  at the end, write each file's model to PREFIX (PREFIX.K with\n"
+		"  --remount-cmd CMD    shell command that unmounts and mounts the same backing "
+		"dir\n"
+		"  --save-model PREFIX  at the end, write each file's model to PREFIX (PREFIX.K "
+		"with\n"
 		"                       --nfiles), to compare with the backing file after unmount\n"
 		"  --no-mmap            no mapped reads or writes\n"
 		"  --no-fallocate       no hole punching, zeroing or fallocate\n"
-		"  --no-copy-range      no copy_file_range between files (used with --nfiles >= 2)\n"
+		"  --no-copy-range      no copy_file_range between files (used with --nfiles >= "
+		"2)\n"
 		"  --no-seek            no SEEK_DATA/SEEK_HOLE checks\n"
 		"  --quiet              only the seed line, failures and the summary\n"
 		"Sizes take K, M or G. Exit: 0 all matched, 1 a mismatch or an error, 2 usage.\n",
@@ -1021,8 +1017,9 @@ static int fsx_parse_args(int argc, char **argv, struct fsx_config *cfg)
 			return -EINVAL;
 		}
 		if (rc) {
-			fprintf(stderr, "pfs-fsx: %s '%s': expected a number such as 100, 64K or 1M\n",
-				a, v);
+			fprintf(stderr,
+				"pfs-fsx: %s '%s': expected a number such as 100, 64K or 1M\n", a,
+				v);
 			return -EINVAL;
 		}
 	}
@@ -1066,7 +1063,8 @@ static void fsx_setup(void)
 		file->path = malloc(len);
 		file->model = calloc(1, fsx.cfg.maxlen);
 		if (!file->path || !file->model)
-			fsx_fail("out of memory for the model of %" PRIu64 " bytes", fsx.cfg.maxlen);
+			fsx_fail("out of memory for the model of %" PRIu64 " bytes",
+				 fsx.cfg.maxlen);
 		if (fsx.cfg.nfiles == 1)
 			snprintf(file->path, len, "%s", fsx.cfg.path);
 		else
@@ -1092,8 +1090,8 @@ static void fsx_save_models(void)
 		else
 			snprintf(path, len, "%s.%u", fsx.cfg.save_model, f);
 		FILE *out = fopen(path, "w");
-		if (!out || fwrite(fsx.files[f].model, 1, fsx.files[f].size, out) !=
-				    fsx.files[f].size ||
+		if (!out ||
+		    fwrite(fsx.files[f].model, 1, fsx.files[f].size, out) != fsx.files[f].size ||
 		    fclose(out))
 			fsx_fail("cannot save the model to %s: %s", path, strerror(errno));
 		free(path);

@@ -45,12 +45,12 @@ static int attr_ts_cmp(struct timespec a, struct timespec b)
 	return 0;
 }
 
-#define assert_ts_equal(a, b)                                                                    \
-	do {                                                                                     \
-		struct timespec a_ = (a), b_ = (b);                                              \
-		if (attr_ts_cmp(a_, b_))                                                         \
-			fail_msg("%s = %jd.%09ld, %s = %jd.%09ld", #a, (intmax_t)a_.tv_sec,      \
-				 a_.tv_nsec, #b, (intmax_t)b_.tv_sec, b_.tv_nsec);               \
+#define assert_ts_equal(a, b)                                                                      \
+	do {                                                                                       \
+		struct timespec a_ = (a), b_ = (b);                                                \
+		if (attr_ts_cmp(a_, b_))                                                           \
+			fail_msg("%s = %jd.%09ld, %s = %jd.%09ld", #a, (intmax_t)a_.tv_sec,        \
+				 a_.tv_nsec, #b, (intmax_t)b_.tv_sec, b_.tv_nsec);                 \
 	} while (0)
 
 /* Buffered writes and truncates change the size stat reports at once,
@@ -122,8 +122,8 @@ static void test_stat_ctime_advances_on_metadata_change_of_dirty_file(void **sta
 	assert_ok(fchmod(fd, 0600));
 	assert_ok(fstat(fd, &s1));
 	if (attr_ts_cmp(s1.st_ctim, s0.st_ctim) <= 0)
-		fail_msg("chmod of a dirty file left ctime at %jd.%09ld", (intmax_t)s1.st_ctim.tv_sec,
-			 s1.st_ctim.tv_nsec);
+		fail_msg("chmod of a dirty file left ctime at %jd.%09ld",
+			 (intmax_t)s1.st_ctim.tv_sec, s1.st_ctim.tv_nsec);
 	assert_ts_equal(s1.st_mtim, s0.st_mtim);
 
 	attr_let_clock_tick();

@@ -160,7 +160,8 @@ int posix_run_group(const char *group, const struct CMUnitTest *tests, size_t co
 	if (!posix_root) {
 		/* No directory named: a plain temp dir, readable by the other user. */
 		const char *base = getenv("TMPDIR");
-		snprintf(tmp, sizeof(tmp), "%s/pfs-posix-plain.XXXXXX", base && *base ? base : "/tmp");
+		snprintf(tmp, sizeof(tmp), "%s/pfs-posix-plain.XXXXXX",
+			 base && *base ? base : "/tmp");
 		if (!mkdtemp(tmp) || chmod(tmp, 0755)) {
 			fprintf(stderr, "%s: cannot make a temp dir in %s: %s\n", group, tmp,
 				strerror(errno));
@@ -459,7 +460,7 @@ int posix_as_user(uid_t uid, gid_t gid, int (*fn)(void *arg), void *arg)
 		assert_int_equal(errno, EINTR);
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
-	fprintf(stderr, "posix: child as %u:%u died with signal %d\n", (unsigned)uid,
-		(unsigned)gid, WTERMSIG(status));
+	fprintf(stderr, "posix: child as %u:%u died with signal %d\n", (unsigned)uid, (unsigned)gid,
+		WTERMSIG(status));
 	return -1;
 }

@@ -29,13 +29,13 @@
 #include <cmocka.h>
 
 struct posix_ctx {
-	const char *name;    /* the test's name, also its directory's */
-	char dir[4096];      /* absolute path of the test directory */
-	char backing[4096];  /* the same directory in the backing dir */
+	const char *name;   /* the test's name, also its directory's */
+	char dir[4096];	    /* absolute path of the test directory */
+	char backing[4096]; /* the same directory in the backing dir */
 };
 
 /* Register a test with its own directory. */
-#define POSIX_TEST(f)                                                                            \
+#define POSIX_TEST(f)                                                                              \
 	cmocka_unit_test_prestate_setup_teardown(f, posix_setup, posix_teardown, (void *)#f)
 
 int posix_setup(void **state);
@@ -123,12 +123,12 @@ const char *posix_errno_name(int err);
 
 /* In a test: fail and return when an allocation failed (cmocka's fail is
  * not marked noreturn, so the compiler needs the return). */
-#define posix_require_alloc(p)                                                                   \
-	do {                                                                                     \
-		if (!(p)) {                                                                      \
-			fail_msg("out of memory");                                               \
-			return;                                                                  \
-		}                                                                                \
+#define posix_require_alloc(p)                                                                     \
+	do {                                                                                       \
+		if (!(p)) {                                                                        \
+			fail_msg("out of memory");                                                 \
+			return;                                                                    \
+		}                                                                                  \
 	} while (0)
 
 #endif

@@ -158,8 +158,9 @@ static void data_expect_seek_copy_equals(int fd)
 		off_t hole = lseek(fd, data, SEEK_HOLE);
 		assert_ok(hole);
 		assert_true(hole > data && hole <= size);
-		assert_int_equal(posix_pread_full(fd, copy + data, (size_t)(hole - data), (uint64_t)data),
-				 hole - data);
+		assert_int_equal(
+			posix_pread_full(fd, copy + data, (size_t)(hole - data), (uint64_t)data),
+			hole - data);
 		pos = hole;
 	}
 	assert_int_equal(posix_pread_full(fd, plain, (size_t)size, 0), size);
@@ -245,7 +246,8 @@ static uint32_t append_record_len(uint32_t writer, uint32_t seq)
 
 static void append_record_fill(unsigned char *buf, uint32_t writer, uint32_t seq)
 {
-	struct append_record h = {{'R', 'E', 'C', ':'}, writer, seq, append_record_len(writer, seq)};
+	struct append_record h = {
+		{'R', 'E', 'C', ':'}, writer, seq, append_record_len(writer, seq)};
 
 	memcpy(buf, &h, sizeof(h));
 	posix_fill(buf + sizeof(h), h.len - sizeof(h), writer * 100000 + seq, 0);
@@ -434,7 +436,10 @@ static void test_otrunc_then_write_past_eof_reads_no_stale_bytes(void **state)
 static void test_large_offsets_past_2g_4g_and_1t_round_trip(void **state)
 {
 	static const uint64_t offs[] = {
-		(1ull << 31) - 5000, (1ull << 32) - 3000, (1ull << 32) + 12345, 1ull << 40,
+		(1ull << 31) - 5000,
+		(1ull << 32) - 3000,
+		(1ull << 32) + 12345,
+		1ull << 40,
 	};
 	int fd = data_create("f");
 

@@ -118,8 +118,8 @@ static void test_odirect_read_sees_buffered_dirty_data(void **state)
 		print_message("O_DIRECT read of a dirty range: dirty bytes listed before %lld, "
 			      "after %lld (%s)\n",
 			      before, after,
-			      after == 0 && before > 0 ? "the daemon flushed them first" :
-							 "served from the cache");
+			      after == 0 && before > 0 ? "the daemon flushed them first"
+						       : "served from the cache");
 	assert_ok(fsync(fb));
 	posix_expect_backing_equals(ctx, "f", fb);
 	close(fd);
@@ -148,8 +148,8 @@ static void test_odirect_write_coherent_with_buffered_io(void **state)
 		print_message("O_DIRECT write of 64 KiB: %lld of its bytes listed dirty after "
 			      "(%s)\n",
 			      listed,
-			      listed == 0 ? "written through or bypassing the cache" :
-					    "kept dirty in the cache like a buffered write");
+			      listed == 0 ? "written through or bypassing the cache"
+					  : "kept dirty in the cache like a buffered write");
 	posix_expect_pattern(fb, 62, 0, 128 * KIB);
 	posix_expect_pattern(fb, 63, 128 * KIB, 64 * KIB);
 	posix_expect_pattern(fb, 62, 192 * KIB, 64 * KIB);

@@ -23,7 +23,9 @@ static const char *const odd_names[] = {
 	"new\nline",
 	"\nstarts with newline",
 	"tab\there",
-	"utf8-\xc3\xbcn\xc3\xaf" "c\xc3\xb8" "d\xc3\xa9-\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e-\xf0\x9f\x98\x80",
+	"utf8-\xc3\xbcn\xc3\xaf"
+	"c\xc3\xb8"
+	"d\xc3\xa9-\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e-\xf0\x9f\x98\x80",
 	"-dash",
 	"back\\slash",
 	"quote\"'",
@@ -31,7 +33,8 @@ static const char *const odd_names[] = {
 	"%s%n%%",
 	"...",
 	".hidden",
-	("\x01\x1f" "ctrl"), /* split: \x1fc would be one escape */
+	("\x01\x1f"
+	 "ctrl"), /* split: \x1fc would be one escape */
 	"\xff\xfe not utf8",
 	"colon:semi;",
 };

@@ -76,18 +76,18 @@ enum pfs_cause {
 
 /* One failed attempt, as the policy sees it. */
 struct pfs_failure {
-	const char *site;	   /* stable lowercase site name: "cache_page", ... */
-	unsigned site_id;	   /* index of the site, for tables */
-	size_t size;		   /* bytes asked for */
-	unsigned flags;		   /* PFS_ALLOC_* */
-	enum pfs_cause cause;	   /* why this attempt failed */
-	unsigned attempt;	   /* failed attempts of this call before this one (0 = first) */
-	int caller_can_retry;	   /* the caller can drop its locks and call again */
-	uint64_t stalled_ns;	   /* time since this call's first failed attempt */
-	uint64_t prev_stalled_ns;  /* stalled_ns when the policy was last asked for this call */
-	uint64_t mem_limit;	   /* budget in bytes, 0 = none */
-	uint64_t balloon;	   /* bytes held by the simulated competitor */
-	uint64_t live;		   /* bytes allocated through the allocator now */
+	const char *site;	  /* stable lowercase site name: "cache_page", ... */
+	unsigned site_id;	  /* index of the site, for tables */
+	size_t size;		  /* bytes asked for */
+	unsigned flags;		  /* PFS_ALLOC_* */
+	enum pfs_cause cause;	  /* why this attempt failed */
+	unsigned attempt;	  /* failed attempts of this call before this one (0 = first) */
+	int caller_can_retry;	  /* the caller can drop its locks and call again */
+	uint64_t stalled_ns;	  /* time since this call's first failed attempt */
+	uint64_t prev_stalled_ns; /* stalled_ns when the policy was last asked for this call */
+	uint64_t mem_limit;	  /* budget in bytes, 0 = none */
+	uint64_t balloon;	  /* bytes held by the simulated competitor */
+	uint64_t live;		  /* bytes allocated through the allocator now */
 };
 
 struct pfs_decision {
@@ -123,10 +123,10 @@ struct pfs_policy_host {
 };
 
 struct pfs_policy {
-	uint32_t abi_version; /* PFS_POLICY_ABI_VERSION */
-	uint32_t struct_size; /* sizeof(struct pfs_policy) */
-	const char *name;     /* short lowercase name, as in policy=NAME */
-	const char *summary;  /* one line for --help and error messages */
+	uint32_t abi_version;		       /* PFS_POLICY_ABI_VERSION */
+	uint32_t struct_size;		       /* sizeof(struct pfs_policy) */
+	const char *name;		       /* short lowercase name, as in policy=NAME */
+	const char *summary;		       /* one line for --help and error messages */
 	const struct pfs_policy_param *params; /* may be NULL: no arguments */
 
 	/*
