@@ -48,7 +48,7 @@ size_t alloc_reclaim(struct alloc *a, size_t want, unsigned flags)
  *   blocking allowed.
  * - Never under ALLOC_NORETRY. Those callers asked to fail fast, and some
  *   hold an inode-table shard lock, under which the daemon's lock order
- *   (fs/fs_i.h) allows nothing but that one allocation: not the cache's
+ *   (daemon/daemon_i.h) allows nothing but that one allocation: not the cache's
  *   LRU lock, nor what freeing a file's pages may lead to (an inode unref
  *   takes a shard lock).
  */

@@ -21,10 +21,10 @@ def fail(msg):
 
 def main():
     src, out = sys.argv[1], sys.argv[2]
-    sys.path.insert(0, os.path.join(src, 'bench'))
+    sys.path.insert(0, os.path.join(src, 'bench', 'comparison'))
     sys.dont_write_bytecode = True
     import compare_scenario
-    quick = [n for n, s in compare_scenario.scenario_list(os.path.join(src, 'bench', 'scenarios')).items()
+    quick = [n for n, s in compare_scenario.scenario_list(os.path.join(src, 'bench', 'comparison', 'scenarios')).items()
              if s.quick]
     if len(quick) < 3:
         fail('fewer than 3 quick scenarios: %s' % quick)

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "fs_i.h"
+#include "daemon_i.h"
 
 static struct pfs_ctl_cmd cmd; /* 9 KiB: off the test's stack */
 static char err[512];

@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "fs_i.h"
+#include "daemon_i.h"
 
 static unsigned notify_calls;
 static fuse_ino_t notify_last_ino;

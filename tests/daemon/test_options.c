@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "fs_i.h"
+#include "daemon_i.h"
 
 static int parse_value(const char *name, const char *text, long long *v, char *err, size_t len)
 {

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fs_i.h"
+#include "daemon_i.h"
 #include "fuzz.h"
 
 static struct pfs_ctl_cmd fz_cmd, fz_again;

@@ -1,5 +1,5 @@
 /*
- * pfs-stress's command line (bench/stress_cli.c, stress_main): one argument
+ * pfs-stress's command line (bench/stress/stress_cli.c, stress_main): one argument
  * per line after argv[0]. Must never crash, and any status is one the CLI
  * documents (0..4). Inputs are made harmless: after "run" or "verify",
  * --dir and --journal (and --summary for run) are appended again, pointing

@@ -1,5 +1,5 @@
 /*
- * pfs-stress's journal parser (bench/stress_journal.c): every line of the
+ * pfs-stress's journal parser (bench/stress/stress_journal.c): every line of the
  * input goes to stress_record_parse and stress_record_parse_start. A parsed
  * record must be of a known type, and a parsed start record must describe a
  * geometry the writer could have made; the whole input also goes to

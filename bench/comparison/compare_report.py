@@ -1,0 +1,380 @@
+"""Turn the cells' results into rows, check the invariants, write compare.{md,csv,json,png}."""
+
+import csv
+import json
+import os
+import statistics
+import subprocess
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# (key, Markdown header, kind). kind: 'data' = bytes for pfs-stress, app units for apps;
+# 'count', 'ms', 'mbs', 'flag' (k of n runs).
+COLUMNS = [
+    ('app_errors', 'app errors', 'count'),
+    ('lost_after_fsync', 'lost after fsync', 'data'),
+    ('lost_after_write', 'lost after write', 'data'),
+    ('refused', 'refused', 'data'),
+    ('torn_or_corrupt', 'torn/corrupt', 'data'),
+    ('hung', 'hung', 'flag'),
+    ('crashed', 'crashed', 'flag'),
+    ('write_p99_ms', 'p99 write ms', 'ms'),
+    ('write_max_ms', 'max write ms', 'ms'),
+    ('mb_per_s', 'throughput', 'rate'),
+    ('loops', 'alloc loops', 'count'),
+    ('caller_retries', 'caller retries', 'count'),
+    ('enomem', 'ENOMEMs', 'count'),
+]
+CLASSES = ('intact', 'lost_after_fsync', 'lost_after_write', 'refused', 'torn_or_corrupt')
+DEAD_ERRNOS = ('ENOTCONN', 'ECONNABORTED')
+
+
+# ---- one run -> flat metrics ------------------------------------------------
+
+def _num(v):
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def verify_classes(v):
+    """{class: (count, bytes)} from pfs-stress verify --json, whatever nesting it uses."""
+    out = {}
+    if not isinstance(v, dict):
+        return out
+    for name in CLASSES:
+        cnt = byt = None
+        for holder in (v.get('classes'), v):
+            if isinstance(holder, dict) and isinstance(holder.get(name), dict):
+                cnt = _num(holder[name].get('count', holder[name].get('blocks')))
+                byt = _num(holder[name].get('bytes'))
+                break
+        if byt is None:
+            for ck, bk in (('count', 'bytes'), ('counts', 'bytes')):
+                if isinstance(v.get(bk), dict) and name in v[bk]:
+                    byt = _num(v[bk][name])
+                    cnt = _num((v.get(ck) or {}).get(name)) if isinstance(v.get(ck), dict) else None
+        if byt is None and name + '_bytes' in v:  # pfs-stress: flat CLASS_blocks, CLASS_bytes
+            byt = _num(v.get(name + '_bytes'))
+            cnt = _num(v.get(name + '_blocks'))
+        if byt is not None or cnt is not None:
+            out[name] = (cnt, byt)
+    return out
+
+
+def _errors_without_dead(m):
+    if not isinstance(m, dict):
+        return 0
+    return sum(n for k, n in m.items() if k not in DEAD_ERRNOS and _num(n))
+
+
+def run_metrics(res):
+    """Flat numbers of one run; None where the run did not produce the number."""
+    m = {k: None for k, _h, _kind in COLUMNS}
+    m.update({'scenario': res['scenario'], 'workload': res['workload'], 'policy': res['policy'],
+              'rep': res['rep'], 'unit': 'bytes', 'torn_fsynced': None, 'intact': None,
+              'enotconn': None, 'system_failures': None, 'injected_failures': None,
+              'budget_failures': None, 'stall_max_ms': None, 'clean_unmount': res.get('clean_unmount'),
+              'mount_failed': bool(res.get('mount_failed')), 'verify_rc': res.get('verify_rc'),
+              'wrote_underneath': res.get('wrote_underneath', 0)})
+    m['hung'] = bool(res.get('hung'))
+    m['overran'] = bool(res.get('overran'))
+    m['crashed'] = bool(res.get('crashed'))
+    errors = 0
+    if res['workload'] == 'pfs-stress':
+        s = res.get('summary') or {}
+        if s:
+            errors += _errors_without_dead(s.get('write_errors'))
+            errors += _errors_without_dead(s.get('fsync_errors'))
+            errors += int(s.get('short_writes') or 0)
+            m['enotconn'] = s.get('enotconn')
+            lat = s.get('write_latency_us') or {}
+            if _num(lat.get('p99')) is not None:
+                m['write_p99_ms'] = lat['p99'] / 1000.0
+            if _num(lat.get('max')) is not None:
+                m['write_max_ms'] = lat['max'] / 1000.0
+            m['mb_per_s'] = _num(s.get('mb_per_s'))
+            if s.get('hung'):
+                m['hung'] = True
+        cls = verify_classes(res.get('verify'))
+        for name in CLASSES:
+            if name in cls:
+                m[name] = cls[name][1]
+        v = res.get('verify') or {}
+        m['torn_fsynced'] = _num(v.get('torn_fsynced')) if isinstance(v, dict) else None
+    else:
+        a = res.get('app') or {}
+        m['unit'] = a.get('unit', '?')
+        errors += int(a.get('errors') or 0)
+        for name in CLASSES[1:]:
+            m[name] = _num(a.get(name))
+        m['intact'] = _num(a.get('acked'))
+        if m['intact'] is not None and res.get('elapsed_s'):
+            m['mb_per_s'] = m['intact'] / res['elapsed_s']  # the app's unit per second
+        m['app_note'] = a.get('note')
+    churn = res.get('churn')
+    if isinstance(churn, dict):
+        errors += _errors_without_dead(churn.get('errors_by_errno'))
+        m['churn_errors'] = churn.get('errors')
+    m['app_errors'] = errors if (res.get('summary') or res.get('app') or churn) else None
+    st = res.get('stats') or {}
+    tot = st.get('total') if isinstance(st, dict) else None
+    if isinstance(tot, dict):
+        for k in ('loops', 'caller_retries', 'enomem', 'system_failures', 'injected_failures',
+                  'budget_failures'):
+            m[k] = _num(tot.get(k))
+        if _num(tot.get('stall_ns_max')) is not None:
+            m['stall_max_ms'] = tot['stall_ns_max'] / 1e6
+    return m
+
+
+# ---- aggregation --------------------------------------------------------------
+
+def aggregate(rows, order):
+    """Group runs by (scenario, workload, policy) in the given order; median and spread."""
+    groups = {}
+    for r in rows:
+        groups.setdefault((r['scenario'], r['workload'], r['policy']), []).append(r)
+    cells = []
+    for key in order:
+        runs = groups.get(key)
+        if not runs:
+            continue
+        cell = {'scenario': key[0], 'workload': key[1], 'policy': key[2], 'runs': len(runs),
+                'unit': runs[0]['unit']}
+        extra = ['torn_fsynced', 'enotconn', 'system_failures', 'injected_failures',
+                 'budget_failures', 'stall_max_ms', 'intact']
+        for k in [c[0] for c in COLUMNS] + extra:
+            vals = [r[k] for r in runs if r.get(k) is not None]
+            if k in ('hung', 'crashed'):
+                cell[k] = sum(1 for r in runs if r[k])
+                continue
+            vals = [float(v) for v in vals]
+            if vals:
+                cell[k] = {'median': statistics.median(vals), 'min': min(vals), 'max': max(vals), 'n': len(vals)}
+            else:
+                cell[k] = None
+        cell['mount_failed'] = sum(1 for r in runs if r['mount_failed'])
+        cells.append(cell)
+    return cells
+
+
+def _med(cell, k):
+    v = cell.get(k)
+    return v['median'] if isinstance(v, dict) else None
+
+
+# ---- invariants ---------------------------------------------------------------
+
+def invariants_check(rows, cells, policies):
+    """List of (ok, text). Per run: the fsync promise and clean-unmount integrity. Per
+    scenario: each policy shows its character (enomem errors, abort crash, nofail loops and
+    no errors, retry retries and fewer errors than enomem)."""
+    out = []
+    for r in rows:
+        where = '%s/%s/%s run %d' % (r['scenario'], r['workload'], r['policy'], r['rep'])
+        if r['mount_failed']:
+            out.append((False, '%s: the mount failed' % where))
+            continue
+        if r.get('wrote_underneath'):
+            out.append((False, '%s: the mount vanished under the application (daemon exited '
+                        'mid-run without a signal); %d entries were written into the bare '
+                        'mountpoint directory, so the fsync checks of this run do not apply' %
+                        (where, r['wrote_underneath'])))
+            continue
+        if r['lost_after_fsync'] is None:
+            out.append((False, '%s: no verification result' % where))
+        elif r['lost_after_fsync'] > 0:
+            out.append((False, '%s: %s %s lost after fsync (the fsync promise broken)' %
+                        (where, _int(r['lost_after_fsync']), r['unit'])))
+        if r.get('torn_fsynced'):
+            out.append((False, '%s: %d fsynced blocks torn or corrupt' % (where, r['torn_fsynced'])))
+        if r['workload'] == 'pfs-stress' and r['verify_rc'] not in (0, None):
+            out.append((False, '%s: pfs-stress verify exit status %s' % (where, r['verify_rc'])))
+        if r['workload'] in ('sqlite', 'fio') and r['torn_or_corrupt']:
+            out.append((False, '%s: %s %s torn or corrupt (committed/verified data)' %
+                        (where, _int(r['torn_or_corrupt']), r['unit'])))
+        if r['clean_unmount'] and r['torn_or_corrupt']:
+            out.append((False, '%s: %s %s torn/corrupt after a clean unmount' %
+                        (where, _int(r['torn_or_corrupt']), r['unit'])))
+    by = {(c['scenario'], c['workload'], c['policy']): c for c in cells}
+    scenarios = []
+    for c in cells:
+        if c['workload'] == 'pfs-stress' and c['scenario'] not in scenarios:
+            scenarios.append(c['scenario'])
+    for sc in scenarios:
+        get = lambda p: by.get((sc, 'pfs-stress', p))
+        en, ab, nf, rt = get('enomem'), get('abort'), get('nofail'), get('retry')
+        if en:
+            e = _med(en, 'app_errors') or 0
+            out.append((e > 0, '%s: enomem shows application errors (median %s)' % (sc, _int(e))))
+        if ab:
+            out.append((ab['crashed'] * 2 > ab['runs'],
+                        '%s: abort crashes the daemon (%d of %d runs)' % (sc, ab['crashed'], ab['runs'])))
+        if nf:
+            worst = nf['app_errors']['max'] if nf.get('app_errors') else None
+            loops = _med(nf, 'loops') or 0
+            out.append((worst == 0, '%s: nofail shows no application errors (max %s)' % (sc, _int(worst))))
+            out.append((loops > 0, '%s: nofail loops in the allocator (median %s loops)' % (sc, _int(loops))))
+            if nf['crashed']:
+                out.append((False, '%s: nofail crashed the daemon in %d runs' % (sc, nf['crashed'])))
+        if rt:
+            retries = _med(rt, 'caller_retries') or 0
+            out.append((retries > 0, '%s: retry retries (median %s caller retries)' % (sc, _int(retries))))
+            if en and (_med(en, 'app_errors') or 0) > 0:
+                re_, ee = _med(rt, 'app_errors'), _med(en, 'app_errors')
+                out.append((re_ is not None and re_ < ee,
+                            '%s: retry has fewer application errors than enomem (%s < %s)' %
+                            (sc, _int(re_), _int(ee))))
+    return out
+
+
+def _int(v):
+    if v is None:
+        return '-'
+    return str(int(v)) if float(v).is_integer() else '%.1f' % v
+
+
+# ---- formatting -------------------------------------------------------------
+
+def _human_bytes(v):
+    if v is None:
+        return '-'
+    v = float(v)
+    for unit, div in (('GiB', 1 << 30), ('MiB', 1 << 20), ('KiB', 1 << 10)):
+        if v >= div:
+            return '%.1f %s' % (v / div, unit)
+    return '%d B' % v
+
+
+def _fmt(kind, v, unit):
+    if v is None:
+        return '-'
+    if kind == 'data':
+        return _human_bytes(v) if unit == 'bytes' else '%s %s' % (_int(v), unit)
+    if kind == 'ms':
+        return '%.1f' % v if v < 100 else '%d' % round(v)
+    if kind == 'rate':
+        return '%.1f MB/s' % v if unit == 'bytes' else '%.0f %s/s' % (v, unit)
+    return _int(v)
+
+
+def _cell_text(cell, key, kind):
+    if kind == 'flag':
+        n = cell[key]
+        return '%d/%d' % (n, cell['runs']) if n else '0'
+    v = cell.get(key)
+    if not isinstance(v, dict):
+        return '-'
+    med = _fmt(kind, v['median'], cell['unit'])
+    if v['n'] > 1 and v['min'] != v['max']:
+        return '%s (%s–%s)' % (med, _fmt(kind, v['min'], cell['unit']), _fmt(kind, v['max'], cell['unit']))
+    return med
+
+
+def table_markdown(cells):
+    head = ['scenario', 'workload', 'policy'] + [h for _k, h, _kind in COLUMNS]
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for c in cells:
+        row = [c['scenario'], c['workload'], c['policy']] + [_cell_text(c, k, kind) for k, _h, kind in COLUMNS]
+        lines.append('| ' + ' | '.join(row) + ' |')
+    return '\n'.join(lines)
+
+
+def write_outputs(outdir, meta, scenarios, rows, cells, checks, results):
+    os.makedirs(outdir, exist_ok=True)
+    table = table_markdown(cells)
+    with open(os.path.join(outdir, 'compare.md'), 'w', encoding='utf-8') as f:
+        f.write('# pressurefs policy comparison\n\n')
+        f.write('Command: `%s`  \n' % meta['command'])
+        if meta.get('rerendered_by'):
+            f.write('Table and plot re-rendered from its compare.json with: `%s`  \n' % meta['rerendered_by'])
+        f.write('Date: %s; machine: %s; %d repeat(s) per cell, seed %d; hang after %d s without '
+                'progress.\n\n' % (meta['date'], meta['machine'], meta['repeat'], meta['seed'], meta['hang_secs']))
+        f.write('Cells read "median (min–max)" over the repeats; hung/crashed read "runs of runs". '
+                'Data columns are bytes for pfs-stress and the application\'s unit for the others '
+                '(throughput: acknowledged units per second). '
+                'App errors exclude ENOTCONN/ECONNABORTED from a dead mount (counted under '
+                'crashed/hung). Crashed: the daemon died by a signal, or exited by itself mid-run. '
+                'ENOMEMs are the allocator\'s, including best-effort allocations (ALLOC_NORETRY: '
+                'name hints, hash growth, control-file rendering) that never reach an application, '
+                'which is why nofail can show a few.\n\n')
+        f.write(table + '\n\n')
+        over = ['%s/%s/%s run %d' % (r['scenario'], r['workload'], r['policy'], r['rep'])
+                for r in rows if r.get('overran')]
+        if over:
+            f.write('Not hung but stopped: still making progress (slowly) long after their '
+                    'duration, these runs were ended by killing the workload: %s.\n\n' % ', '.join(over))
+        f.write('![comparison](compare.png)\n\n## Scenarios\n\n')
+        for sc in scenarios:
+            extra = ''
+            if sc.balloon_schedule:
+                steps = ' '.join('%g:%gM' % (t, b / 1048576) for t, b in sc.balloon_schedule)
+                extra += '; balloon schedule `%s` (seconds:size)' % steps
+            if sc.rlimit_headroom is not None:
+                extra += '; RLIMIT_AS = VmSize + %d MiB' % (sc.rlimit_headroom >> 20)
+            if sc.churn:
+                extra += '; metadata churn beside pfs-stress'
+            f.write('- **%s**: %s  \n  `-o %s` / pfs-stress `%s`%s\n' %
+                    (sc.name, sc.description, sc.mount_options('POLICY'), ' '.join(sc.stress), extra))
+        f.write('\n## Invariants\n\n')
+        for ok, text in checks:
+            f.write('- %s %s\n' % ('PASS' if ok else '**FAIL**', text))
+    keys = [k for k, _h, _kind in COLUMNS] + ['intact', 'torn_fsynced', 'enotconn', 'system_failures',
+                                               'injected_failures', 'budget_failures', 'stall_max_ms']
+    with open(os.path.join(outdir, 'compare.csv'), 'w', newline='', encoding='utf-8') as f:
+        w = csv.writer(f)
+        hdr = ['scenario', 'workload', 'policy', 'runs', 'unit']
+        for k in keys:
+            hdr += [k] if k in ('hung', 'crashed') else [k + '_median', k + '_min', k + '_max']
+        w.writerow(hdr)
+        for c in cells:
+            row = [c['scenario'], c['workload'], c['policy'], c['runs'], c['unit']]
+            for k in keys:
+                if k in ('hung', 'crashed'):
+                    row.append(c[k])
+                else:
+                    v = c.get(k)
+                    row += [v['median'], v['min'], v['max']] if isinstance(v, dict) else ['', '', '']
+            w.writerow(row)
+    # One line per run as well: the spread behind every median.
+    run_keys = ['scenario', 'workload', 'policy', 'rep', 'unit'] + keys + ['clean_unmount', 'verify_rc']
+    with open(os.path.join(outdir, 'compare-runs.csv'), 'w', newline='', encoding='utf-8') as f:
+        w = csv.writer(f)
+        w.writerow(run_keys)
+        for r in rows:
+            w.writerow(['' if r.get(k) is None else r.get(k) for k in run_keys])
+    with open(os.path.join(outdir, 'compare.json'), 'w', encoding='utf-8') as f:
+        json.dump({'meta': meta, 'scenarios': [s.to_json() for s in scenarios], 'cells': cells,
+                   'runs': rows, 'invariants': [{'ok': ok, 'text': t} for ok, t in checks],
+                   'results': results}, f, indent=1, default=str)
+    return table
+
+
+def plot(outdir, cells, policies):
+    """compare.png with gnuplot (bench/comparison/plot.gp): one panel per metric, a bar per policy."""
+    metrics = [('errors', 'app_errors', 1.0), ('lost', 'lost_after_write', 1.0 / (1 << 20)),
+               ('latency', 'write_max_ms', 1.0), ('mbps', 'mb_per_s', 1.0)]
+    rows = [c for c in cells if c['workload'] == 'pfs-stress']
+    scen = []
+    for c in rows:
+        if c['scenario'] not in scen:
+            scen.append(c['scenario'])
+    if not scen:
+        return 'no pfs-stress cells to plot'
+    by = {(c['scenario'], c['policy']): c for c in rows}
+    for name, key, scale in metrics:
+        with open(os.path.join(outdir, 'plot-%s.dat' % name), 'w', encoding='utf-8') as f:
+            f.write('scenario ' + ' '.join(policies) + '\n')
+            for s in scen:
+                vals = []
+                for p in policies:
+                    c = by.get((s, p))
+                    v = _med(c, key) if c else None
+                    vals.append('%g' % (v * scale) if v is not None else '0')
+                f.write('%s %s\n' % (s, ' '.join(vals)))
+    cmd = ['gnuplot', '-e', "datadir='%s'; out='%s'; npol=%d" %
+           (outdir, os.path.join(outdir, 'compare.png'), len(policies)), os.path.join(HERE, 'plot.gp')]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return 'gnuplot failed: %s' % e
+    return None if r.returncode == 0 else 'gnuplot failed: ' + r.stderr.strip()[:300]

@@ -1,0 +1,156 @@
+"""Pressure scenarios: bench/comparison/scenarios/NAME.conf, small key = value files.
+
+Keys (unknown keys are an error, so a typo cannot silently weaken a scenario):
+  description       one line: what the scenario does to the daemon
+  mount             comma list of pressurefs -o options (policy= is added by the driver)
+  mount.POLICY      extra -o options for one policy only (e.g. mount.nofail = stall_warn_ms=2000)
+  stress            pfs-stress run flags (the driver adds --dir, --journal, --duration, --seed)
+  duration          seconds of the full run (default 10)
+  quick_duration    seconds under --quick (default 4)
+  quick             yes/no: part of the --quick subset (default no)
+  balloon_schedule  "T:SIZE T:SIZE ...": at T seconds after the workload starts write SIZE to
+                    .pressurefs/balloon (the simulated competitor inflates or deflates)
+  rlimit_as         "vmsize+SIZE": after the mount, cap the daemon's RLIMIT_AS at its VmSize
+                    plus SIZE with prlimit --pid
+  daemon_env        space-separated NAME=VALUE added to the daemon's environment
+  daemon_stack      RLIMIT_STACK for the daemon (prlimit --stack): glibc sizes thread stacks
+                    from it, so a cap on RLIMIT_AS is not eaten by 8 MiB thread stacks
+  churn             yes/no: run the metadata churner (create/open/stat/readdir/rename/unlink)
+                    beside the workload
+"""
+
+import os
+import re
+
+_KEYS = {
+    'description', 'mount', 'stress', 'duration', 'quick_duration', 'quick',
+    'balloon_schedule', 'rlimit_as', 'daemon_env', 'daemon_stack', 'churn',
+}
+_SIZE_RE = re.compile(r'^(\d+)([KMG]?)$')
+
+
+def size_parse(text):
+    """'64K' -> 65536 (powers of 1024, as the daemon reads sizes)."""
+    m = _SIZE_RE.match(text.strip().upper())
+    if not m:
+        raise ValueError("'%s' is not a size such as 65536, 64K, 64M or 1G" % text)
+    return int(m.group(1)) * {'': 1, 'K': 1 << 10, 'M': 1 << 20, 'G': 1 << 30}[m.group(2)]
+
+
+def _bool_parse(text):
+    t = text.strip().lower()
+    if t in ('yes', 'true', '1', 'on'):
+        return True
+    if t in ('no', 'false', '0', 'off', ''):
+        return False
+    raise ValueError("'%s' is not yes/no" % text)
+
+
+class Scenario:
+    def __init__(self, name, path):
+        self.name = name
+        self.path = path
+        self.description = ''
+        self.mount = ''
+        self.mount_policy = {}
+        self.stress = []
+        self.duration = 10
+        self.quick_duration = 4
+        self.quick = False
+        self.balloon_schedule = []   # [(seconds, bytes)]
+        self.rlimit_headroom = None  # bytes above VmSize, or None
+        self.daemon_env = {}
+        self.daemon_stack = None
+        self.churn = False
+
+    def mount_options(self, policy):
+        """The -o string for one policy: policy first, then scenario, then per-policy extras."""
+        parts = ['policy=' + policy]
+        if self.mount:
+            parts.append(self.mount)
+        if self.mount_policy.get(policy):
+            parts.append(self.mount_policy[policy])
+        return ','.join(parts)
+
+    def to_json(self):
+        return {
+            'name': self.name, 'description': self.description, 'mount': self.mount,
+            'mount_policy': self.mount_policy, 'stress': ' '.join(self.stress),
+            'duration': self.duration, 'quick_duration': self.quick_duration,
+            'balloon_schedule': self.balloon_schedule, 'rlimit_headroom': self.rlimit_headroom,
+            'daemon_env': self.daemon_env, 'daemon_stack': self.daemon_stack, 'churn': self.churn,
+        }
+
+
+def scenario_load(path):
+    name = os.path.basename(path)
+    if name.endswith('.conf'):
+        name = name[:-5]
+    sc = Scenario(name, path)
+    with open(path, encoding='utf-8') as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.split('#', 1)[0].strip()
+            if not line:
+                continue
+            where = '%s:%d' % (path, lineno)
+            if '=' not in line:
+                raise ValueError('%s: expected key = value' % where)
+            key, value = (s.strip() for s in line.split('=', 1))
+            try:
+                _scenario_set(sc, key, value)
+            except ValueError as e:
+                raise ValueError('%s: %s' % (where, e)) from None
+    if not sc.description:
+        raise ValueError('%s: no description line' % path)
+    return sc
+
+
+def _scenario_set(sc, key, value):
+    if key.startswith('mount.'):
+        sc.mount_policy[key[6:]] = value
+        return
+    if key not in _KEYS:
+        raise ValueError("unknown key '%s' (accepted: %s, mount.POLICY)" % (key, ', '.join(sorted(_KEYS))))
+    if key == 'description':
+        sc.description = value
+    elif key == 'mount':
+        sc.mount = value
+    elif key == 'stress':
+        sc.stress = value.split()
+    elif key in ('duration', 'quick_duration'):
+        v = int(value)
+        if v < 1:
+            raise ValueError('%s must be >= 1' % key)
+        setattr(sc, key, v)
+    elif key == 'quick':
+        sc.quick = _bool_parse(value)
+    elif key == 'churn':
+        sc.churn = _bool_parse(value)
+    elif key == 'balloon_schedule':
+        steps = []
+        for item in value.split():
+            t, _, size = item.partition(':')
+            steps.append((float(t), size_parse(size)))
+        sc.balloon_schedule = sorted(steps)
+    elif key == 'rlimit_as':
+        if not value.startswith('vmsize+'):
+            raise ValueError("rlimit_as must read 'vmsize+SIZE'")
+        sc.rlimit_headroom = size_parse(value[len('vmsize+'):])
+    elif key == 'daemon_stack':
+        sc.daemon_stack = size_parse(value)
+    elif key == 'daemon_env':
+        for item in value.split():
+            k, sep, v = item.partition('=')
+            if not sep:
+                raise ValueError("daemon_env item '%s' is not NAME=VALUE" % item)
+            sc.daemon_env[k] = v
+
+
+def scenario_list(directory):
+    """Every scenario in directory, by name."""
+    out = {}
+    for fn in sorted(os.listdir(directory)):
+        if fn.endswith('.conf'):
+            sc = scenario_load(os.path.join(directory, fn))
+            out[sc.name] = sc
+    return out

@@ -1,0 +1,193 @@
+/*
+ * pressurefs write-back page cache.
+ *
+ * write() is acknowledged once its bytes sit in this cache; a writeback
+ * thread flushes dirty pages by age (writeback_ms) and by amount
+ * (dirty_limit); fsync writes one file's dirty pages and fsyncs its backing
+ * file. Every page and every buffer here comes from the allocator (sites
+ * cache_page and writeback), so the policy decides what a write meets when
+ * memory runs out. The cache never drops acknowledged data by itself: a
+ * failed writeback leaves the pages dirty, is retried later, and its error
+ * is reported by the next fsync of the file.
+ *
+ * No FUSE in here: the daemon (ops.c) maps requests to these calls, and the
+ * unit tests drive them directly against real backing files.
+ *
+ * Locks (see the lock-order comment in daemon/daemon_i.h for the whole daemon):
+ *   pcache_file.lock   like i_rwsem: serialises writers, truncate, fsync of
+ *                      one file; allocation under it uses ALLOC_NOFS.
+ *   pcache_file.pages_lock  the file's page index, page flags and dirty
+ *                      ranges; held briefly, never across I/O or allocation.
+ *   pcache.dirty_lock  the list of files with dirty pages, dirty byte count,
+ *                      the writeback thread's wake-ups.
+ *   pcache.lru_lock    the list of clean pages reclaim may drop.
+ * Writeback takes only pages_lock (never pcache_file.lock), so a writer
+ * waiting for memory under pcache_file.lock cannot stop writeback from
+ * freeing it.
+ *
+ * Lock order (take left before right, never the reverse):
+ *   pcache_file.lock -> pcache_file.pages_lock -> pcache.dirty_lock ->
+ *   pcache.lru_lock -> allocator-internal locks
+ * Reclaim holding lru_lock only trylocks pages_lock. No allocation is made
+ * under pages_lock, dirty_lock or lru_lock; allocations under
+ * pcache_file.lock pass ALLOC_NOFS. The reclaimer's blocking mode writes
+ * back with on-stack buffers: reclaim never allocates.
+ */
+#ifndef PFS_PCACHE_H
+#define PFS_PCACHE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "alloc.h"
+
+struct pcache;
+struct pcache_file;
+struct pcache_page;
+struct pcache_index; /* private: the page index of one file */
+
+struct pcache_config {
+	size_t page_size; /* power of two, 4 KiB .. 1 MiB */
+	uint64_t
+		dirty_limit; /* dirty bytes that start writeback at once (0 = mem_limit/2 or 64M) */
+	uint64_t clean_limit;  /* clean bytes kept; the oldest beyond are dropped
+				* (0 = 64M without a mem_limit, else no limit of its own) */
+	unsigned writeback_ms; /* dirty pages older than this are written back */
+	bool buffered_only;    /* never O_DIRECT: every writeback goes through the
+				* backing fs's page cache (fixed at create) */
+};
+
+/* How the cache keeps a file alive while it has dirty pages (the daemon's
+ * inode refcount): get when the file gets its first dirty page or while the
+ * writeback thread works on it, put when done.
+ * get may be called with the file's pages_lock held (by the writer that
+ * dirties the first page): it must not block or call into the cache.
+ * put is called with no cache lock held, from any thread (writeback,
+ * reclaim, fsync, truncate, discard); the last put may destroy the file.
+ * Either may be NULL (tests). */
+struct pcache_file_ops {
+	void (*get)(struct pcache_file *f);
+	void (*put)(struct pcache_file *f);
+};
+
+/* The cache state of one inode; embedded in the daemon's inode. */
+struct pcache_file {
+	pthread_mutex_t lock;	       /* see above: writers, truncate, fsync */
+	pthread_mutex_t pages_lock;    /* see above: index, page flags, ranges */
+	pthread_cond_t writeback_done; /* with pages_lock: a page left writeback */
+	struct pcache *cache;
+	struct pcache_index *index; /* pages_lock */
+	int fd;			    /* backing file, opened read-write by the daemon */
+	off_t size;	       /* lock (read under pages_lock too): size as applications see it */
+	struct timespec mtime; /* lock: time of the last cached write */
+	uint64_t dirty_pages;  /* pages_lock: pages dirty or under writeback */
+	int wb_error; /* pages_lock: first writeback error since the last fsync, 0 or -errno */
+	uint64_t dirtied_ns; /* dirty_lock: when the file went from clean to dirty */
+	struct pcache_file *dirty_next, *dirty_prev; /* dirty_lock: the dirty-file list */
+	bool on_dirty_list;			     /* dirty_lock */
+	uint64_t id; /* the daemon's inode number, for `dirty` and logs */
+};
+
+/* Registers the cache's reclaimer with a (one per allocator). NULL with
+ * errno EINVAL (bad page_size) or ENOMEM. config NULL or zero fields mean
+ * the defaults: 64 KiB pages, writeback_ms 5000, dirty_limit 0 (half of
+ * mem_limit - balloon, followed at run time; 64 MiB without a limit),
+ * clean_limit 0 (64 MiB without a mem_limit; with one, the budget and its
+ * reclaim decide). */
+struct pcache *pcache_create(struct alloc *a, const struct pcache_config *config,
+			     const struct pcache_file_ops *ops);
+/* Writes everything back (pcache_sync_all), stops the thread, frees.
+ * Destroy (or discard and destroy) every file first: the files belong to
+ * the caller; one still attached is reported on stderr. Unmount order:
+ * pcache_sync_all, destroy the inodes, pcache_destroy. */
+void pcache_destroy(struct pcache *pc);
+/* Start/stop the writeback thread (create does not start it, for tests). */
+int pcache_writeback_start(struct pcache *pc);
+void pcache_writeback_stop(struct pcache *pc);
+size_t pcache_page_size(const struct pcache *pc);
+/* Change dirty_limit, clean_limit and writeback_ms at run time (page_size
+ * and buffered_only are fixed at create and ignored here); the writeback
+ * thread uses them on its next pass, which this call starts at once, and
+ * clean pages past a lowered clean_limit go at once. */
+void pcache_set_config(struct pcache *pc, const struct pcache_config *config);
+
+/* Set up / tear down a file's cache state. fd is the backing file (the
+ * cache does not close it); size its current size. */
+void pcache_file_init(struct pcache *pc, struct pcache_file *f, int fd, off_t size, uint64_t id);
+/* Drops every page; the file must have no dirty pages (write them back or
+ * accept the loss first: see pcache_file_discard). If some are left they
+ * are dropped with a message on stderr, and the file leaves the dirty list
+ * without an ops->put (it is being destroyed). Never calls ops. */
+void pcache_file_destroy(struct pcache_file *f);
+bool pcache_file_is_dirty(struct pcache_file *f);
+/* Drop all pages, dirty ones too, unwritten (the file is gone for good).
+ * If the file was dirty, its dirty reference is put (after every cache lock
+ * is dropped). The file stays usable; pcache_file_destroy it after. */
+void pcache_file_discard(struct pcache_file *f);
+
+/*
+ * Cache len bytes at off. Returns the bytes cached (len, or fewer when an
+ * allocation failed part-way: a short write), or a negative errno
+ * (-ENOMEM when nothing could be cached). Follows the policy's verdicts:
+ * RETRY drops f->lock, reclaims, backs off and resumes where it stopped.
+ */
+ssize_t pcache_write(struct pcache_file *f, const void *buf, size_t len, off_t off);
+/* Read through the cache (dirty and cached pages over the backing file).
+ * Returns bytes read (0 at EOF) or a negative errno. */
+ssize_t pcache_read(struct pcache_file *f, void *buf, size_t len, off_t off);
+/* Change the size: pages past it are dropped, the tail of the last page is
+ * zeroed, and the backing file is truncated to match. */
+int pcache_truncate(struct pcache_file *f, off_t size);
+/* Write back the file's dirty pages (no fsync). 0 or negative errno. */
+int pcache_flush_file(struct pcache_file *f);
+/* Write back, then fsync (fdatasync if datasync) the backing file. Returns
+ * the first error: its own, or one kept from an earlier writeback. The
+ * kept error is reported once (then cleared), even if the data went out
+ * since. 0 means every byte written before the call is in the backing
+ * file and synced. -ENOMEM: no writeback buffer under the policy (the
+ * data stays dirty, nothing is lost). */
+int pcache_fsync(struct pcache_file *f, bool datasync);
+/* Forget cached pages in [off, off+len) after writing them back (for
+ * fallocate punch-hole and the like). */
+int pcache_invalidate_range(struct pcache_file *f, off_t off, off_t len);
+/* Size and mtime as applications should see them (for getattr). has_mtime
+ * is true while the file has data not yet written back: then *mtime (the
+ * last cached write, CLOCK_REALTIME) overrides the backing file's; once
+ * written back, the backing file's own mtime is the truth. A setattr that
+ * sets times explicitly should pcache_flush_file() first, or a later
+ * writeback would move the backing mtime again. */
+void pcache_file_attr(struct pcache_file *f, off_t *size, struct timespec *mtime, bool *has_mtime);
+
+/* ---- whole cache ---- */
+/* Write back everything; first error or 0. */
+int pcache_sync_all(struct pcache *pc);
+/* Drop clean pages (drop_caches). Returns bytes freed. */
+size_t pcache_drop_clean(struct pcache *pc);
+
+struct pcache_usage {
+	uint64_t cached_bytes;	   /* page bytes held, dirty or clean */
+	uint64_t dirty_bytes;	   /* page bytes of dirty pages (whole pages, not ranges) */
+	uint64_t writeback_bytes;  /* under I/O now */
+	uint64_t pages_written;	   /* by writeback and fsync, since create */
+	uint64_t writeback_errors; /* failed writeback passes (I/O or buffer allocation;
+				    * counted even when a no-allocation fallback then
+				    * wrote the data) */
+	uint64_t direct_bytes;	   /* of the bytes written back, those written with O_DIRECT */
+};
+void pcache_usage_read(struct pcache *pc, struct pcache_usage *out);
+
+/*
+ * Call fn for each dirty byte range of each dirty file: (file id, offset,
+ * length). Ranges of one file come in ascending order, adjacent ones
+ * merged; pages under writeback count as dirty (not yet known written).
+ * For the `dirty` control file and the crash tests.
+ * fn runs with that file's pages_lock held (and a reference on the file):
+ * it must not call into the cache, and may allocate only with ALLOC_NOFS.
+ */
+typedef void (*pcache_dirty_fn)(void *data, uint64_t id, off_t off, off_t len);
+void pcache_for_each_dirty(struct pcache *pc, pcache_dirty_fn fn, void *data);
+
+#endif /* PFS_PCACHE_H */
