@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "alloc_i.h"
+#include "log.h"
 
 /* Largest request: the header must still fit in a size_t. */
 #define ALLOC_SIZE_MAX (SIZE_MAX / 2)
@@ -34,7 +35,7 @@ void _alloc_log(const struct alloc *a, enum pfs_log_level level, const char *fmt
 	if (a->log_host && a->log_host->log)
 		a->log_host->log(a->log_host->host_data, level, "%s", line);
 	else
-		fprintf(stderr, "pressurefs: %s\n", line);
+		pfs_log((int)level, "%s", line);
 }
 
 /* ---- instance ---- */
@@ -73,8 +74,7 @@ void alloc_destroy(struct alloc *a)
 		return;
 	live = alloc_live(a);
 	if (live)
-		fprintf(stderr, "pressurefs: alloc_destroy: %" PRIu64 " bytes still allocated\n",
-			live);
+		pfs_log(LOG_ERR, "alloc_destroy: %" PRIu64 " bytes still allocated", live);
 	for (slot = a->policy_all; slot; slot = older) {
 		older = slot->older;
 		free(slot);
@@ -404,8 +404,7 @@ void *_alloc_malloc_failed(struct alloc *a, enum alloc_site site, size_t size, u
 
 static _Noreturn void bad_block(const char *who, const void *ptr)
 {
-	fprintf(stderr, "pressurefs: %s(%p): not a live allocator block (double free?)\n", who,
-		ptr);
+	pfs_log(LOG_CRIT, "%s(%p): not a live allocator block (double free?)", who, ptr);
 	abort();
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "log.h"
 #include "pcache_i.h"
 
 uint64_t _pcache_now_ns(void)
@@ -126,7 +127,7 @@ void pcache_destroy(struct pcache *pc)
 	alloc_set_reclaimer(pc->alloc, NULL, NULL);
 	left = atomic_load(&pc->nfiles);
 	if (left)
-		fprintf(stderr, "pcache: destroyed with %ld file(s) still attached\n", left);
+		pfs_log(LOG_ERR, "cache destroyed with %ld file(s) still attached", left);
 	pthread_cond_destroy(&pc->wb_wake);
 	pthread_mutex_destroy(&pc->lru_lock);
 	pthread_mutex_destroy(&pc->list_lock);
@@ -345,8 +346,8 @@ void pcache_file_destroy(struct pcache_file *f)
 	pthread_mutex_lock(&f->pages_lock);
 	_pcache_wait_writeback(f);
 	if (f->dirty_pages)
-		fprintf(stderr,
-			"pcache: file %llu destroyed with %llu dirty page(s): their data is lost\n",
+		pfs_log(LOG_ERR,
+			"cache file %llu destroyed with %llu dirty page(s): their data is lost",
 			(unsigned long long)f->id, (unsigned long long)f->dirty_pages);
 	list = file_drop_all(f);
 	/* Being destroyed: its dirty reference is moot, no put. */

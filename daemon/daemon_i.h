@@ -37,8 +37,9 @@
 #include <sys/types.h>
 
 #include "alloc.h"
-#include "pcache.h"
 #include "loader.h"
+#include "log.h"
+#include "pcache.h"
 
 /* ---- options (options.c): one table drives parsing, --help, ctl files ---- */
 
@@ -235,8 +236,7 @@ struct pfs {
 	unsigned npolicies;
 };
 
-/* main.c: the daemon's logger (stderr in the foreground, syslog otherwise) */
-void pfs_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* policy_host.c: what the daemon offers policy plugins */
 extern const struct pfs_policy_host pfs_policy_host;
 
 int pfs_inode_table_init(struct pfs *fs);

@@ -30,45 +30,6 @@
  */
 #define PFS_MAX_WRITE (128u * 1024u)
 
-static bool pfs_log_to_syslog;
-
-static void pfs_vlog(int level, const char *fmt, va_list ap)
-{
-	char line[1024];
-	const char *text = line;
-
-	vsnprintf(line, sizeof(line), fmt, ap);
-	/* Plugins may name themselves already. */
-	if (strncmp(text, "pressurefs: ", 12) == 0)
-		text += 12;
-	if (pfs_log_to_syslog)
-		syslog(level, "%s", text);
-	else
-		fprintf(stderr, "pressurefs: %s\n", text);
-}
-
-void pfs_log(int level, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	pfs_vlog(level, fmt, ap);
-	va_end(ap);
-}
-
-static void pfs_host_log(void *host_data, enum pfs_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void pfs_host_log(void *host_data, enum pfs_log_level level, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	pfs_vlog((int)level, fmt, ap);
-	va_end(ap);
-}
-
-const struct pfs_policy_host pfs_policy_host = {.log = pfs_host_log};
-
 static void pfs_op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct pfs *fs = userdata;
@@ -320,7 +281,7 @@ static int pfs_run(struct pfs *fs, const struct pfs_cmdline *cl)
 			strerror(-r));
 	if (!cl->foreground) {
 		fuse_daemonize(0);
-		pfs_log_to_syslog = true;
+		pfs_log_use_syslog(true);
 		openlog("pressurefs", LOG_PID, LOG_DAEMON);
 	}
 	/* After daemonizing: fork() keeps no threads. */
