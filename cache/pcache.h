@@ -28,10 +28,12 @@
  * Lock order (take left before right, never the reverse):
  *   pcache_file.lock -> pcache_file.pages_lock -> pcache.dirty_lock ->
  *   pcache.lru_lock -> allocator-internal locks
- * Reclaim holding lru_lock only trylocks pages_lock. No allocation is made
- * under pages_lock, dirty_lock or lru_lock; allocations under
- * pcache_file.lock pass ALLOC_NOFS. The reclaimer's blocking mode writes
- * back with on-stack buffers: reclaim never allocates.
+ *   pcache.sync_lock, pcache.list_lock -> pcache_file.pages_lock
+ * Reclaim holding lru_lock only trylocks pages_lock. Under pages_lock,
+ * dirty_lock and lru_lock the cache itself allocates nothing, and what the
+ * owner's callbacks allocate there is fail-fast (ALLOC_NORETRY);
+ * allocations under pcache_file.lock pass ALLOC_NOFS. The reclaimer's
+ * blocking mode writes back with on-stack buffers: reclaim never allocates.
  */
 #ifndef PFS_PCACHE_H
 #define PFS_PCACHE_H

@@ -1,27 +1,33 @@
 /*
- * pressurefs daemon internals: shared by main.c, options.c, inode.c,
- * ops_*.c and ctl.c. Not a public header.
+ * pressurefs daemon internals: shared by main.c, options.c, inode/, ops/,
+ * transport/ and ctl/. Not a public header.
  *
  * LOCK ORDER for the whole daemon (take left before right, never the
- * reverse):
+ * reverse; every lock is described where it is declared):
  *
  *   pfs_inode.append_lock -> pcache_file.lock -> pcache_file.pages_lock ->
  *       pcache.dirty_lock -> pcache.lru_lock -> allocator-internal locks
- *   pcache_file.pages_lock -> pfs.hint_lock -> an inode-table shard lock
- *       (the cache's get callback and the `dirty` listing run under
- *       pages_lock; nothing is taken under hint_lock but a shard lock, and
- *       nothing under a shard lock but a fail-fast allocation)
+ *   pcache.sync_lock, pcache.list_lock (whole-cache passes) ->
+ *       pcache_file.pages_lock (they never take pcache_file.lock)
+ *   pcache_file.pages_lock -> pfs.inodes.hint_lock -> an inode-table shard
+ *       lock (the cache's get callback and the `dirty` listing run under
+ *       pages_lock)
  *   pfs_inode.open_lock -> pcache locks (first-open setup only)
- *   pfs.ctl_lock -> allocator-internal locks (and a trylock of dirty_lock)
- *   pfs.shrink_lock: a leaf (others only trylock it); the shrinker thread
+ *   pfs.ctl.lock -> allocator-internal locks (and a trylock of dirty_lock)
+ *   pfs.shrink.lock: a leaf (others only trylock it); the shrinker thread
  *       drops it before it takes hint_lock, shard locks, writes back
  *       (pcache_flush_file, with no lock held) or notifies the kernel
  *
+ * Allocation rule: under pages_lock, dirty_lock, lru_lock, hint_lock, a
+ * shard lock or list_lock only fail-fast allocations are made
+ * (ALLOC_NORETRY: the policy is not asked, nothing reclaims or waits), so
+ * no thread holding them waits for memory. Under pcache_file.lock and
+ * sync_lock allocations pass ALLOC_NOFS: the policy may make the thread
+ * wait, but reclaim takes none of the locks it holds.
+ *
  * The last unref of an inode frees it (pcache_file_destroy takes the cache
  * locks), so it runs with no lock held: the cache calls put without its
- * locks, and shard locks are dropped before the free. Allocations under
- * any of these locks pass ALLOC_NOFS or ALLOC_NORETRY, so the policy never
- * makes a thread wait for memory while it holds them.
+ * locks, and shard locks are dropped before the free.
  */
 #ifndef PFS_FS_I_H
 #define PFS_FS_I_H
@@ -161,9 +167,9 @@ struct pfs_inode {
 	pthread_mutex_t append_lock; /* serialises O_APPEND writers among themselves */
 	int opens;		     /* atomic: open handles (the shrinker skips those) */
 
-	struct pfs_inode *hint_parent; /* pfs.hint_lock: parent of the last name seen
+	struct pfs_inode *hint_parent; /* pfs.inodes.hint_lock: parent of the last name seen
 					* (holds a ref on it) */
-	char *hint_name;	       /* pfs.hint_lock: that name */
+	char *hint_name;	       /* pfs.inodes.hint_lock: that name */
 
 	struct pcache_file cache; /* valid once cache_ready */
 	/* atomic (killpriv.c): odd = the backing object had no bit or xattr a
@@ -186,54 +192,78 @@ struct pfs_inode_shard {
 
 #define PFS_MAX_POLICIES 1024
 
-struct pfs {
-	struct alloc *alloc;
-	struct pcache *cache;
-	struct fuse_session *se;
+/* The inode table (inode/inode.c). */
+struct pfs_inodes {
 	struct pfs_inode root;
 	struct pfs_inode_shard shards[PFS_INODE_SHARDS];
 	pthread_rwlock_t hint_lock; /* hint_parent/hint_name of every inode */
-	uid_t owner_uid;
-	gid_t owner_gid;
-	bool as_root;	/* effective uid 0: create as the caller */
+	long count;		    /* atomic: records in the table */
+};
+
+/* The FUSE connection: set before the loop starts or once in the INIT
+ * reply, read without a lock after that. */
+struct pfs_conn {
+	struct fuse_session *se;
 	double timeout; /* entry/attr timeout for backing objects */
 	bool foreground;
 	bool kernel_wbcache; /* set in init: the kernel's write-back cache is on */
-	/* atomic, set once in the INIT reply (fuse_io.c): FUSE_HANDLE_KILLPRIV_V2
-	 * is on, so the kernel leaves clearing suid/sgid/caps to us. */
+	/* atomic, set once in the INIT reply (transport/fuse_io.c):
+	 * FUSE_HANDLE_KILLPRIV_V2 is on, so the kernel leaves clearing
+	 * suid/sgid/caps to us. */
 	bool killpriv_v2;
-	uint64_t getxattr_requests;	 /* atomic: GETXATTR requests the kernel sent */
-	struct pcache_usage final_usage; /* the cache's last numbers, once it is gone */
+	uint64_t getxattr_requests; /* atomic: GETXATTR requests the kernel sent */
+};
 
-	/* Inode shrinker: each inode holds an fd, and the kernel keeps inodes
-	 * until memory is short, so past a share of the fd limit we ask it to
-	 * drop some (see inode_shrink.c). */
-	long ninodes;	  /* atomic: records in the table */
-	long shrink_high; /* immutable after start: start shrinking above this */
-	pthread_t shrink_thread;
-	bool shrink_running;	     /* main thread only */
-	pthread_mutex_t shrink_lock; /* shrink_stop and the wait on shrink_wake */
-	pthread_cond_t shrink_wake;
-	bool shrink_stop;		       /* shrink_lock (the shrinker also reads it atomically
-						* between write-backs) */
-	unsigned long long shrink_invalidated; /* atomic: dentries it asked the kernel to drop */
-	unsigned long long shrink_written;     /* atomic: dirty files it wrote back early */
-	/* Spare fds for opens that meet EMFILE (inode_shrink.c): slots hold
-	 * an fd or -1; only the shrinker fills them, anyone empties one. */
+/* Who owns the mount; immutable after start. */
+struct pfs_owner {
+	uid_t uid;
+	gid_t gid;
+	bool as_root; /* effective uid 0: create as the caller */
+};
+
+/* Inode shrinker: each inode holds an fd, and the kernel keeps inodes
+ * until memory is short, so past a share of the fd limit we ask it to drop
+ * some (see inode/inode_shrink.c). */
+struct pfs_shrinker {
+	long high; /* immutable after start: start shrinking above this */
+	pthread_t thread;
+	bool running;	      /* main thread only */
+	pthread_mutex_t lock; /* stop and the wait on wake */
+	pthread_cond_t wake;
+	bool stop;			/* lock (the shrinker also reads it atomically
+					 * between write-backs) */
+	unsigned long long invalidated; /* atomic: dentries it asked the kernel to drop */
+	unsigned long long written;	/* atomic: dirty files it wrote back early */
+	/* Spare fds for opens that meet EMFILE: slots hold an fd or -1; only
+	 * the shrinker fills them, anyone empties one. */
 #define PFS_SHRINK_RESERVE 32
-	int shrink_reserve[PFS_SHRINK_RESERVE]; /* atomic */
-	unsigned shrink_reserve_size;		/* immutable after start: slots in use */
-	unsigned long long shrink_reserve_used; /* atomic: opens it let through */
-	unsigned long long shrink_throttled;	/* atomic: closes held back */
-	unsigned long long shrink_rounds;	/* atomic: rounds done (closes wait for one) */
+	int reserve[PFS_SHRINK_RESERVE]; /* atomic */
+	unsigned reserve_size;		 /* immutable after start: slots in use */
+	unsigned long long reserve_used; /* atomic: opens it let through */
+	unsigned long long throttled;	 /* atomic: closes held back */
+	unsigned long long rounds;	 /* atomic: rounds done (closes wait for one) */
+};
 
-	pthread_mutex_t ctl_lock; /* opt (after start), policy, policies[] */
+/* What the control directory changes at run time. */
+struct pfs_control {
+	pthread_mutex_t lock; /* opt (after start), policy, policies[] */
 	struct pfs_options opt;
 	struct policy_handle *policy; /* current policy */
 	/* Every handle loaded, kept until unmount (a thread may still be asking
 	 * an old one). Fixed-size: a switch must work when memory is short. */
 	struct policy_handle *policies[PFS_MAX_POLICIES];
 	unsigned npolicies;
+};
+
+struct pfs {
+	struct alloc *alloc;		 /* immutable after start */
+	struct pcache *cache;		 /* immutable after start */
+	struct pcache_usage final_usage; /* the cache's last numbers, once it is gone */
+	struct pfs_conn conn;
+	struct pfs_owner owner;
+	struct pfs_inodes inodes;
+	struct pfs_shrinker shrink;
+	struct pfs_control ctl;
 };
 
 /* policy_host.c: what the daemon offers policy plugins */

@@ -36,9 +36,9 @@ static void pfs_op_init(void *userdata, struct fuse_conn_info *conn)
 
 	/* libfuse sizes max_pages from this (its buffer holds up to 1 MiB). */
 	conn->max_write = PFS_MAX_WRITE;
-	if (fs->opt.num[PFS_OPT_writeback_cache] && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
+	if (fs->ctl.opt.num[PFS_OPT_writeback_cache] && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
-		fs->kernel_wbcache = true;
+		fs->conn.kernel_wbcache = true;
 	} else {
 		conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	}
@@ -160,7 +160,7 @@ static void pfs_fd_limit_raise(void)
 
 static void pfs_root_init(struct pfs *fs, const char *backing)
 {
-	struct pfs_inode *root = &fs->root;
+	struct pfs_inode *root = &fs->inodes.root;
 	struct stat st;
 
 	root->fd = open(backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -177,7 +177,7 @@ static void pfs_root_init(struct pfs *fs, const char *backing)
 
 static void pfs_stats_file_write(struct pfs *fs)
 {
-	const char *path = fs->opt.str[PFS_OPT_stats_file];
+	const char *path = fs->ctl.opt.str[PFS_OPT_stats_file];
 	size_t len;
 	char *buf;
 	FILE *f;
@@ -263,15 +263,15 @@ static int pfs_run(struct pfs *fs, const struct pfs_cmdline *cl)
 
 	if (pfs_fuse_args(cl, &args))
 		pfs_die("out of memory");
-	fs->se = fuse_session_new(&args, &pfs_ops, sizeof(pfs_ops), fs);
+	fs->conn.se = fuse_session_new(&args, &pfs_ops, sizeof(pfs_ops), fs);
 	fuse_opt_free_args(&args);
-	if (!fs->se)
+	if (!fs->conn.se)
 		pfs_die("cannot start the FUSE session (see the message above)");
-	if (fuse_set_signal_handlers(fs->se))
+	if (fuse_set_signal_handlers(fs->conn.se))
 		pfs_die("cannot install signal handlers");
-	if (fuse_session_mount(fs->se, cl->mountpoint)) {
-		fuse_remove_signal_handlers(fs->se);
-		fuse_session_destroy(fs->se);
+	if (fuse_session_mount(fs->conn.se, cl->mountpoint)) {
+		fuse_remove_signal_handlers(fs->conn.se);
+		fuse_session_destroy(fs->conn.se);
 		pfs_die("cannot mount on '%s'", cl->mountpoint);
 	}
 	/* Same fd, our read/writev: see fuse_io.c (killpriv). */
@@ -293,19 +293,19 @@ static int pfs_run(struct pfs *fs, const struct pfs_cmdline *cl)
 	if (r)
 		pfs_log(LOG_WARNING, "inode shrinker: %s", strerror(-r));
 	if (cl->single_thread) {
-		r = fuse_session_loop(fs->se);
+		r = fuse_session_loop(fs->conn.se);
 	} else {
 		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
 		if (!cfg)
 			pfs_die("out of memory");
 		fuse_loop_cfg_set_clone_fd(cfg, 0);
 		fuse_loop_cfg_set_max_threads(cfg, 16);
-		r = fuse_session_loop_mt(fs->se, cfg);
+		r = fuse_session_loop_mt(fs->conn.se, cfg);
 		fuse_loop_cfg_destroy(cfg);
 	}
 	pfs_inode_shrinker_stop(fs);
-	fuse_remove_signal_handlers(fs->se);
-	fuse_session_unmount(fs->se);
+	fuse_remove_signal_handlers(fs->conn.se);
+	fuse_session_unmount(fs->conn.se);
 	return r;
 }
 
@@ -325,12 +325,12 @@ static int pfs_teardown(struct pfs *fs)
 	pcache_destroy(fs->cache);
 	fs->cache = NULL;
 	pfs_stats_file_write(fs);
-	fuse_session_destroy(fs->se);
+	fuse_session_destroy(fs->conn.se);
 	alloc_destroy(fs->alloc);
 	/* After the allocator: no thread can ask a policy any more. */
-	for (unsigned i = 0; i < fs->npolicies; i++)
-		policy_unload(fs->policies[i]);
-	close(fs->root.fd);
+	for (unsigned i = 0; i < fs->ctl.npolicies; i++)
+		policy_unload(fs->ctl.policies[i]);
+	close(fs->inodes.root.fd);
 	return status;
 }
 
@@ -371,17 +371,17 @@ int main(int argc, char **argv)
 	/* Valid: from here on, failures are the system's, not the user's. */
 	umask(0); /* the kernel already applied the caller's umask */
 	pfs_fd_limit_raise();
-	fs.opt = cl.opt;
-	fs.owner_uid = getuid();
-	fs.owner_gid = getgid();
-	fs.as_root = geteuid() == 0;
-	fs.timeout = 1.0;
-	fs.foreground = cl.foreground;
-	pthread_mutex_init(&fs.ctl_lock, NULL);
+	fs.ctl.opt = cl.opt;
+	fs.owner.uid = getuid();
+	fs.owner.gid = getgid();
+	fs.owner.as_root = geteuid() == 0;
+	fs.conn.timeout = 1.0;
+	fs.conn.foreground = cl.foreground;
+	pthread_mutex_init(&fs.ctl.lock, NULL);
 	pfs_ctl_init();
 	fs.alloc = alloc_create(&(struct alloc_config){
-		.mem_limit = (uint64_t)fs.opt.num[PFS_OPT_mem_limit],
-		.balloon = (uint64_t)fs.opt.num[PFS_OPT_balloon],
+		.mem_limit = (uint64_t)fs.ctl.opt.num[PFS_OPT_mem_limit],
+		.balloon = (uint64_t)fs.ctl.opt.num[PFS_OPT_balloon],
 		.stock_bytes = ALLOC_DEFAULT_STOCK_BYTES,
 		.log_host = &pfs_policy_host,
 	});
@@ -390,11 +390,11 @@ int main(int argc, char **argv)
 	pfs_policy_install(&fs, policy);
 	fs.cache = pcache_create(fs.alloc,
 				 &(struct pcache_config){
-					 .page_size = (size_t)fs.opt.num[PFS_OPT_page_size],
-					 .dirty_limit = (uint64_t)fs.opt.num[PFS_OPT_dirty_limit],
-					 .clean_limit = (uint64_t)fs.opt.num[PFS_OPT_clean_limit],
-					 .buffered_only = !fs.opt.num[PFS_OPT_direct_writeback],
-					 .writeback_ms = (unsigned)fs.opt.num[PFS_OPT_writeback_ms],
+					 .page_size = (size_t)fs.ctl.opt.num[PFS_OPT_page_size],
+					 .dirty_limit = (uint64_t)fs.ctl.opt.num[PFS_OPT_dirty_limit],
+					 .clean_limit = (uint64_t)fs.ctl.opt.num[PFS_OPT_clean_limit],
+					 .buffered_only = !fs.ctl.opt.num[PFS_OPT_direct_writeback],
+					 .writeback_ms = (unsigned)fs.ctl.opt.num[PFS_OPT_writeback_ms],
 				 },
 				 &pfs_inode_cache_ops);
 	if (!fs.cache)
@@ -407,7 +407,7 @@ int main(int argc, char **argv)
 
 	pfs_run(&fs, &cl);
 	r = pfs_teardown(&fs);
-	/* The option strings moved into fs.opt; free them through cl. */
+	/* The option strings moved into fs.ctl.opt; free them through cl. */
 	pfs_cmdline_free(&cl);
 	return r;
 }

@@ -31,7 +31,7 @@ bool pfs_ctl_is_ino(fuse_ino_t ino)
 
 bool pfs_ctl_enabled(struct pfs *fs)
 {
-	return fs->opt.num[PFS_OPT_ctldir] != PFS_CTLDIR_NONE;
+	return fs->ctl.opt.num[PFS_OPT_ctldir] != PFS_CTLDIR_NONE;
 }
 
 bool pfs_ctl_shadows(struct pfs *fs, fuse_ino_t parent, const char *name)
@@ -53,8 +53,8 @@ void pfs_ctl_entry(struct pfs *fs, fuse_ino_t ino, struct fuse_entry_param *e)
 	memset(e, 0, sizeof(*e));
 	e->ino = ino;
 	e->attr.st_ino = ino;
-	e->attr.st_uid = fs->owner_uid;
-	e->attr.st_gid = fs->owner_gid;
+	e->attr.st_uid = fs->owner.uid;
+	e->attr.st_gid = fs->owner.gid;
 	e->attr.st_atim = e->attr.st_mtim = e->attr.st_ctim = pfs_ctl_time;
 	e->attr.st_blksize = 4096;
 	if (file) {
@@ -64,8 +64,8 @@ void pfs_ctl_entry(struct pfs *fs, fuse_ino_t ino, struct fuse_entry_param *e)
 		e->attr.st_mode = S_IFDIR | 0555;
 		e->attr.st_nlink = 2;
 	}
-	e->attr_timeout = fs->timeout;
-	e->entry_timeout = fs->timeout;
+	e->attr_timeout = fs->conn.timeout;
+	e->entry_timeout = fs->conn.timeout;
 }
 
 void pfs_ctl_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -98,7 +98,7 @@ void pfs_ctl_getattr(fuse_req_t req, fuse_ino_t ino)
 	struct fuse_entry_param e;
 
 	pfs_ctl_entry(fs, ino, &e);
-	fuse_reply_attr(req, &e.attr, fs->timeout);
+	fuse_reply_attr(req, &e.attr, fs->conn.timeout);
 }
 
 void pfs_ctl_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
@@ -143,7 +143,7 @@ void pfs_ctl_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, boo
 
 static bool pfs_ctl_may_write(fuse_req_t req)
 {
-	return fuse_req_ctx(req)->uid == pfs_from_req(req)->owner_uid;
+	return fuse_req_ctx(req)->uid == pfs_from_req(req)->owner.uid;
 }
 
 void pfs_ctl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -215,15 +215,15 @@ void pfs_ctl_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 int pfs_policy_install(struct pfs *fs, struct policy_handle *h)
 {
-	pthread_mutex_lock(&fs->ctl_lock);
-	if (fs->npolicies == PFS_MAX_POLICIES) {
-		pthread_mutex_unlock(&fs->ctl_lock);
+	pthread_mutex_lock(&fs->ctl.lock);
+	if (fs->ctl.npolicies == PFS_MAX_POLICIES) {
+		pthread_mutex_unlock(&fs->ctl.lock);
 		return -ENOSPC;
 	}
-	fs->policies[fs->npolicies++] = h;
-	fs->policy = h;
+	fs->ctl.policies[fs->ctl.npolicies++] = h;
+	fs->ctl.policy = h;
 	alloc_set_policy(fs->alloc, h->ops, h->state);
-	pthread_mutex_unlock(&fs->ctl_lock);
+	pthread_mutex_unlock(&fs->ctl.lock);
 	return 0;
 }
 
@@ -268,10 +268,10 @@ int pfs_ctl_policy_switch(struct pfs *fs, const char *text, char *err, size_t er
 void pfs_cache_tune(struct pfs *fs)
 {
 	struct pcache_config c = {
-		.page_size = (size_t)fs->opt.num[PFS_OPT_page_size],
-		.dirty_limit = (uint64_t)fs->opt.num[PFS_OPT_dirty_limit],
-		.clean_limit = (uint64_t)fs->opt.num[PFS_OPT_clean_limit],
-		.writeback_ms = (unsigned)fs->opt.num[PFS_OPT_writeback_ms],
+		.page_size = (size_t)fs->ctl.opt.num[PFS_OPT_page_size],
+		.dirty_limit = (uint64_t)fs->ctl.opt.num[PFS_OPT_dirty_limit],
+		.clean_limit = (uint64_t)fs->ctl.opt.num[PFS_OPT_clean_limit],
+		.writeback_ms = (unsigned)fs->ctl.opt.num[PFS_OPT_writeback_ms],
 	};
 
 	pcache_set_config(fs->cache, &c);
@@ -281,21 +281,21 @@ void pfs_cache_tune(struct pfs *fs)
 void pfs_inject_apply(struct pfs *fs)
 {
 	struct alloc_inject in = {
-		.probability = (unsigned)fs->opt.num[PFS_OPT_fail_probability],
-		.interval = (unsigned long)fs->opt.num[PFS_OPT_fail_interval],
-		.times = fs->opt.num[PFS_OPT_fail_times],
-		.space = (unsigned long long)fs->opt.num[PFS_OPT_fail_space],
-		.sites = (unsigned)fs->opt.num[PFS_OPT_fail_sites],
-		.seed = (uint64_t)fs->opt.num[PFS_OPT_fail_seed],
-		.verbose = fs->opt.num[PFS_OPT_fail_verbose] != 0,
+		.probability = (unsigned)fs->ctl.opt.num[PFS_OPT_fail_probability],
+		.interval = (unsigned long)fs->ctl.opt.num[PFS_OPT_fail_interval],
+		.times = fs->ctl.opt.num[PFS_OPT_fail_times],
+		.space = (unsigned long long)fs->ctl.opt.num[PFS_OPT_fail_space],
+		.sites = (unsigned)fs->ctl.opt.num[PFS_OPT_fail_sites],
+		.seed = (uint64_t)fs->ctl.opt.num[PFS_OPT_fail_seed],
+		.verbose = fs->ctl.opt.num[PFS_OPT_fail_verbose] != 0,
 	};
 	alloc_set_inject(fs->alloc, &in);
 }
 
 static void pfs_ctl_option_apply(struct pfs *fs, enum pfs_opt_id id, long long v)
 {
-	pthread_mutex_lock(&fs->ctl_lock);
-	fs->opt.num[id] = v;
+	pthread_mutex_lock(&fs->ctl.lock);
+	fs->ctl.opt.num[id] = v;
 	switch (id) {
 	case PFS_OPT_mem_limit:
 		alloc_set_mem_limit(fs->alloc, (uint64_t)v);
@@ -312,7 +312,7 @@ static void pfs_ctl_option_apply(struct pfs *fs, enum pfs_opt_id id, long long v
 		pfs_inject_apply(fs);
 		break;
 	}
-	pthread_mutex_unlock(&fs->ctl_lock);
+	pthread_mutex_unlock(&fs->ctl.lock);
 }
 
 /* Carry out a parsed write. 0 or -errno (the write's reply). */

@@ -79,7 +79,7 @@ static void pfs_buf_printf(struct pfs_buf *b, const char *fmt, ...)
 static void pfs_policy_describe(struct pfs *fs, char *name, size_t namelen, char *args,
 				size_t argslen)
 {
-	const struct policy_handle *h = fs->policy;
+	const struct policy_handle *h = fs->ctl.policy;
 
 	snprintf(name, namelen, "%s", h && h->ops->name ? h->ops->name : "none");
 	if (h)
@@ -96,9 +96,9 @@ size_t pfs_stats_json(struct pfs *fs, char *out, size_t len)
 	char name[64], args[512];
 	size_t members;
 
-	pthread_mutex_lock(&fs->ctl_lock);
+	pthread_mutex_lock(&fs->ctl.lock);
 	pfs_policy_describe(fs, name, sizeof(name), args, sizeof(args));
-	pthread_mutex_unlock(&fs->ctl_lock);
+	pthread_mutex_unlock(&fs->ctl.lock);
 	alloc_stats_read(fs->alloc, &st);
 	if (fs->cache)
 		pcache_usage_read(fs->cache, &u);
@@ -120,9 +120,9 @@ size_t pfs_stats_json(struct pfs *fs, char *out, size_t len)
 	/* What the kernel and we agreed in INIT, and what it costs (fuse_io.c). */
 	pfs_buf_printf(&b,
 		       ",\"kernel_wbcache\":%s,\"killpriv_v2\":%s,\"getxattr_requests\":%" PRIu64,
-		       fs->kernel_wbcache ? "true" : "false",
-		       __atomic_load_n(&fs->killpriv_v2, __ATOMIC_ACQUIRE) ? "true" : "false",
-		       __atomic_load_n(&fs->getxattr_requests, __ATOMIC_RELAXED));
+		       fs->conn.kernel_wbcache ? "true" : "false",
+		       __atomic_load_n(&fs->conn.killpriv_v2, __ATOMIC_ACQUIRE) ? "true" : "false",
+		       __atomic_load_n(&fs->conn.getxattr_requests, __ATOMIC_RELAXED));
 	/* The allocator's counters, per site and in total, from the same snapshot. */
 	members = alloc_stats_json_members(&st, NULL, 0);
 	pfs_buf_printf(&b, ",");
@@ -141,14 +141,14 @@ static size_t pfs_ctl_render_option(struct pfs *fs, enum pfs_opt_id id, char *ou
 {
 	char name[64], args[512], value[512];
 
-	pthread_mutex_lock(&fs->ctl_lock);
+	pthread_mutex_lock(&fs->ctl.lock);
 	if (id == PFS_OPT_policy) {
 		pfs_policy_describe(fs, name, sizeof(name), args, sizeof(args));
-		pthread_mutex_unlock(&fs->ctl_lock);
+		pthread_mutex_unlock(&fs->ctl.lock);
 		return (size_t)snprintf(out, len, "%s%s%s\n", name, args[0] ? "," : "", args);
 	}
-	pfs_opt_format_value(id, &fs->opt, value, sizeof(value));
-	pthread_mutex_unlock(&fs->ctl_lock);
+	pfs_opt_format_value(id, &fs->ctl.opt, value, sizeof(value));
+	pthread_mutex_unlock(&fs->ctl.lock);
 	return (size_t)snprintf(out, len, "%s\n", value);
 }
 

@@ -30,7 +30,7 @@ static void pfs_inode_free(struct pfs *fs, struct pfs_inode *inode);
 static struct pfs_inode_shard *pfs_shard_of(struct pfs *fs, dev_t dev, ino_t ino)
 {
 	uint64_t h = (uint64_t)ino * 0x9E3779B97F4A7C15ULL ^ (uint64_t)dev;
-	return &fs->shards[(h >> 32) % PFS_INODE_SHARDS];
+	return &fs->inodes.shards[(h >> 32) % PFS_INODE_SHARDS];
 }
 
 static size_t pfs_bucket_of(const struct pfs_inode_shard *s, dev_t dev, ino_t ino)
@@ -42,7 +42,7 @@ static size_t pfs_bucket_of(const struct pfs_inode_shard *s, dev_t dev, ino_t in
 int pfs_inode_table_init(struct pfs *fs)
 {
 	for (int i = 0; i < PFS_INODE_SHARDS; i++) {
-		struct pfs_inode_shard *s = &fs->shards[i];
+		struct pfs_inode_shard *s = &fs->inodes.shards[i];
 
 		pthread_mutex_init(&s->lock, NULL);
 		s->buckets = alloc_malloc(fs->alloc, ALLOC_SITE_INODE,
@@ -52,7 +52,7 @@ int pfs_inode_table_init(struct pfs *fs)
 		s->nbuckets = PFS_SHARD_MIN_BUCKETS;
 		s->count = 0;
 	}
-	pthread_rwlock_init(&fs->hint_lock, NULL);
+	pthread_rwlock_init(&fs->inodes.hint_lock, NULL);
 	pfs_inode_owner = fs;
 	return 0;
 }
@@ -62,7 +62,7 @@ void pfs_inode_table_destroy(struct pfs *fs)
 	/* Unmount: no request runs any more, so no lock or refcount matters;
 	 * hints are cut first so that freeing one record never reaches another. */
 	for (int i = 0; i < PFS_INODE_SHARDS; i++) {
-		struct pfs_inode_shard *s = &fs->shards[i];
+		struct pfs_inode_shard *s = &fs->inodes.shards[i];
 		for (size_t k = 0; s->buckets && k < s->nbuckets; k++)
 			for (struct pfs_inode *in = s->buckets[k]; in; in = in->hash_next) {
 				alloc_free(fs->alloc, in->hint_name);
@@ -71,7 +71,7 @@ void pfs_inode_table_destroy(struct pfs *fs)
 			}
 	}
 	for (int i = 0; i < PFS_INODE_SHARDS; i++) {
-		struct pfs_inode_shard *s = &fs->shards[i];
+		struct pfs_inode_shard *s = &fs->inodes.shards[i];
 		for (size_t k = 0; s->buckets && k < s->nbuckets; k++) {
 			struct pfs_inode *in = s->buckets[k], *next;
 			for (; in; in = next) {
@@ -91,7 +91,7 @@ void pfs_inode_table_destroy(struct pfs *fs)
 		s->buckets = NULL;
 		pthread_mutex_destroy(&s->lock);
 	}
-	pthread_rwlock_destroy(&fs->hint_lock);
+	pthread_rwlock_destroy(&fs->inodes.hint_lock);
 }
 
 /* Called with s->lock held: rehash into n buckets, if memory allows (a
@@ -169,12 +169,12 @@ static void pfs_inode_free(struct pfs *fs, struct pfs_inode *inode)
 	pthread_mutex_destroy(&inode->open_lock);
 	pthread_mutex_destroy(&inode->append_lock);
 	alloc_free(fs->alloc, inode);
-	__atomic_sub_fetch(&fs->ninodes, 1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&fs->inodes.count, 1, __ATOMIC_RELAXED);
 }
 
 static bool pfs_inode_is_root(struct pfs *fs, struct pfs_inode *inode)
 {
-	return inode == &fs->root;
+	return inode == &fs->inodes.root;
 }
 
 /* Drop from the table and free when no one holds it. Shard lock held; returns
@@ -248,8 +248,8 @@ struct pfs_inode *pfs_inode_find(struct pfs *fs, dev_t dev, ino_t ino)
 	struct pfs_inode_shard *s;
 	struct pfs_inode *in;
 
-	if (fs->root.dev == dev && fs->root.ino == ino)
-		return &fs->root;
+	if (fs->inodes.root.dev == dev && fs->inodes.root.ino == ino)
+		return &fs->inodes.root;
 	s = pfs_shard_of(fs, dev, ino);
 	pthread_mutex_lock(&s->lock);
 	in = pfs_shard_find(s, dev, ino);
@@ -262,7 +262,7 @@ struct pfs_inode *pfs_inode_find(struct pfs *fs, dev_t dev, ino_t ino)
 struct pfs_inode *pfs_inode_get(fuse_req_t req, fuse_ino_t ino)
 {
 	if (ino == FUSE_ROOT_ID)
-		return &pfs_from_req(req)->root;
+		return &pfs_from_req(req)->inodes.root;
 	return (struct pfs_inode *)(uintptr_t)ino;
 }
 
@@ -281,12 +281,12 @@ static void pfs_hint_swap(struct pfs *fs, struct pfs_inode *inode, struct pfs_in
 	struct pfs_inode *old_parent;
 	char *old_name;
 
-	pthread_rwlock_wrlock(&fs->hint_lock);
+	pthread_rwlock_wrlock(&fs->inodes.hint_lock);
 	old_parent = inode->hint_parent;
 	old_name = inode->hint_name;
 	inode->hint_parent = parent;
 	inode->hint_name = name;
-	pthread_rwlock_unlock(&fs->hint_lock);
+	pthread_rwlock_unlock(&fs->inodes.hint_lock);
 	alloc_free(fs->alloc, old_name);
 	if (old_parent)
 		pfs_inode_unref(fs, old_parent);
@@ -305,10 +305,10 @@ void pfs_inode_hint_set(struct pfs *fs, struct pfs_inode *inode, struct pfs_inod
 
 	if (pfs_inode_is_root(fs, inode))
 		return;
-	pthread_rwlock_rdlock(&fs->hint_lock);
+	pthread_rwlock_rdlock(&fs->inodes.hint_lock);
 	same = inode->hint_parent == parent && inode->hint_name &&
 	       strcmp(inode->hint_name, name) == 0;
-	pthread_rwlock_unlock(&fs->hint_lock);
+	pthread_rwlock_unlock(&fs->inodes.hint_lock);
 	if (same)
 		return;
 	/* A hint is only a hint: never wait or fail for it. */
@@ -326,8 +326,8 @@ void pfs_inode_path(struct pfs *fs, struct pfs_inode *inode, char *buf, size_t l
 	size_t used = 0;
 	bool ok = true;
 
-	pthread_rwlock_rdlock(&fs->hint_lock);
-	while (inode != &fs->root) {
+	pthread_rwlock_rdlock(&fs->inodes.hint_lock);
+	while (inode != &fs->inodes.root) {
 		if (!inode->hint_name || n == 256) {
 			ok = false;
 			break;
@@ -343,7 +343,7 @@ void pfs_inode_path(struct pfs *fs, struct pfs_inode *inode, char *buf, size_t l
 		if (used >= len)
 			ok = false;
 	}
-	pthread_rwlock_unlock(&fs->hint_lock);
+	pthread_rwlock_unlock(&fs->inodes.hint_lock);
 	if (!ok || !buf[0])
 		snprintf(buf, len, "?");
 }
@@ -434,10 +434,10 @@ int pfs_inode_lookup_spare(struct pfs *fs, struct pfs_inode *parent, const char 
 		close(fd);
 		return r;
 	}
-	if (st.st_dev == fs->root.dev && st.st_ino == fs->root.ino) {
+	if (st.st_dev == fs->inodes.root.dev && st.st_ino == fs->inodes.root.ino) {
 		/* ".." of a top-level directory, or a bind loop: the root. */
 		close(fd);
-		in = &fs->root;
+		in = &fs->inodes.root;
 		goto out_stat;
 	}
 	s = pfs_shard_of(fs, st.st_dev, st.st_ino);
@@ -495,19 +495,19 @@ int pfs_inode_lookup_spare(struct pfs *fs, struct pfs_inode *parent, const char 
 		s->buckets[k] = in;
 		if (++s->count > s->nbuckets * 2)
 			pfs_shard_grow(fs, s);
-		if (__atomic_add_fetch(&fs->ninodes, 1, __ATOMIC_RELAXED) == fs->shrink_high + 1)
+		if (__atomic_add_fetch(&fs->inodes.count, 1, __ATOMIC_RELAXED) == fs->shrink.high + 1)
 			wake = true;
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (wake && fs->shrink_running && pthread_mutex_trylock(&fs->shrink_lock) == 0) {
-		pthread_cond_signal(&fs->shrink_wake);
-		pthread_mutex_unlock(&fs->shrink_lock);
+	if (wake && fs->shrink.running && pthread_mutex_trylock(&fs->shrink.lock) == 0) {
+		pthread_cond_signal(&fs->shrink.wake);
+		pthread_mutex_unlock(&fs->shrink.lock);
 	}
 
 out_hint:
 	pfs_inode_hint_set(fs, in, parent, name);
 out_stat:
-	e->ino = in == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)in;
+	e->ino = in == &fs->inodes.root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)in;
 	if (in != fresh) {
 		/* The cache may know a newer size and mtime. */
 		r = pfs_inode_stat(fs, in, &st);
@@ -517,8 +517,8 @@ out_stat:
 		}
 	}
 	e->attr = st;
-	e->attr_timeout = fs->timeout;
-	e->entry_timeout = fs->timeout;
+	e->attr_timeout = fs->conn.timeout;
+	e->entry_timeout = fs->conn.timeout;
 	return 0;
 }
 

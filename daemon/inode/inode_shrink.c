@@ -66,12 +66,12 @@ static unsigned pfs_shrink_collect(struct pfs *fs, struct pfs_shrink_batch *b, u
 	unsigned n = 0;
 	int i, step;
 
-	pthread_rwlock_rdlock(&fs->hint_lock);
+	pthread_rwlock_rdlock(&fs->inodes.hint_lock);
 	for (step = 0; step < PFS_INODE_SHARDS && n < max; step++) {
 		struct pfs_inode_shard *s;
 
 		i = (b->cursor + step) % PFS_INODE_SHARDS;
-		s = &fs->shards[i];
+		s = &fs->inodes.shards[i];
 		pthread_mutex_lock(&s->lock);
 		for (size_t k = 0; k < s->nbuckets && n < max; k++)
 			for (struct pfs_inode *in = s->buckets[k]; in && n < max;
@@ -81,7 +81,7 @@ static unsigned pfs_shrink_collect(struct pfs *fs, struct pfs_shrink_batch *b, u
 				    __atomic_load_n(&in->opens, __ATOMIC_RELAXED) ||
 				    strlen(in->hint_name) > NAME_MAX)
 					continue;
-				v[n].parent = in->hint_parent == &fs->root
+				v[n].parent = in->hint_parent == &fs->inodes.root
 						      ? FUSE_ROOT_ID
 						      : (fuse_ino_t)(uintptr_t)in->hint_parent;
 				strcpy(v[n].name, in->hint_name);
@@ -89,7 +89,7 @@ static unsigned pfs_shrink_collect(struct pfs *fs, struct pfs_shrink_batch *b, u
 			}
 		pthread_mutex_unlock(&s->lock);
 	}
-	pthread_rwlock_unlock(&fs->hint_lock);
+	pthread_rwlock_unlock(&fs->inodes.hint_lock);
 	b->cursor = (b->cursor + step) % PFS_INODE_SHARDS;
 	return n;
 }
@@ -149,7 +149,7 @@ static unsigned pfs_shrink_collect_dirty(struct pfs *fs, struct pfs_shrink_batch
 	unsigned n = 0;
 
 	for (int i = 0; i < PFS_INODE_SHARDS; i++) {
-		struct pfs_inode_shard *s = &fs->shards[i];
+		struct pfs_inode_shard *s = &fs->inodes.shards[i];
 
 		pthread_mutex_lock(&s->lock);
 		for (size_t k = 0; k < s->nbuckets; k++)
@@ -188,7 +188,7 @@ static unsigned pfs_shrink_write_back(struct pfs *fs, struct pfs_shrink_batch *b
 	for (unsigned i = 0; i < n; i++) {
 		struct pfs_inode *in;
 
-		if (__atomic_load_n(&fs->shrink_stop, __ATOMIC_RELAXED))
+		if (__atomic_load_n(&fs->shrink.stop, __ATOMIC_RELAXED))
 			break;
 		in = pfs_inode_find(fs, b->dirty[i].dev, b->dirty[i].ino);
 		if (!in)
@@ -206,7 +206,7 @@ static unsigned pfs_shrink_write_back(struct pfs *fs, struct pfs_shrink_batch *b
  * shrink_high. Returns how many dentries it asked the kernel to drop. */
 static unsigned pfs_shrink_round(struct pfs *fs, struct pfs_shrink_batch *b, long n)
 {
-	long want = n - fs->shrink_high * 3 / 4;
+	long want = n - fs->shrink.high * 3 / 4;
 	unsigned max = want < PFS_SHRINK_BATCH ? (unsigned)want : PFS_SHRINK_BATCH;
 	unsigned got = pfs_shrink_collect(fs, b, max);
 
@@ -214,7 +214,7 @@ static unsigned pfs_shrink_round(struct pfs *fs, struct pfs_shrink_batch *b, lon
 		unsigned dirty = pfs_shrink_collect_dirty(fs, b, max - got);
 		unsigned clean = pfs_shrink_write_back(fs, b, dirty);
 
-		__atomic_add_fetch(&fs->shrink_written, clean, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&fs->shrink.written, clean, __ATOMIC_RELAXED);
 		/* Forgotten ones went with their last page; the rest are
 		 * clean now and can be dropped in this same round. */
 		if (clean)
@@ -225,11 +225,11 @@ static unsigned pfs_shrink_round(struct pfs *fs, struct pfs_shrink_batch *b, lon
 	 * progress (pfs_shrink_wait_fd), and each notification may wait for
 	 * a lookup in that directory to finish. */
 	for (unsigned i = 0; i < got; i++) {
-		fuse_lowlevel_notify_inval_entry(fs->se, b->victims[i].parent, b->victims[i].name,
+		fuse_lowlevel_notify_inval_entry(fs->conn.se, b->victims[i].parent, b->victims[i].name,
 						 strlen(b->victims[i].name));
-		__atomic_add_fetch(&fs->shrink_invalidated, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&fs->shrink.invalidated, 1, __ATOMIC_RELAXED);
 	}
-	__atomic_add_fetch(&fs->shrink_rounds, 1, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&fs->shrink.rounds, 1, __ATOMIC_RELEASE);
 	return got;
 }
 
@@ -242,23 +242,23 @@ static unsigned pfs_shrink_round(struct pfs *fs, struct pfs_shrink_batch *b, lon
  */
 static void pfs_shrink_reserve_fill(struct pfs *fs)
 {
-	for (unsigned i = 0; i < fs->shrink_reserve_size; i++) {
+	for (unsigned i = 0; i < fs->shrink.reserve_size; i++) {
 		int fd;
 
-		if (__atomic_load_n(&fs->shrink_reserve[i], __ATOMIC_RELAXED) >= 0)
+		if (__atomic_load_n(&fs->shrink.reserve[i], __ATOMIC_RELAXED) >= 0)
 			continue;
 		fd = open("/", O_PATH | O_CLOEXEC);
 		if (fd < 0)
 			return;
-		__atomic_store_n(&fs->shrink_reserve[i], fd, __ATOMIC_RELEASE);
+		__atomic_store_n(&fs->shrink.reserve[i], fd, __ATOMIC_RELEASE);
 	}
 }
 
 /* Close one reserved fd; false if the reserve is empty. */
 static bool pfs_shrink_reserve_release(struct pfs *fs)
 {
-	for (unsigned i = 0; i < fs->shrink_reserve_size; i++) {
-		int fd = __atomic_exchange_n(&fs->shrink_reserve[i], -1, __ATOMIC_ACQ_REL);
+	for (unsigned i = 0; i < fs->shrink.reserve_size; i++) {
+		int fd = __atomic_exchange_n(&fs->shrink.reserve[i], -1, __ATOMIC_ACQ_REL);
 
 		if (fd >= 0) {
 			close(fd);
@@ -275,8 +275,8 @@ static void *pfs_shrink_main(void *data)
 	struct pfs_shrink_batch batch = {.cursor = 0}, *b = &batch;
 	bool busy = false;
 
-	pthread_mutex_lock(&fs->shrink_lock);
-	while (!fs->shrink_stop) {
+	pthread_mutex_lock(&fs->shrink.lock);
+	while (!fs->shrink.stop) {
 		struct timespec until;
 		long n;
 
@@ -289,23 +289,23 @@ static void *pfs_shrink_main(void *data)
 			until.tv_sec++;
 			until.tv_nsec -= 1000000000;
 		}
-		pthread_cond_timedwait(&fs->shrink_wake, &fs->shrink_lock, &until);
-		n = __atomic_load_n(&fs->ninodes, __ATOMIC_RELAXED);
+		pthread_cond_timedwait(&fs->shrink.wake, &fs->shrink.lock, &until);
+		n = __atomic_load_n(&fs->inodes.count, __ATOMIC_RELAXED);
 		busy = false;
-		if (fs->shrink_stop)
+		if (fs->shrink.stop)
 			continue;
-		if (n <= fs->shrink_high) {
+		if (n <= fs->shrink.high) {
 			pfs_shrink_reserve_fill(fs);
 			continue;
 		}
-		pthread_mutex_unlock(&fs->shrink_lock);
+		pthread_mutex_unlock(&fs->shrink.lock);
 		busy = pfs_shrink_round(fs, b, n) > 0;
 		/* Take back what the last round's opens used, if fds allow:
 		 * they are given away again at the first EMFILE. */
 		pfs_shrink_reserve_fill(fs);
-		pthread_mutex_lock(&fs->shrink_lock);
+		pthread_mutex_lock(&fs->shrink.lock);
 	}
-	pthread_mutex_unlock(&fs->shrink_lock);
+	pthread_mutex_unlock(&fs->shrink.lock);
 	return NULL;
 }
 
@@ -313,9 +313,9 @@ static void *pfs_shrink_main(void *data)
  * one period of its timed wait. */
 static void pfs_shrink_wake(struct pfs *fs)
 {
-	if (pthread_mutex_trylock(&fs->shrink_lock) == 0) {
-		pthread_cond_signal(&fs->shrink_wake);
-		pthread_mutex_unlock(&fs->shrink_lock);
+	if (pthread_mutex_trylock(&fs->shrink.lock) == 0) {
+		pthread_cond_signal(&fs->shrink.wake);
+		pthread_mutex_unlock(&fs->shrink.lock);
 	}
 }
 
@@ -325,10 +325,10 @@ static void pfs_shrink_urgent(struct pfs *fs)
 {
 	struct timespec nap = {.tv_nsec = 10 * 1000 * 1000};
 
-	if (fs->shrink_running)
+	if (fs->shrink.running)
 		pfs_shrink_wake(fs);
 	if (pfs_shrink_reserve_release(fs)) {
-		__atomic_add_fetch(&fs->shrink_reserve_used, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&fs->shrink.reserve_used, 1, __ATOMIC_RELAXED);
 		return;
 	}
 	nanosleep(&nap, NULL);
@@ -341,7 +341,7 @@ static void pfs_shrink_urgent(struct pfs *fs)
  * after 6,000 tries, the open fails. */
 bool pfs_shrink_wait_fd(struct pfs *fs, struct pfs_shrink_wait *w)
 {
-	unsigned long long done = __atomic_load_n(&fs->shrink_invalidated, __ATOMIC_RELAXED);
+	unsigned long long done = __atomic_load_n(&fs->shrink.invalidated, __ATOMIC_RELAXED);
 
 	if (w->tries++ == 0 || done != w->seen) {
 		w->seen = done;
@@ -367,16 +367,16 @@ bool pfs_shrink_wait_fd(struct pfs *fs, struct pfs_shrink_wait *w)
 void pfs_shrink_throttle(struct pfs *fs)
 {
 	struct timespec nap = {.tv_nsec = 10 * 1000 * 1000};
-	long mark = fs->shrink_high + fs->shrink_high / 4;
-	unsigned long long round = __atomic_load_n(&fs->shrink_rounds, __ATOMIC_ACQUIRE);
+	long mark = fs->shrink.high + fs->shrink.high / 4;
+	unsigned long long round = __atomic_load_n(&fs->shrink.rounds, __ATOMIC_ACQUIRE);
 
-	if (!fs->shrink_running)
+	if (!fs->shrink.running)
 		return;
-	for (int i = 0; i < 20 && __atomic_load_n(&fs->ninodes, __ATOMIC_RELAXED) > mark &&
-			__atomic_load_n(&fs->shrink_rounds, __ATOMIC_ACQUIRE) == round;
+	for (int i = 0; i < 20 && __atomic_load_n(&fs->inodes.count, __ATOMIC_RELAXED) > mark &&
+			__atomic_load_n(&fs->shrink.rounds, __ATOMIC_ACQUIRE) == round;
 	     i++) {
 		if (i == 0)
-			__atomic_add_fetch(&fs->shrink_throttled, 1, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&fs->shrink.throttled, 1, __ATOMIC_RELAXED);
 		pfs_shrink_wake(fs);
 		nanosleep(&nap, NULL);
 	}
@@ -390,26 +390,26 @@ int pfs_inode_shrinker_start(struct pfs *fs)
 	/* main raised the soft limit as far as it could: say how far. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
 		rl.rlim_cur = 1 << 20;
-	fs->shrink_high = (long)(rl.rlim_cur / 2);
-	fs->shrink_stop = false;
-	fs->shrink_invalidated = 0;
-	fs->shrink_written = 0;
-	fs->shrink_reserve_used = 0;
-	fs->shrink_throttled = 0;
-	fs->shrink_rounds = 0;
+	fs->shrink.high = (long)(rl.rlim_cur / 2);
+	fs->shrink.stop = false;
+	fs->shrink.invalidated = 0;
+	fs->shrink.written = 0;
+	fs->shrink.reserve_used = 0;
+	fs->shrink.throttled = 0;
+	fs->shrink.rounds = 0;
 	/* A sixteenth of the fds at most: tiny limits keep theirs for inodes. */
-	fs->shrink_reserve_size =
+	fs->shrink.reserve_size =
 		(unsigned)(rl.rlim_cur / 16 < PFS_SHRINK_RESERVE ? rl.rlim_cur / 16
 								 : PFS_SHRINK_RESERVE);
 	for (unsigned i = 0; i < PFS_SHRINK_RESERVE; i++)
-		fs->shrink_reserve[i] = -1;
+		fs->shrink.reserve[i] = -1;
 	pfs_shrink_reserve_fill(fs);
 	pfs_log(PFS_LOG_INFO, "fd limit %llu: the inode shrinker starts above %ld inodes",
-		(unsigned long long)rl.rlim_cur, fs->shrink_high);
-	pthread_mutex_init(&fs->shrink_lock, NULL);
-	pthread_cond_init(&fs->shrink_wake, NULL);
-	r = -pthread_create(&fs->shrink_thread, NULL, pfs_shrink_main, fs);
-	fs->shrink_running = r == 0;
+		(unsigned long long)rl.rlim_cur, fs->shrink.high);
+	pthread_mutex_init(&fs->shrink.lock, NULL);
+	pthread_cond_init(&fs->shrink.wake, NULL);
+	r = -pthread_create(&fs->shrink.thread, NULL, pfs_shrink_main, fs);
+	fs->shrink.running = r == 0;
 	if (r)
 		while (pfs_shrink_reserve_release(fs))
 			;
@@ -418,20 +418,20 @@ int pfs_inode_shrinker_start(struct pfs *fs)
 
 void pfs_inode_shrinker_stop(struct pfs *fs)
 {
-	if (!fs->shrink_running)
+	if (!fs->shrink.running)
 		return;
-	pthread_mutex_lock(&fs->shrink_lock);
-	__atomic_store_n(&fs->shrink_stop, true, __ATOMIC_RELAXED);
-	pthread_cond_signal(&fs->shrink_wake);
-	pthread_mutex_unlock(&fs->shrink_lock);
-	pthread_join(fs->shrink_thread, NULL);
-	fs->shrink_running = false;
+	pthread_mutex_lock(&fs->shrink.lock);
+	__atomic_store_n(&fs->shrink.stop, true, __ATOMIC_RELAXED);
+	pthread_cond_signal(&fs->shrink.wake);
+	pthread_mutex_unlock(&fs->shrink.lock);
+	pthread_join(fs->shrink.thread, NULL);
+	fs->shrink.running = false;
 	while (pfs_shrink_reserve_release(fs))
 		;
-	if (fs->shrink_invalidated || fs->shrink_reserve_used)
+	if (fs->shrink.invalidated || fs->shrink.reserve_used)
 		pfs_log(PFS_LOG_INFO,
 			"inode shrinker: %llu dentries dropped, %llu dirty files written back "
 			"early, %llu opens got a reserved fd, %llu closes held back",
-			fs->shrink_invalidated, fs->shrink_written, fs->shrink_reserve_used,
-			fs->shrink_throttled);
+			fs->shrink.invalidated, fs->shrink.written, fs->shrink.reserve_used,
+			fs->shrink.throttled);
 }

@@ -74,7 +74,7 @@ int pfs_privs_kill(struct pfs *fs, struct pfs_inode *inode)
 		/* The kernel's cached mode would keep the bits (for exec too)
 		 * until its attribute timeout: drop it now. No inode lock is
 		 * taken for attributes alone, so this is safe inside a WRITE. */
-		fuse_lowlevel_notify_inval_inode(fs->se, (fuse_ino_t)(uintptr_t)inode, -1, 0);
+		fuse_lowlevel_notify_inval_inode(fs->conn.se, (fuse_ino_t)(uintptr_t)inode, -1, 0);
 	}
 	r = pfs_privs_caps_remove(inode, path);
 	if (r < 0)

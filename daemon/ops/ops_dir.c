@@ -148,7 +148,7 @@ static void pfs_do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 			if (!d->entry) {
 				r = -errno;
 				if (r == 0 && is_root && !d->ctl_emitted &&
-				    fs->opt.num[PFS_OPT_ctldir] == PFS_CTLDIR_VISIBLE) {
+				    fs->ctl.opt.num[PFS_OPT_ctldir] == PFS_CTLDIR_VISIBLE) {
 					n = pfs_dir_add_ctl(req, buf + used, size - used, d->offset,
 							    plus);
 					if (n <= size - used) {

@@ -21,7 +21,7 @@ void pfs_creds_enter(fuse_req_t req, struct pfs_creds *c)
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 
 	c->switched = false;
-	if (!fs->as_root || (ctx->uid == 0 && ctx->gid == 0))
+	if (!fs->owner.as_root || (ctx->uid == 0 && ctx->gid == 0))
 		return;
 	/* Per-thread on Linux: only this request's thread changes identity. */
 	c->gid = (gid_t)setfsgid(ctx->gid);
@@ -91,7 +91,7 @@ void pfs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (r == -ENOENT) {
 		/* A negative entry: creations through the mount invalidate it. */
 		memset(&e, 0, sizeof(e));
-		e.entry_timeout = fs->timeout;
+		e.entry_timeout = fs->conn.timeout;
 		fuse_reply_entry(req, &e);
 	} else if (r) {
 		fuse_reply_err(req, -r);
@@ -134,7 +134,7 @@ void pfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (r)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_attr(req, &st, fs->timeout);
+		fuse_reply_attr(req, &st, fs->conn.timeout);
 }
 
 /* utimensat on a symlink needs its parent and name: use the name hint. */
@@ -145,13 +145,13 @@ static int pfs_symlink_utimens(struct pfs *fs, struct pfs_inode *inode, const st
 	struct stat st;
 	int r = -EPERM;
 
-	pthread_rwlock_rdlock(&fs->hint_lock);
+	pthread_rwlock_rdlock(&fs->inodes.hint_lock);
 	if (inode->hint_parent && inode->hint_name && strlen(inode->hint_name) <= NAME_MAX) {
 		parent = inode->hint_parent;
 		strcpy(name, inode->hint_name);
 		pfs_inode_ref(fs, parent);
 	}
-	pthread_rwlock_unlock(&fs->hint_lock);
+	pthread_rwlock_unlock(&fs->inodes.hint_lock);
 	if (!parent)
 		return r;
 	if (fstatat(parent->fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_ino == inode->ino &&
@@ -249,7 +249,7 @@ out:
 	if (r)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_attr(req, &st, fs->timeout);
+		fuse_reply_attr(req, &st, fs->conn.timeout);
 }
 
 void pfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -338,7 +338,7 @@ void pfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const cha
 		goto out_err;
 	/* A link finds the inode already in the table: nothing to allocate. */
 	inode = pfs_inode_get(req, ino);
-	if (fs->as_root) {
+	if (fs->owner.as_root) {
 		r = linkat(inode->fd, "", dir->fd, newname, AT_EMPTY_PATH);
 	} else {
 		pfs_inode_proc_path(inode, path, sizeof(path));
@@ -421,7 +421,7 @@ void pfs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct pfs *fs = pfs_from_req(req);
 	struct statvfs sv;
 
-	if (fstatvfs(fs->root.fd, &sv) < 0)
+	if (fstatvfs(fs->inodes.root.fd, &sv) < 0)
 		fuse_reply_err(req, errno);
 	else
 		fuse_reply_statfs(req, &sv);

@@ -77,7 +77,7 @@ static int pfs_file_open(struct pfs *fs, struct pfs_inode *inode, struct fuse_fi
 	__atomic_add_fetch(&inode->opens, 1, __ATOMIC_RELAXED);
 	/* With the kernel's write-back cache, the kernel places appends itself
 	 * and may write back through any handle. */
-	if (fs->kernel_wbcache)
+	if (fs->conn.kernel_wbcache)
 		h->flags &= ~O_APPEND;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	/* Every change goes through the kernel, so its cached pages stay
@@ -312,7 +312,7 @@ void pfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct 
 	off_t res;
 	int r;
 
-	if (pfs_from_req(req)->kernel_wbcache) {
+	if (pfs_from_req(req)->conn.kernel_wbcache) {
 		/* The kernel holds dirty data we have not seen: let it answer
 		 * from its own size (it stops asking after ENOSYS). */
 		fuse_reply_err(req, ENOSYS);

@@ -64,7 +64,7 @@ static void pfs_fuse_note_take(struct pfs *fs, const void *buf, size_t len)
 	note->opcode = in->opcode;
 	switch (in->opcode) {
 	case FUSE_GETXATTR:
-		__atomic_add_fetch(&fs->getxattr_requests, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&fs->conn.getxattr_requests, 1, __ATOMIC_RELAXED);
 		break;
 	case FUSE_WRITE:
 		w = pfs_fuse_arg(buf, len, sizeof(*w));
@@ -79,7 +79,7 @@ static void pfs_fuse_note_take(struct pfs *fs, const void *buf, size_t len)
 		sa = pfs_fuse_arg(buf, len, sizeof(*sa));
 		note->kill_suidgid =
 			sa && ((sa->valid & FATTR_KILL_SUIDGID) ||
-			       (__atomic_load_n(&fs->killpriv_v2, __ATOMIC_ACQUIRE) &&
+			       (__atomic_load_n(&fs->conn.killpriv_v2, __ATOMIC_ACQUIRE) &&
 				!(sa->valid & ~(FATTR_FH | FATTR_LOCKOWNER | FATTR_CTIME)) &&
 				in->uid != 0));
 		break;
@@ -135,7 +135,7 @@ static void pfs_fuse_init_reply_edit(struct pfs *fs, struct iovec *iov, int coun
 	if (init->major != 7)
 		return;
 	init->flags |= FUSE_HANDLE_KILLPRIV_V2;
-	__atomic_store_n(&fs->killpriv_v2, true, __ATOMIC_RELEASE);
+	__atomic_store_n(&fs->conn.killpriv_v2, true, __ATOMIC_RELEASE);
 	if (pfs_fuse_io_debug)
 		pfs_log(LOG_DEBUG, "INIT reply: FUSE_HANDLE_KILLPRIV_V2 set (flags=0x%08x)",
 			init->flags);
@@ -155,9 +155,9 @@ int pfs_fuse_io_install(struct pfs *fs, bool debug)
 		/* no splice: the daemon never asks for it */
 	};
 
-	pfs_fuse_io_want_kp2 = fs->opt.num[PFS_OPT_killpriv] != 0;
+	pfs_fuse_io_want_kp2 = fs->ctl.opt.num[PFS_OPT_killpriv] != 0;
 	pfs_fuse_io_debug = debug;
-	return fuse_session_custom_io(fs->se, &io, fuse_session_fd(fs->se));
+	return fuse_session_custom_io(fs->conn.se, &io, fuse_session_fd(fs->conn.se));
 }
 
 bool pfs_fuse_io_kill_suidgid_wanted(fuse_ino_t ino)
