@@ -20,8 +20,8 @@
 
 static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 	[PFS_OPT_policy] = {"policy", PFS_OPT_POLICY, "retry", 0, 0,
-			    "what an allocation failure does: nofail, retry, enomem, abort, or a "
-			    "plugin path (its arguments follow as further options)",
+			    "what an allocation failure does: a policy below, or a plugin's path "
+			    "(its arguments follow as further options)",
 			    PFS_CTL_RW},
 	[PFS_OPT_mem_limit] = {"mem_limit", PFS_OPT_SIZE, "0", 0, LLONG_MAX,
 			       "budget for everything the daemon allocates (0 = none)", PFS_CTL_RW},
@@ -593,68 +593,153 @@ void pfs_cmdline_free(struct pfs_cmdline *cl)
 	memset(cl, 0, sizeof(*cl));
 }
 
+/* Type name an option's value shows in --help. */
+static const char *pfs_opt_metavar(const struct pfs_opt_desc *d)
+{
+	switch (d->type) {
+	case PFS_OPT_SIZE:
+		return "SIZE";
+	case PFS_OPT_POLICY:
+		return "NAME|PATH";
+	case PFS_OPT_STRING:
+		return "PATH";
+	case PFS_OPT_SITES:
+		return "LIST";
+	case PFS_OPT_CTLDIR:
+		return "MODE";
+	case PFS_OPT_BOOL:
+		return "0|1";
+	default:
+		return "N";
+	}
+}
+
+/* The words of a NULL-terminated list, comma-separated. */
+static void pfs_help_list(FILE *out, const char *const *list, const char *suffix)
+{
+	for (const char *const *w = list; *w; w++)
+		fprintf(out, "%s%s%s", w == list ? "" : ", ", *w, suffix);
+}
+
+/*
+ * Fold every line of text longer than width at blanks. A continuation
+ * starts at the line's description column: after its first gap of two or
+ * more blanks that follows other text, else its indent (prose). So a
+ * table row "    -o name=N      what it does ..." keeps its shape.
+ */
+static void pfs_help_fold(FILE *out, const char *text, int width)
+{
+	while (*text) {
+		const char *nl = strchrnul(text, '\n');
+		int len = (int)(nl - text), indent = 0, col = -1;
+
+		while (indent < len && text[indent] == ' ')
+			indent++;
+		for (int i = indent; i + 1 < len && col < 0; i++)
+			if (text[i] == ' ' && text[i + 1] == ' ') {
+				int j = i;
+
+				while (j < len && text[j] == ' ')
+					j++;
+				col = j;
+			}
+		if (col < 0 || col > width / 2)
+			col = indent;
+		for (int start = 0, first = 1; start < len; first = 0) {
+			int room = width - (first ? 0 : col), take = len - start, cut;
+
+			if (take > room) {
+				for (cut = start + room; cut > start && text[cut] != ' '; cut--)
+					;
+				take = cut > start ? cut - start : room;
+			}
+			fprintf(out, "%*s%.*s\n", first ? 0 : col, "", take, text + start);
+			start += take;
+			while (start < len && text[start] == ' ')
+				start++;
+		}
+		if (len == 0)
+			fputc('\n', out);
+		text = *nl ? nl + 1 : nl;
+	}
+}
+
 void pfs_usage_print(FILE *out, const char *prog)
 {
-	fprintf(out,
+	char *text = NULL;
+	size_t size = 0;
+	FILE *m = open_memstream(&text, &size);
+
+	if (!m) {
+		fprintf(out, "usage: %s [options] BACKING_DIR MOUNTPOINT\n", prog);
+		return;
+	}
+	fprintf(m,
 		"usage: %s [options] BACKING_DIR MOUNTPOINT\n"
 		"\n"
-		"Mount a passthrough of BACKING_DIR with its own write-back cache whose every\n"
+		"Mount a passthrough of BACKING_DIR with its own write-back cache, whose every "
 		"allocation goes through a budget and a failure policy.\n"
 		"\n"
 		"general options:\n"
-		"    -h, --help             print this help and exit\n"
-		"    -V, --version          print the version and exit\n"
-		"    -f                     stay in the foreground\n"
-		"    -d                     debug output (implies -f)\n"
-		"    -s                     single-threaded\n"
-		"    -o opt[,opt...]        mount options (below); may be given several times\n"
+		"    -h, --help         print this help and exit\n"
+		"    -V, --version      print the version and exit\n"
+		"    -f                 stay in the foreground\n"
+		"    -d                 debug output (implies -f)\n"
+		"    -s                 single-threaded\n"
+		"    -o OPT[,OPT...]    mount options (below); may be given several times\n"
 		"\n"
-		"pressurefs options (sizes take K/M/G suffixes, powers of 1024):\n",
+		"pressurefs options (sizes take K/M/G suffixes, powers of 1024; \"control file\": "
+		"also changed at run time through the control directory):\n",
 		prog);
 	for (int i = 0; i < PFS_OPT_COUNT; i++) {
 		const struct pfs_opt_desc *d = &pfs_opt_table[i];
 		char left[64];
 
-		snprintf(left, sizeof(left), "%s=%s", d->name,
-			 d->type == PFS_OPT_SIZE     ? "SIZE"
-			 : d->type == PFS_OPT_POLICY ? "NAME|PATH"
-			 : d->type == PFS_OPT_STRING ? "PATH"
-			 : d->type == PFS_OPT_SITES  ? "LIST"
-			 : d->type == PFS_OPT_CTLDIR ? "MODE"
-						     : "N");
-		fprintf(out, "    -o %-24s %s\n    %27s (default: %s%s)\n", left, d->help, "",
-			*d->def ? d->def : "none",
-			d->ctl == PFS_CTL_RW ? "; also a control file" : "");
+		snprintf(left, sizeof(left), "%s=%s", d->name, pfs_opt_metavar(d));
+		fprintf(m, "    -o %-22s  %s (default: %s%s)\n", left, d->help,
+			*d->def ? d->def : "none", d->ctl == PFS_CTL_RW ? "; control file" : "");
 	}
-	fprintf(out,
+	fprintf(m, "\nallow_other brings default_permissions (the kernel checks file modes for "
+		   "other users) unless -o no_default_permissions says otherwise.\n"
+		   "passed to libfuse: ");
+	pfs_help_list(m, pfs_fuse_passthrough, "");
+	fprintf(m, ", ");
+	pfs_help_list(m, pfs_fuse_passthrough_value, "=NAME");
+	fprintf(m, ".\nignored (from mount(8) and fstab): ");
+	pfs_help_list(m, pfs_mount_ignored, "");
+	fprintf(m,
+		", comment=..., x-*.\n"
 		"\n"
-		"allow_other brings default_permissions (the kernel checks file modes for\n"
-		"    other users) unless -o no_default_permissions says otherwise.\n"
-		"passed to libfuse: allow_other, default_permissions, auto_unmount, ro, rw,\n"
-		"    fsname=NAME, subtype=NAME, nosuid, nodev, noexec and their opposites.\n"
-		"ignored (from mount(8) and fstab): defaults, atime, noatime, relatime, _netdev,\n"
-		"    nofail, auto, noauto, user, users, x-*.\n"
-		"\n"
-		"control directory MOUNTPOINT/" PFS_CTL_NAME
-		"/ (a file of that name in BACKING_DIR is\n"
-		"shadowed by it unless ctldir=none):\n"
-		"    stats          read: statistics as JSON\n"
-		"    policy         read/write: NAME[,arg=v...] switches the policy at run time\n"
-		"    mem_limit, balloon, fail_*, dirty_limit, clean_limit,\n"
-		"                   writeback_ms\n"
-		"                   read/write: the option of the same name\n"
+		"control directory MOUNTPOINT/" PFS_CTL_NAME "/ (it shadows a file of that name "
+		"in BACKING_DIR unless ctldir=none):\n"
+		"    stats          read: statistics as JSON (pressurefs-stat shows them as a "
+		"table)\n"
+		"    policy         read/write: NAME[,ARG=V...] switches the policy at run time\n"
+		"    OPTION         read/write: every option marked \"control file\" above, under "
+		"its own name\n"
 		"    dirty          read: \"INO OFFSET LENGTH PATH\" per range not yet written "
-		"back;\n"
-		"                   PATH is relative to the mount, '?' if unknown, with \\, "
-		"newline,\n"
-		"                   tab and other control bytes escaped as \\\\, \\n, \\t, \\xHH\n"
+		"back; PATH is relative to the mount, '?' if unknown, with \\, newline, tab and "
+		"other control bytes escaped as \\\\, \\n, \\t, \\xHH\n"
 		"    drop_caches    write 1: drop clean cached pages\n"
 		"    sync           write 1: write back everything\n"
 		"    crash          write 1: lose every dirty page and abort (simulated power "
 		"loss)\n"
 		"Only the mount's owner may write; a malformed write fails with EINVAL.\n"
+		"\n");
+	fflush(m);
+	policy_print_help(m);
+	fprintf(m,
+		"\nexamples:\n"
+		"    pressurefs -o policy=enomem,mem_limit=64M /srv/data /mnt/pfs\n"
+		"    echo 60M > /mnt/pfs/" PFS_CTL_NAME "/balloon; pressurefs-stat -w 1 /mnt/pfs\n"
 		"\n"
-		"policies (policy=NAME; their arguments are given as -o options too):\n");
-	fflush(out);
-	policy_print_help(out);
+		"exit status:\n"
+		"    0   mounted (in the foreground: unmounted, everything written back)\n"
+		"    1   bad options or directories, the policy failed to load, the mount "
+		"failed, or data could not be written back at unmount\n"
+		"\n"
+		"See pressurefs(8).\n");
+	fclose(m);
+	pfs_help_fold(out, text, 80);
+	free(text);
 }

@@ -6,8 +6,8 @@ set -euo pipefail
 PFS_DEB_PACKAGES=(
   build-essential meson ninja-build pkg-config
   libfuse3-dev fuse3 libcmocka-dev
-  python3 fio sqlite3 gnuplot-nox clang
-  git diffutils tar util-linux procps
+  python3 fio sqlite3 gnuplot-nox clang clang-format
+  git diffutils tar util-linux procps help2man
 )
 
 pfs_missing_packages() {
