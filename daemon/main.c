@@ -36,7 +36,8 @@ static void pfs_op_init(void *userdata, struct fuse_conn_info *conn)
 
 	/* libfuse sizes max_pages from this (its buffer holds up to 1 MiB). */
 	conn->max_write = PFS_MAX_WRITE;
-	if (fs->ctl.opt.num[PFS_OPT_writeback_cache] && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
+	if (fs->ctl.opt.num[PFS_OPT_writeback_cache] &&
+	    (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 		fs->conn.kernel_wbcache = true;
 	} else {
@@ -388,15 +389,16 @@ int main(int argc, char **argv)
 	if (!fs.alloc)
 		pfs_die("cannot set up the allocator: %s", strerror(errno));
 	pfs_policy_install(&fs, policy);
-	fs.cache = pcache_create(fs.alloc,
-				 &(struct pcache_config){
-					 .page_size = (size_t)fs.ctl.opt.num[PFS_OPT_page_size],
-					 .dirty_limit = (uint64_t)fs.ctl.opt.num[PFS_OPT_dirty_limit],
-					 .clean_limit = (uint64_t)fs.ctl.opt.num[PFS_OPT_clean_limit],
-					 .buffered_only = !fs.ctl.opt.num[PFS_OPT_direct_writeback],
-					 .writeback_ms = (unsigned)fs.ctl.opt.num[PFS_OPT_writeback_ms],
-				 },
-				 &pfs_inode_cache_ops);
+	fs.cache = pcache_create(
+		fs.alloc,
+		&(struct pcache_config){
+			.page_size = (size_t)fs.ctl.opt.num[PFS_OPT_page_size],
+			.dirty_limit = (uint64_t)fs.ctl.opt.num[PFS_OPT_dirty_limit],
+			.clean_limit = (uint64_t)fs.ctl.opt.num[PFS_OPT_clean_limit],
+			.buffered_only = !fs.ctl.opt.num[PFS_OPT_direct_writeback],
+			.writeback_ms = (unsigned)fs.ctl.opt.num[PFS_OPT_writeback_ms],
+		},
+		&pfs_inode_cache_ops);
 	if (!fs.cache)
 		pfs_die("cannot set up the page cache (mem_limit too small?)");
 	pfs_root_init(&fs, cl.backing);

@@ -495,7 +495,8 @@ int pfs_inode_lookup_spare(struct pfs *fs, struct pfs_inode *parent, const char 
 		s->buckets[k] = in;
 		if (++s->count > s->nbuckets * 2)
 			pfs_shard_grow(fs, s);
-		if (__atomic_add_fetch(&fs->inodes.count, 1, __ATOMIC_RELAXED) == fs->shrink.high + 1)
+		if (__atomic_add_fetch(&fs->inodes.count, 1, __ATOMIC_RELAXED) ==
+		    fs->shrink.high + 1)
 			wake = true;
 	}
 	pthread_mutex_unlock(&s->lock);

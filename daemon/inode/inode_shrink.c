@@ -225,8 +225,8 @@ static unsigned pfs_shrink_round(struct pfs *fs, struct pfs_shrink_batch *b, lon
 	 * progress (pfs_shrink_wait_fd), and each notification may wait for
 	 * a lookup in that directory to finish. */
 	for (unsigned i = 0; i < got; i++) {
-		fuse_lowlevel_notify_inval_entry(fs->conn.se, b->victims[i].parent, b->victims[i].name,
-						 strlen(b->victims[i].name));
+		fuse_lowlevel_notify_inval_entry(fs->conn.se, b->victims[i].parent,
+						 b->victims[i].name, strlen(b->victims[i].name));
 		__atomic_add_fetch(&fs->shrink.invalidated, 1, __ATOMIC_RELAXED);
 	}
 	__atomic_add_fetch(&fs->shrink.rounds, 1, __ATOMIC_RELEASE);
