@@ -132,7 +132,7 @@ def _ratio_table(results, summary, scaling):
 
 
 def targets_check(results, summary):
-    """The issue's targets, each with the measured figure and met / not met."""
+    """The targets, each with the measured figure and met / not met."""
     checks = []
     pfs_free = [t['target'] for t in results['targets']
                 if t['kind'] == 'pressurefs' and not t.get('mem_limit')
@@ -285,7 +285,7 @@ def markdown(results, summary, checks):
     if rt:
         L += ['', '## Ratios: x passthrough_ll / x backing fs (> 1 is faster)', ''] + rt
     if checks:
-        L += ['', '## The issue\'s targets', '', '| target | measured | met |', '|---|---|---|']
+        L += ['', '## The targets', '', '| target | measured | met |', '|---|---|---|']
         for c in checks:
             if 'policy_spread' in c:
                 got = f'{c["policy_spread"] * 100:.1f}% between fastest and slowest policy'
@@ -440,10 +440,10 @@ def plot(results, summary, out_dir):
 
 def summary_markdown(md_text, link_dir):
     """The part of perf.md a README shows: how it was measured, the results, the ratios, the
-    issue's targets and the daemon's memory; the rest stays in perf.md."""
+    targets and the daemon's memory; the rest stays in perf.md."""
     parts = md_text.split('\n## ')
     intro = parts[0].split('\n', 2)[2] if parts[0].startswith('# ') else parts[0]
-    wanted = ('Results', 'Ratios', "The issue's targets", 'Daemon memory')
+    wanted = ('Results', 'Ratios', 'The targets', 'Daemon memory')
     keep = [p for p in parts[1:] if p.startswith(wanted)]
     body = intro.strip() + '\n\n' + '\n'.join('### ' + p.strip() + '\n' for p in keep)
     return (f'{body}\n![bench/perf]({link_dir}/perf.png)\n\n'
