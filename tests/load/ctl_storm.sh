@@ -1,6 +1,5 @@
 #!/bin/bash
-# The control directory under concurrent use while 16 writers run (issue 6,
-# "control-file writes ... concurrent"): for a few seconds, loops write
+# The control directory under concurrent use while 16 writers run: for a few seconds, loops write
 # mem_limit, balloon, the injection knobs and dirty_limit, switch the policy
 # between retry and enomem, write sync and drop_caches, and read stats and
 # dirty, all at once. Proves: the daemon survives (no crash, no deadlock:

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Many files in one directory (issue 6, "Load"): create N files (default
+# Many files in one directory: create N files (default
 # 10,000 in CI; bench/soak --many-files 100000 for the long version), each
 # with a few bytes, stat a sample of them, count them with readdir (through
 # the mount and in the backing dir), then unlink them all. Proves: every

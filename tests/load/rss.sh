@@ -1,5 +1,5 @@
 #!/bin/bash
-# The daemon's RSS stays within the bound README.md states (issues 5, 6):
+# The daemon's RSS stays within the bound README.md states:
 #
 #   VmHWM <= mem_limit + 4 MiB + T x 196 KiB   (T <= 16: at most + 7.1 MiB)
 #

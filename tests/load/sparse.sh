@@ -1,5 +1,5 @@
 #!/bin/bash
-# A 4 GiB sparse file with scattered writes (issue 6, "Load"): the file is
+# A 4 GiB sparse file with scattered writes: the file is
 # extended to 4 GiB with ftruncate, 64 blocks of 4 KiB random data are
 # written at random offsets (seeded; some straddle a page boundary), and
 # the last byte of the file is written. Proves: each spot reads back

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Many writers at once (issue 6, "Load"): pfs-stress with 64 threads on a
+# Many writers at once: pfs-stress with 64 threads on a
 # 2-core machine, under a small mem_limit so reclaim and writeback run the
 # whole time. Proves: no deadlock (the run ends by its duration, the
 # writer's watchdog never calls it hung, every wait here is bounded); no

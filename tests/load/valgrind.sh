@@ -1,5 +1,5 @@
 #!/bin/bash
-# The daemon under valgrind (issue 6, "no leak ... valgrind or LSan clean"):
+# The daemon under valgrind:
 # mount with memcheck, write, overwrite, truncate, read, rename, unlink,
 # switch policy, squeeze the budget, sync, drop caches, unmount. Valgrind
 # must report no error and nothing definitely or indirectly lost, and the

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Proves the promise FUSE_HANDLE_KILLPRIV_V2 makes (issue 5): with killpriv
+# Proves the promise FUSE_HANDLE_KILLPRIV_V2 makes: with killpriv
 # on (the default) the kernel stops asking for security.capability before
 # every write(), and the daemon itself clears setuid, setgid and
 # security.capability when a caller without CAP_FSETID writes, truncates or

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Who may use the mount (issue 6, "Security"), with a second user (nobody):
+# Who may use the mount, with a second user (nobody):
 #   - allow_other is off by default: nobody cannot even list the mount or
 #     reach its control directory, and /proc/mounts has no allow_other;
 #   - with allow_other, default_permissions is on (in /proc/mounts) unless

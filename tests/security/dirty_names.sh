@@ -1,6 +1,6 @@
 #!/bin/bash
-# File names cannot forge the `dirty` listing (issue 6: a tool that measures
-# data loss "must not be fooled"). `dirty` is one "INO OFFSET LENGTH PATH"
+# File names cannot forge the `dirty` listing: a tool that measures
+# data loss must not be fooled by them. `dirty` is one "INO OFFSET LENGTH PATH"
 # line per dirty range, PATH last; a name holding a newline followed by a
 # line of its own ("a\n999 0 4096 fake") must not add a range that does not
 # exist. Names with spaces, tabs, backslashes and UTF-8 must come out so

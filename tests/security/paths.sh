@@ -1,6 +1,6 @@
 #!/bin/bash
 # Nothing in a path from the kernel makes the daemon touch a file outside
-# BACKING_DIR (issue 6, "Security").
+# BACKING_DIR.
 #
 # Layout: the backing dir is $T/deep/back and a directory $T/deep/outside
 # sits next to it; the mount is $T/mnt. A relative symlink in the backing

@@ -1,7 +1,7 @@
 #!/bin/bash
 # A policy plugin is loaded only from the plugin directory or an explicit
-# path the mounting user gave, never from the current directory by accident
-# (issue 6, "Security"). A shared object whose constructor leaves a marker
+# path the mounting user gave, never from the current directory by accident.
+# A shared object whose constructor leaves a marker
 # is planted in the current directory as foo.so and as retry.so (the name of
 # a real policy); the mount is started from there, with LD_LIBRARY_PATH=.
 # too. Then:
