@@ -35,7 +35,7 @@ class Tools:
         self.build = build
         self.daemon = os.path.join(build, 'daemon', 'pressurefs')
         self.stress = os.path.join(build, 'bench', 'pfs-stress')
-        self.apps = os.path.join(HERE, 'apps')
+        self.apps = os.path.join(os.path.dirname(HERE), 'apps')  # bench/apps
         self.churn = os.path.join(HERE, 'compare_churn.py')
 
     def missing(self):

@@ -242,6 +242,7 @@ class WorkloadCell(compare_run.Cell):
         self.work = subprocess.Popen(argv, cwd=self.mnt, env=env, stdin=subprocess.DEVNULL,
                                      stdout=self._log('workload.out'), stderr=self._log('workload.err'),
                                      start_new_session=True, **self.user.popen_kwargs())
+        self.res['workload_pid'] = self.work.pid  # = its process group
         if self.sc.churn:  # part of the scenario's pressure, as beside pfs-stress
             self.churn_out = os.path.join(self.tmp, 'churn.json')
             ccmd = [sys.executable, self.tools.churn, '--dir', os.path.join(self.mnt, 'churn'),
@@ -336,6 +337,10 @@ class WorkloadCell(compare_run.Cell):
     def run_check(self):
         out = {'verdict': 'unchecked', 'rc': None, 'counts': None}
         if not self.spec.check:
+            # No checker: the program's own exit status is its verdict.
+            st = self.res.get('workload_status')
+            out['verdict'] = 'held' if st == 0 else 'broken'
+            out['reason'] = 'no --check: the workload\'s exit status (%s) is the verdict' % st
             return out
         env = self._env()
         env.update(PFS_BACKING=self.backing, PFS_WORKLOAD_STATUS=str(self.res.get('workload_status')))
@@ -552,7 +557,7 @@ def plot(outdir, cells, png):
         return 'no workload cells to plot'
     dat = os.path.join(outdir, 'plot-workload.dat')
     with open(dat, 'w', encoding='utf-8') as f:
-        f.write('label intact lost refused\n')
+        f.write('# label intact lost refused\n')
         for c in cells:
             label = '%s/%s' % (c['scenario'], c['policy'])
             if len({x['workload'] for x in cells}) > 1:
