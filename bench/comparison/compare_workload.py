@@ -28,6 +28,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 import compare_run
@@ -202,7 +203,8 @@ def last_json(text):
 class WorkloadCell(compare_run.Cell):
     """One cell whose workload is the user's command (see the module comment)."""
 
-    user = None  # a User, set by the driver
+    user = None        # a User, set by the driver
+    crash_mode = None  # 'daemon': write 1 to .pressurefs/crash at two thirds of the duration
 
     def __init__(self, tools, scenario, policy, spec, rep, seed, duration, hang_secs, rundir):
         super().__init__(tools, scenario, policy, spec.name, rep, seed, duration, hang_secs, rundir)
@@ -254,6 +256,7 @@ class WorkloadCell(compare_run.Cell):
     def watch(self):
         t0 = time.monotonic()
         term_at = t0 + self.duration + TERM_GRACE
+        crash_at = t0 + self.duration * 2.0 / 3 if self.crash_mode else None
         termed = None
         last_sig, last_move = None, t0
         self.res['stopped_by'] = 'exit'
@@ -268,6 +271,9 @@ class WorkloadCell(compare_run.Cell):
                                                   'alive' if compare_run._pid_alive(self.daemon) else 'dead'))
                 self.res['stopped_by'] = 'hang watchdog'
                 break
+            if crash_at is not None and now >= crash_at:
+                crash_at = None
+                self.crash_daemon(now - t0)
             if termed is None and now >= term_at:
                 compare_run._killpg(self.work, signal.SIGTERM)
                 termed = now
@@ -293,6 +299,20 @@ class WorkloadCell(compare_run.Cell):
         if rc is not None and rc < 0:
             self.res['workload_signal'] = _signal_name(rc)
         self.res['workload_stderr_tail'] = tail(os.path.join(self.rundir, 'workload.err'))
+
+    def crash_daemon(self, at):
+        """A daemon crash while the workload runs: dirty pages are dropped and the daemon dies
+        (the crash control file). In a thread: the write may not return before the death."""
+        self.killed_by_us = True  # our doing, not the policy's: not counted as 'crashed'
+        self.res['crash'] = {'mode': 'daemon', 'at_s': round(at, 2)}
+
+        def fire():
+            try:
+                with open(os.path.join(self.mnt, '.pressurefs', 'crash'), 'w', encoding='utf-8') as f:
+                    f.write('1\n')
+            except OSError as e:
+                self.res['crash']['write'] = e.strerror
+        threading.Thread(target=fire, daemon=True).start()
 
     def _end_group(self):
         """SIGKILL whatever is left of the group and wait until none of it is alive: no process
@@ -406,7 +426,7 @@ def metrics(res):
          'stopped_by': res.get('stopped_by'), 'hung': bool(res.get('hung')),
          'hung_reason': res.get('hung_reason'), 'crashed': bool(res.get('crashed')),
          'mount_failed': bool(res.get('mount_failed')), 'clean_unmount': res.get('clean_unmount'),
-         'elapsed_s': res.get('elapsed_s')}
+         'elapsed_s': res.get('elapsed_s'), 'crash_fired': bool(res.get('crash'))}
     for k in COUNTS:
         m[k] = counts.get(k)
     for k in ('enomem', 'loops', 'caller_retries'):
@@ -588,6 +608,11 @@ def markdown_section(cells, rows, specs):
                'Intact, lost and refused come from the last JSON line the check printed, in its unit '
                '(median, min–max over the repeats). Workload exit: its exit status per run (a '
                'signal name when killed); hung: no write by its process group for --hang-secs.\n')
+    fired = [r for r, _res in rows if r.get('crash_fired')]
+    if fired:
+        out.append('In %d of %d runs the daemon was crashed on purpose at two thirds of the duration '
+                   '(--crash daemon: dirty pages dropped); the crashed column counts only crashes '
+                   'nobody asked for.\n' % (len(fired), len(rows)))
     out.append(table_markdown(cells) + '\n')
     reasons = [x for c in cells for x in c['reasons']]
     if reasons:

@@ -262,6 +262,21 @@ def case_careful_keeps_fsynced_records():
     expect(counts['intact'] > 0 and counts['lost'] == 0, 'counts %s' % counts)
 
 
+def case_crash_daemon_keeps_fsynced_records():
+    """--crash daemon crashes the daemon (crash control file) at two thirds of the duration while
+    the careful appender runs: the daemon dies by SIGABRT, the check still runs, and every record
+    acknowledged by fsync is in the backing file."""
+    app = os.path.join(APPS, 'careful_append.py')
+    r, res = pfs_run('--policy', 'retry', '--scenario', 'steady-squeeze', '--duration', '3', '--crash', 'daemon',
+                     '--check', app + ' check', '--', app, 'run')
+    expect(r.returncode == 0, 'exit %d, expected 0 (held)' % r.returncode)
+    expect(res.get('crash', {}).get('mode') == 'daemon' and res.get('daemon_rc') == -6,
+           'no crash: crash %s, daemon exit %s' % (res.get('crash'), res.get('daemon_rc')))
+    counts = res['check']['json']
+    expect(counts['durable'] > 0 and counts['lost'] == 0, 'counts %s' % counts)
+    cleaned_up(res)
+
+
 def case_sqlite_integrity_check():
     """A program nobody here wrote: sqlite3 commits transactions (synchronous=FULL); the check is
     PRAGMA integrity_check plus every acknowledged commit present."""
