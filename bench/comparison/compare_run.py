@@ -35,7 +35,7 @@ class Tools:
         self.build = build
         self.daemon = os.path.join(build, 'daemon', 'pressurefs')
         self.stress = os.path.join(build, 'bench', 'pfs-stress')
-        self.apps = os.path.join(HERE, 'apps')
+        self.apps = os.path.join(os.path.dirname(HERE), 'apps')  # bench/apps
         self.churn = os.path.join(HERE, 'compare_churn.py')
 
     def missing(self):
@@ -232,7 +232,7 @@ class Cell:
         self.stats_file = os.path.join(self.tmp, 'stats-final.json')
         os.mkdir(self.backing)
         os.mkdir(self.mnt)
-        opts = self.sc.mount_options(self.policy) + ',stats_file=' + self.stats_file
+        opts = self.sc.mount_options(self.policy) + ',stats_file=' + self.stats_file + self.mount_extra
         self.res['mount_options'] = opts
         env = dict(os.environ)
         env.update(self.sc.daemon_env)
@@ -483,6 +483,7 @@ class Cell:
             shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp = None
 
+    mount_extra = ''      # appended to -o (a workload run as another user needs ',allow_other')
     keep_journal = False  # --keep-journals: copy each journal next to its result
     keep_temp = False     # --keep-temp: leave backing dir and journal for a post-mortem
 
