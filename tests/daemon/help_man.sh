@@ -2,14 +2,14 @@
 # unit.help_man: --help fits 80 columns and names every option of the table
 # once; `meson install` puts man pages that `man` finds and that carry the same
 # options (they are generated from --help, so this proves the wiring).
-#   help_man.sh PRESSUREFS PFS_STRESS PRESSUREFS_STAT BUILD_DIR
+#   help_man.sh PRESSUREFS PFS_STRESS PRESSUREFS_STAT BUILD_DIR PRESSUREFS_RUN
 set -u
-pfs=$1 stress=$2 stat=$3 build=$4
+pfs=$1 stress=$2 stat=$3 build=$4 run=$5
 fail() { echo "FAIL: $*" >&2; exit 1; }
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 
-for prog in "$pfs" "$stress" "$stat"; do
+for prog in "$pfs" "$stress" "$stat" "$run"; do
 	"$prog" --help >"$tmp/help" 2>&1 || fail "$prog --help exited $?"
 	long=$(awk 'length($0) > 80' "$tmp/help")
 	[ -z "$long" ] || fail "$(basename "$prog") --help has lines over 80 columns: $long"
@@ -43,12 +43,14 @@ DESTDIR="$tmp/root" meson install -C "$build" --no-rebuild --quiet >"$tmp/instal
 man8=$(find "$tmp/root" -name pressurefs.8 | head -1)
 [ -n "$man8" ] || { grep -q 'help2man' "$tmp/install.log"; fail "meson install put no pressurefs.8 (is help2man installed?)"; }
 mandir=$(dirname "$(dirname "$man8")")
-for page in pressurefs pfs-stress pressurefs-stat; do
+for page in pressurefs pfs-stress pressurefs-stat pressurefs-run; do
 	MANPATH=$mandir man -w "$page" >/dev/null 2>&1 || fail "man -w $page finds nothing in $mandir"
 done
 MANPATH=$mandir MANWIDTH=100 man pressurefs 2>/dev/null | col -b >"$tmp/man.txt"
 for o in $opts; do
 	grep -q -- "-o $o=" "$tmp/man.txt" || fail "pressurefs(8) lacks -o $o"
 done
-grep -q "$(pwd)/" "$man8" && fail "pressurefs(8) names a build-tree path"
+for page in "$man8" $(find "$tmp/root" -name 'pressurefs-run.1'); do
+	grep -q "$build" "$page" && fail "$(basename "$page") names the build tree $build"
+done
 echo "PASS: --help fits 80 columns and lists $(echo "$opts" | wc -l) options once; man pages install and agree"
