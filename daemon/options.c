@@ -735,6 +735,10 @@ void pfs_usage_print(FILE *out, const char *prog)
 		"    sync           write 1: write back everything\n"
 		"    crash          write 1: lose every dirty page and abort (simulated power "
 		"loss)\n"
+		"    fail_nth       write N: the Nth allocation attempt from now fails (any "
+		"site, any thread), N+: that one and every later one, N+M: that one and M more, "
+		"0: disarm; read: what was written, then waiting, fired (since armed, also after "
+		"disarming) or off. For fail-the-Nth-allocation tests\n"
 		"Only the mount's owner may write; a malformed write fails with EINVAL.\n"
 		"\n");
 	fflush(m);
