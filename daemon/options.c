@@ -752,6 +752,8 @@ void pfs_usage_print(FILE *out, const char *prog)
 		"    0   mounted (in the foreground: unmounted, everything written back)\n"
 		"    1   bad options or directories, the policy failed to load, the mount "
 		"failed, or data could not be written back at unmount\n"
+		"    with -u: 0 once unmounted, everything written back and the daemon gone; 1 "
+		"if not unmounted (nothing changed), or if not everything was written back\n"
 		"\n"
 		"See pressurefs(8).\n");
 	fclose(m);

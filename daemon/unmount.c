@@ -17,7 +17,10 @@
  * back (or could not be), then waits for the daemon's process to end. A
  * connection holds nothing on the mount, so it cannot make it busy.
  *
- * Status line: "ok" or "error ERRNO LOST_BYTES" ('\n'-terminated).
+ * Lines ('\n'-terminated): "pid PID" when the daemon takes the connection
+ * (the listening socket's own credentials name the process that called
+ * listen(), which the daemonizing fork leaves behind), then "ok" or
+ * "error ERRNO LOST_BYTES" once it has written back.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -207,8 +210,13 @@ static void pfs_unmount_accept_one(void)
 	if (pfs_um.nwaiters == PFS_UNMOUNT_WAITERS)
 		pfs_unmount_prune();
 	if (pfs_um.nwaiters < PFS_UNMOUNT_WAITERS && !pfs_um.reported) {
-		pfs_um.waiters[pfs_um.nwaiters++] = fd;
-		fd = -1;
+		char line[32];
+		int n = snprintf(line, sizeof(line), "pid %d\n", (int)getpid());
+
+		if (send(fd, line, (size_t)n, MSG_NOSIGNAL) == n) {
+			pfs_um.waiters[pfs_um.nwaiters++] = fd;
+			fd = -1;
+		}
 	}
 	pthread_mutex_unlock(&pfs_um.lock);
 	/* No room: the command sees EOF without a status and says so. */
@@ -418,10 +426,10 @@ static void pfs_unmount_read_line(int fd, char *line, size_t len)
 	line[used] = '\0';
 }
 
-static void pfs_unmount_wait_exit(int sock, pid_t pid)
+/* pidfd: the daemon's, or -1 where the kernel cannot tell (before 5.3). */
+static void pfs_unmount_wait_exit(int sock, int pidfd)
 {
 	char buf[64];
-	int pidfd;
 
 	/* The daemon's exit closes its end of the socket. */
 	for (;;) {
@@ -430,8 +438,7 @@ static void pfs_unmount_wait_exit(int sock, pid_t pid)
 		if (n == 0 || (n < 0 && errno != EINTR))
 			break;
 	}
-	/* Then the process itself, where the kernel can tell (5.3+). */
-	pidfd = pidfd_open(pid, 0);
+	/* Then the process itself. */
 	if (pidfd >= 0) {
 		struct pollfd p = {.fd = pidfd, .events = POLLIN};
 
@@ -447,7 +454,8 @@ int pfs_unmount_main(int argc, char **argv)
 	struct pfs_mount_info mi;
 	struct ucred cr;
 	socklen_t len = sizeof(cr);
-	int sock, r;
+	int sock, pidfd, r;
+	long pid = 0;
 
 	if (argc != 1 || argv[0][0] == '-')
 		return pfs_unmount_fail(
@@ -472,8 +480,19 @@ int pfs_unmount_main(int argc, char **argv)
 					"(uid %lld); nothing was unmounted",
 					path, mi.owner);
 	}
+	/* The daemon takes the connection: it is alive, and says who it is. */
+	pfs_unmount_read_line(sock, line, sizeof(line));
+	if (sscanf(line, "pid %ld", &pid) != 1 || pid <= 0) {
+		close(sock);
+		return pfs_unmount_fail("the daemon of '%s' did not take this unmount (only its "
+					"owner or root may ask); nothing was unmounted",
+					path);
+	}
+	pidfd = pidfd_open((pid_t)pid, 0);
 	r = pfs_unmount_run_fusermount(path);
 	if (r) {
+		if (pidfd >= 0)
+			close(pidfd);
 		close(sock);
 		if (r < 0)
 			return pfs_unmount_fail("cannot run fusermount3: %s; nothing was unmounted",
@@ -483,7 +502,7 @@ int pfs_unmount_main(int argc, char **argv)
 					path, r);
 	}
 	pfs_unmount_read_line(sock, line, sizeof(line));
-	pfs_unmount_wait_exit(sock, cr.pid);
+	pfs_unmount_wait_exit(sock, pidfd);
 	close(sock);
 	if (strcmp(line, "ok") == 0)
 		return 0;
@@ -498,8 +517,8 @@ int pfs_unmount_main(int argc, char **argv)
 				"the backing directory",
 				path, strerror(e), lost);
 	}
-	return pfs_unmount_fail("'%s': unmounted, but the daemon (pid %d) ended without saying "
+	return pfs_unmount_fail("'%s': unmounted, but the daemon (pid %ld) ended without saying "
 				"that everything was written back (killed or crashed?); what it "
 				"had not written back is lost",
-				path, (int)cr.pid);
+				path, pid);
 }

@@ -9,6 +9,8 @@
 #   - `pressurefs -u` exits 1 with one clear line, and leaves the mount and
 #     the daemon as they were, when the mount is busy, when MNT is not a
 #     FUSE mount, and when no daemon answers (killed);
+#   - when the daemon dies while writing back (policy=abort, writeback
+#     allocations failing), it exits 1 with a line naming the daemon's PID;
 #   - when the backing fs is full (a 1 MiB tmpfs, as root), it exits 1 with
 #     a line naming the error, and the daemon exits with status 1.
 # usage: unmount_wait.sh PRESSUREFS PFS_MOUNT_IO
@@ -103,7 +105,23 @@ pfs_is_mounted "$M" || pfs_fail "killed daemon: pressurefs -u unmounted anyway"
 pfs_fusermount_u "$M" || pfs_fail "fusermount3 -u of the dead mount"
 pfs_forget_mount "$M"
 
-# 5. The backing fs fills up: data cannot be written back.
+# 5. The daemon dies while writing back after the unmount: under
+# policy=abort with every writeback allocation failing, the last writeback
+# aborts it.
+pfs_mount -o policy=abort,writeback_ms=600000
+pfs_must cp "$W/small" "$M/doomed"
+ctl_write fail_sites writeback
+ctl_write fail_probability 100
+out=$(pfs_run 120 "$PFS_EXE" -u "$M" 2>&1)
+assert_eq 1 "$?" "pressurefs -u, daemon aborted while writing back: exit status"
+assert_match "unmounted, but the daemon \(pid $PFS_PID\) ended without saying that everything was written back" \
+	"$out" "daemon aborted: the line names the daemon and says what is lost"
+pfs_forget_mount "$M"
+pfs_wait_pid "$PFS_PID" 10 || pfs_fail "the aborted daemon still runs"
+pfs_forget_pid "$PFS_PID"
+assert_ne 0 "$PFS_STATUS" "the aborted daemon's exit status"
+
+# 6. The backing fs fills up: data cannot be written back.
 if [ "$(id -u)" = 0 ]; then
 	SMALL=$PFS_T/small_fs
 	mkdir -p "$SMALL"
