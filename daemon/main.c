@@ -325,6 +325,7 @@ static int pfs_teardown(struct pfs *fs)
 	struct pcache_usage left;
 	int r, status = 0;
 
+	pfs_unmount_stop_listening();
 	/* Unmounted: write everything back before anything goes. */
 	r = pcache_sync_all(fs->cache);
 	pcache_usage_read(fs->cache, &left);

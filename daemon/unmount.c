@@ -11,7 +11,9 @@
  * The channel is a Unix socket in the abstract namespace named after the
  * mount's device number (which every process sees in /proc/self/mountinfo,
  * without a FUSE request that a stuck daemon could leave unanswered). The
- * daemon listens from the moment it is mounted; the command connects,
+ * daemon listens from the moment it is mounted until its FUSE loop ends:
+ * the kernel hands the number to the next mount as soon as this one is
+ * gone, so the name must be free by then. The command connects,
  * checks that the peer is the mount's owner, unmounts with fusermount3,
  * reads one status line that the daemon sends once everything is written
  * back (or could not be), then waits for the daemon's process to end. A
@@ -48,6 +50,7 @@
  * calls it the moment the mount appears, before the daemon listens. */
 #define PFS_UNMOUNT_CONNECT_TRIES  40
 #define PFS_UNMOUNT_CONNECT_NAP_US (50 * 1000)
+#define PFS_UNMOUNT_BIND_TRIES	   20
 
 extern char **environ;
 
@@ -165,7 +168,16 @@ int pfs_unmount_listen(uid_t owner)
 	if (fd < 0)
 		return -errno;
 	len = pfs_unmount_addr(&sa, mi.maj, mi.min);
-	if (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, PFS_UNMOUNT_WAITERS) < 0) {
+	/* The last daemon with this device number may still be leaving its loop. */
+	for (int i = 0; bind(fd, (struct sockaddr *)&sa, len) < 0; i++) {
+		if (errno != EADDRINUSE || i == PFS_UNMOUNT_BIND_TRIES) {
+			r = -errno;
+			close(fd);
+			return r;
+		}
+		usleep(PFS_UNMOUNT_CONNECT_NAP_US);
+	}
+	if (listen(fd, PFS_UNMOUNT_WAITERS) < 0) {
 		r = -errno;
 		close(fd);
 		return r;
@@ -268,11 +280,8 @@ int pfs_unmount_accept_start(void)
 	return 0;
 }
 
-void pfs_unmount_report(int err, uint64_t lost_bytes)
+void pfs_unmount_stop_listening(void)
 {
-	char line[128];
-	int n;
-
 	if (pfs_um.running) {
 		ssize_t w = write(pfs_um.stop_pipe[1], "", 1);
 
@@ -295,6 +304,14 @@ void pfs_unmount_report(int err, uint64_t lost_bytes)
 	}
 	close(pfs_um.listen_fd);
 	pfs_um.listen_fd = -1;
+}
+
+void pfs_unmount_report(int err, uint64_t lost_bytes)
+{
+	char line[128];
+	int n;
+
+	pfs_unmount_stop_listening();
 	if (err)
 		n = snprintf(line, sizeof(line), "error %d %llu\n", -err,
 			     (unsigned long long)lost_bytes);
