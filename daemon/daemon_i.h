@@ -253,6 +253,10 @@ struct pfs_control {
 	 * an old one). Fixed-size: a switch must work when memory is short. */
 	struct policy_handle *policies[PFS_MAX_POLICIES];
 	unsigned npolicies;
+	/* The fail_nth control file: the countdown last armed (0: off) and,
+	 * once disarmed, whether it had fired. lock. */
+	uint64_t fail_nth, fail_nth_more;
+	bool fail_nth_fired;
 };
 
 struct pfs {
@@ -338,6 +342,7 @@ enum pfs_ctl_kind {
 	PFS_CTL_DROP_CACHES,
 	PFS_CTL_SYNC,
 	PFS_CTL_CRASH,
+	PFS_CTL_FAIL_NTH,
 };
 
 struct pfs_ctl_file {
@@ -372,6 +377,7 @@ enum pfs_ctl_cmd_kind {
 	PFS_CTL_CMD_DROP_CACHES, /* drop clean pages */
 	PFS_CTL_CMD_SYNC,	 /* write back every dirty page */
 	PFS_CTL_CMD_CRASH,	 /* die with dirty pages unwritten */
+	PFS_CTL_CMD_FAIL_NTH,	 /* arm (nth >= 1) or disarm (0) the countdown */
 };
 
 /* What one write to a control file asks for. */
@@ -382,6 +388,7 @@ struct pfs_ctl_cmd {
 	struct pfs_ctl_policy policy;	  /* SET_POLICY: points into spec */
 	char text[PFS_CTL_WRITE_MAX + 1]; /* the write without its trailing blanks */
 	char spec[PFS_CTL_WRITE_MAX + 1]; /* SET_POLICY: text, split in place */
+	uint64_t nth, nth_more;		  /* FAIL_NTH: alloc_fail_nth()'s n and more */
 };
 
 /* The control files (built from the option table; idempotent). */
@@ -424,6 +431,10 @@ void pfs_ctl_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, boo
 int pfs_ctl_policy_switch(struct pfs *fs, const char *text, char *err, size_t errlen);
 /* Make h the allocator's policy; keeps it until unmount. 0 or -ENOMEM. */
 int pfs_policy_install(struct pfs *fs, struct policy_handle *h);
+/* What the fail_nth control file reads: the countdown last written, then
+ * "waiting", "fired" (since it was armed, also after disarming) or "off".
+ * Returns the length, like snprintf. */
+size_t pfs_ctl_fail_nth_show(struct pfs *fs, char *buf, size_t len);
 /* Push fail_* option values to the allocator. */
 void pfs_inject_apply(struct pfs *fs);
 /* Push dirty_limit and writeback_ms to the page cache (ctl_lock held). */
@@ -513,5 +524,20 @@ void pfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const cha
 void pfs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 void pfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void pfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* unmount.c: the unmount that waits. The daemon resolves its mount point
+ * before mounting (prepare), listens once mounted, takes commands from
+ * after daemonizing until its FUSE loop ends, and reports to them right
+ * after its last writeback: err 0 or -errno, lost_bytes the dirty bytes it
+ * could not write. */
+void pfs_unmount_prepare(const char *mountpoint);
+int pfs_unmount_listen(uid_t owner);
+int pfs_unmount_accept_start(void);
+/* Once the FUSE loop has ended (the device number is free again); commands
+ * already connected still get the report. */
+void pfs_unmount_stop_listening(void);
+void pfs_unmount_report(int err, uint64_t lost_bytes);
+/* `pressurefs -u MOUNTPOINT` (args after -u): the exit status. */
+int pfs_unmount_main(int argc, char **argv);
 
 #endif /* PFS_FS_I_H */

@@ -270,6 +270,8 @@ static int pfs_run(struct pfs *fs, const struct pfs_cmdline *cl)
 		pfs_die("cannot start the FUSE session (see the message above)");
 	if (fuse_set_signal_handlers(fs->conn.se))
 		pfs_die("cannot install signal handlers");
+	/* Before mounting: resolving the path afterwards would ask ourselves. */
+	pfs_unmount_prepare(cl->mountpoint);
 	if (fuse_session_mount(fs->conn.se, cl->mountpoint)) {
 		fuse_remove_signal_handlers(fs->conn.se);
 		fuse_session_destroy(fs->conn.se);
@@ -280,6 +282,11 @@ static int pfs_run(struct pfs *fs, const struct pfs_cmdline *cl)
 	if (r)
 		pfs_log(LOG_WARNING, "own /dev/fuse I/O: %s (no FUSE_HANDLE_KILLPRIV_V2)",
 			strerror(-r));
+	/* Listening before the shell gets its prompt back: a script may call
+	 * pressurefs -u the moment we daemonize. */
+	r = pfs_unmount_listen(fs->owner.uid);
+	if (r)
+		pfs_log(LOG_WARNING, "pressurefs -u will not reach this daemon: %s", strerror(-r));
 	if (!cl->foreground) {
 		fuse_daemonize(0);
 		pfs_log_use_syslog(true);
@@ -293,6 +300,9 @@ static int pfs_run(struct pfs *fs, const struct pfs_cmdline *cl)
 	r = pfs_inode_shrinker_start(fs);
 	if (r)
 		pfs_log(LOG_WARNING, "inode shrinker: %s", strerror(-r));
+	r = pfs_unmount_accept_start();
+	if (r)
+		pfs_log(LOG_WARNING, "pressurefs -u waiters: %s", strerror(-r));
 	if (cl->single_thread) {
 		r = fuse_session_loop(fs->conn.se);
 	} else {
@@ -312,14 +322,20 @@ static int pfs_run(struct pfs *fs, const struct pfs_cmdline *cl)
 
 static int pfs_teardown(struct pfs *fs)
 {
+	struct pcache_usage left;
 	int r, status = 0;
 
+	pfs_unmount_stop_listening();
 	/* Unmounted: write everything back before anything goes. */
 	r = pcache_sync_all(fs->cache);
+	pcache_usage_read(fs->cache, &left);
 	if (r) {
-		pfs_log(LOG_ERR, "writing back at unmount: %s", strerror(-r));
+		pfs_log(LOG_ERR, "writing back at unmount: %s: %llu dirty bytes are lost",
+			strerror(-r), (unsigned long long)left.dirty_bytes);
 		status = 1;
 	}
+	/* The moment an unmount that waits is waiting for. */
+	pfs_unmount_report(r, left.dirty_bytes);
 	pcache_writeback_stop(fs->cache);
 	pfs_inode_table_destroy(fs);
 	pcache_usage_read(fs->cache, &fs->final_usage);
@@ -343,6 +359,8 @@ int main(int argc, char **argv)
 	char err[1024];
 	int r;
 
+	if (argc >= 2 && strcmp(argv[1], "-u") == 0)
+		return pfs_unmount_main(argc - 2, argv + 2);
 	if (pfs_cmdline_parse(argc, argv, &cl, err, sizeof(err)))
 		pfs_die("%s", err);
 	if (cl.help) {

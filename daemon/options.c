@@ -551,6 +551,11 @@ int pfs_cmdline_parse(int argc, char **argv, struct pfs_cmdline *cl, char *err, 
 			cl->debug = cl->foreground = true;
 		} else if (strcmp(a, "-s") == 0) {
 			cl->single_thread = true;
+		} else if (strcmp(a, "-u") == 0) {
+			pfs_err(err, errlen,
+				"-u comes first and alone: pressurefs -u MOUNTPOINT (nothing was "
+				"mounted)");
+			return -EINVAL;
 		} else if (a[0] == '-' && a[1]) {
 			pfs_err(err, errlen, "unknown option '%s' (see pressurefs --help)", a);
 			return -EINVAL;
@@ -676,6 +681,7 @@ void pfs_usage_print(FILE *out, const char *prog)
 	}
 	fprintf(m,
 		"usage: %s [options] BACKING_DIR MOUNTPOINT\n"
+		"       %s -u MOUNTPOINT\n"
 		"\n"
 		"Mount a passthrough of BACKING_DIR with its own write-back cache, whose every "
 		"allocation goes through a budget and a failure policy.\n"
@@ -687,10 +693,15 @@ void pfs_usage_print(FILE *out, const char *prog)
 		"    -d                 debug output (implies -f)\n"
 		"    -s                 single-threaded\n"
 		"    -o OPT[,OPT...]    mount options (below); may be given several times\n"
+		"    -u MOUNTPOINT      alone: unmount, and return only once the daemon has "
+		"written "
+		"everything back and exited; exit status 1 and one line saying why if it could not "
+		"unmount or not write everything. A plain fusermount3 -u returns before that: what "
+		"is not yet written back lands when the daemon exits.\n"
 		"\n"
 		"pressurefs options (sizes take K/M/G suffixes, powers of 1024; \"control file\": "
 		"also changed at run time through the control directory):\n",
-		prog);
+		prog, prog);
 	for (int i = 0; i < PFS_OPT_COUNT; i++) {
 		const struct pfs_opt_desc *d = &pfs_opt_table[i];
 		char left[64];
@@ -724,6 +735,10 @@ void pfs_usage_print(FILE *out, const char *prog)
 		"    sync           write 1: write back everything\n"
 		"    crash          write 1: lose every dirty page and abort (simulated power "
 		"loss)\n"
+		"    fail_nth       write N: the Nth allocation attempt from now fails (any "
+		"site, any thread), N+: that one and every later one, N+M: that one and M more, "
+		"0: disarm; read: what was written, then waiting, fired (since armed, also after "
+		"disarming) or off. For fail-the-Nth-allocation tests\n"
 		"Only the mount's owner may write; a malformed write fails with EINVAL.\n"
 		"\n");
 	fflush(m);
@@ -737,6 +752,8 @@ void pfs_usage_print(FILE *out, const char *prog)
 		"    0   mounted (in the foreground: unmounted, everything written back)\n"
 		"    1   bad options or directories, the policy failed to load, the mount "
 		"failed, or data could not be written back at unmount\n"
+		"    with -u: 0 once unmounted, everything written back and the daemon gone; 1 "
+		"if not unmounted (nothing changed), or if not everything was written back\n"
 		"\n"
 		"See pressurefs(8).\n");
 	fclose(m);

@@ -8,6 +8,7 @@ PFS_DEB_PACKAGES=(
   libfuse3-dev fuse3 libcmocka-dev
   python3 fio sqlite3 gnuplot-nox clang clang-format
   git diffutils tar util-linux procps help2man
+  passwd
 )
 
 pfs_missing_packages() {

@@ -315,6 +315,40 @@ static void pfs_ctl_option_apply(struct pfs *fs, enum pfs_opt_id id, long long v
 	pthread_mutex_unlock(&fs->ctl.lock);
 }
 
+/* Arm or disarm the countdown; keep whether it fired for reading after. */
+static void pfs_ctl_fail_nth_apply(struct pfs *fs, uint64_t nth, uint64_t more)
+{
+	pthread_mutex_lock(&fs->ctl.lock);
+	if (nth == 0 && fs->ctl.fail_nth)
+		fs->ctl.fail_nth_fired = alloc_fail_nth_fired(fs->alloc);
+	else if (nth)
+		fs->ctl.fail_nth_fired = false;
+	fs->ctl.fail_nth = nth;
+	fs->ctl.fail_nth_more = more;
+	alloc_fail_nth(fs->alloc, nth, more);
+	pthread_mutex_unlock(&fs->ctl.lock);
+}
+
+size_t pfs_ctl_fail_nth_show(struct pfs *fs, char *buf, size_t len)
+{
+	char more[32] = "";
+	bool fired;
+	int n;
+
+	pthread_mutex_lock(&fs->ctl.lock);
+	fired = fs->ctl.fail_nth ? alloc_fail_nth_fired(fs->alloc) : fs->ctl.fail_nth_fired;
+	if (fs->ctl.fail_nth_more == UINT64_MAX)
+		snprintf(more, sizeof(more), "+");
+	else if (fs->ctl.fail_nth_more)
+		snprintf(more, sizeof(more), "+%llu", (unsigned long long)fs->ctl.fail_nth_more);
+	n = snprintf(buf, len, "%llu%s %s\n", (unsigned long long)fs->ctl.fail_nth, more,
+		     fired		? "fired"
+		     : fs->ctl.fail_nth ? "waiting"
+					: "off");
+	pthread_mutex_unlock(&fs->ctl.lock);
+	return n < 0 ? 0 : (size_t)n;
+}
+
 /* Carry out a parsed write. 0 or -errno (the write's reply). */
 static int pfs_ctl_cmd_apply(struct pfs *fs, const struct pfs_ctl_cmd *cmd, char *err,
 			     size_t errlen)
@@ -336,6 +370,9 @@ static int pfs_ctl_cmd_apply(struct pfs *fs, const struct pfs_ctl_cmd *cmd, char
 		return 0;
 	case PFS_CTL_CMD_SYNC:
 		return pcache_sync_all(fs->cache);
+	case PFS_CTL_CMD_FAIL_NTH:
+		pfs_ctl_fail_nth_apply(fs, cmd->nth, cmd->nth_more);
+		return 0;
 	case PFS_CTL_CMD_CRASH:
 		/* Simulated power loss: nothing dirty reaches the disk. */
 		pfs_log(PFS_LOG_ERR, "crash requested through %s/crash: aborting", PFS_CTL_NAME);

@@ -17,7 +17,9 @@
  *   6. an option file takes what -o NAME=VALUE takes (pfs_opt_parse_value);
  *      policy takes NAME[,arg=value...] (commas, blanks, tabs, CRs or
  *      newlines between the pieces); drop_caches, sync and crash take
- *      exactly "1".
+ *      exactly "1"; fail_nth takes N (the Nth allocation attempt from now
+ *      fails, once), N+ (that one and every later one), N+M (that one and
+ *      M more) or 0 (disarm), in decimal.
  * Every refusal but rule 1 is EINVAL.
  */
 #include <errno.h>
@@ -27,7 +29,7 @@
 
 #include "daemon_i.h"
 
-#define PFS_CTL_MAX_FILES (PFS_OPT_COUNT + 5)
+#define PFS_CTL_MAX_FILES (PFS_OPT_COUNT + 6)
 /* Between a policy's name and its arguments, and between arguments: the
  * blanks a write may end with, so CRLF lines split like LF lines. */
 #define PFS_CTL_POLICY_SEPARATORS ", \t\r\n"
@@ -55,6 +57,7 @@ void pfs_ctl_table_init(void)
 	pfs_ctl_table_add("drop_caches", PFS_CTL_DROP_CACHES, 0, 0200);
 	pfs_ctl_table_add("sync", PFS_CTL_SYNC, 0, 0200);
 	pfs_ctl_table_add("crash", PFS_CTL_CRASH, 0, 0200);
+	pfs_ctl_table_add("fail_nth", PFS_CTL_FAIL_NTH, 0, 0644);
 }
 
 unsigned pfs_ctl_file_count(void)
@@ -124,6 +127,52 @@ static int pfs_ctl_parse_trigger(const struct pfs_ctl_file *file, struct pfs_ctl
 	return 0;
 }
 
+/* Decimal digits only, below UINT64_MAX; *end past them. */
+static int pfs_ctl_parse_u64(const char *s, uint64_t *out, const char **end)
+{
+	uint64_t v = 0;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		unsigned d = (unsigned)(*s - '0');
+
+		if (v > (UINT64_MAX - 1 - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	*out = v;
+	*end = s;
+	return 0;
+}
+
+/* The text of a write to fail_nth: N, N+, N+M or 0. */
+static int pfs_ctl_parse_fail_nth(struct pfs_ctl_cmd *cmd, char *err, size_t errlen)
+{
+	const char *p;
+
+	cmd->kind = PFS_CTL_CMD_FAIL_NTH;
+	cmd->nth_more = 0;
+	if (pfs_ctl_parse_u64(cmd->text, &cmd->nth, &p))
+		goto bad;
+	if (*p == '+' && cmd->nth > 0) {
+		if (p[1] == '\0') {
+			cmd->nth_more = UINT64_MAX;
+			return 0;
+		}
+		if (pfs_ctl_parse_u64(p + 1, &cmd->nth_more, &p))
+			goto bad;
+	}
+	if (*p == '\0')
+		return 0;
+bad:
+	pfs_err(err, errlen,
+		"fail_nth: '%.64s' is not N, N+, N+M or 0 (N >= 1: the Nth allocation attempt "
+		"from now fails; + : every later one too; +M: M more)",
+		cmd->text);
+	return -EINVAL;
+}
+
 int pfs_ctl_parse_write(const struct pfs_ctl_file *file, const char *buf, size_t len, off_t off,
 			struct pfs_ctl_cmd *cmd, char *err, size_t errlen)
 {
@@ -136,6 +185,7 @@ int pfs_ctl_parse_write(const struct pfs_ctl_file *file, const char *buf, size_t
 	cmd->value = 0;
 	cmd->policy.name = NULL;
 	cmd->policy.nargs = 0;
+	cmd->nth = cmd->nth_more = 0;
 	cmd->text[0] = cmd->spec[0] = '\0';
 	if (!file) {
 		pfs_err(err, errlen, "no such control file");
@@ -187,6 +237,8 @@ int pfs_ctl_parse_write(const struct pfs_ctl_file *file, const char *buf, size_t
 	case PFS_CTL_SYNC:
 	case PFS_CTL_CRASH:
 		return pfs_ctl_parse_trigger(file, cmd, err, errlen);
+	case PFS_CTL_FAIL_NTH:
+		return pfs_ctl_parse_fail_nth(cmd, err, errlen);
 	default:
 		pfs_err(err, errlen, "%s is read-only", file->name);
 		return -EBADF;

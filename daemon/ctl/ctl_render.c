@@ -209,6 +209,8 @@ int pfs_ctl_render(struct pfs *fs, const struct pfs_ctl_file *file, struct pfs_c
 		r = b.err;
 	} else if (file->kind == PFS_CTL_STATS) {
 		b.len = pfs_stats_json(fs, stack, sizeof(stack));
+	} else if (file->kind == PFS_CTL_FAIL_NTH) {
+		b.len = pfs_ctl_fail_nth_show(fs, stack, sizeof(stack));
 	} else {
 		b.len = pfs_ctl_render_option(fs, file->opt, stack, sizeof(stack));
 	}

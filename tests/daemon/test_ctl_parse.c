@@ -59,11 +59,12 @@ static void test_ctl_parse_table_lists_every_file_with_its_mode(void **state)
 
 	unsigned nrw = 0;
 
-	/* Every run-time option has a file, plus stats, dirty and the three triggers. */
+	/* Every run-time option has a file, plus stats, dirty, the three
+	 * triggers and fail_nth. */
 	for (int i = 0; i < PFS_OPT_COUNT; i++)
 		nrw += pfs_opt_desc((enum pfs_opt_id)i)->ctl == PFS_CTL_RW;
 	assert_int_equal(nrw, sizeof(rw) / sizeof(rw[0]));
-	assert_int_equal(pfs_ctl_file_count(), nrw + 5);
+	assert_int_equal(pfs_ctl_file_count(), nrw + 6);
 	for (size_t i = 0; i < sizeof(rw) / sizeof(rw[0]); i++) {
 		assert_int_equal(ctl_file(rw[i])->mode, 0644);
 		assert_int_equal(ctl_file(rw[i])->kind, PFS_CTL_OPTION);
@@ -74,10 +75,49 @@ static void test_ctl_parse_table_lists_every_file_with_its_mode(void **state)
 	assert_int_equal(ctl_file("drop_caches")->mode, 0200);
 	assert_int_equal(ctl_file("sync")->mode, 0200);
 	assert_int_equal(ctl_file("crash")->mode, 0200);
+	assert_int_equal(ctl_file("fail_nth")->mode, 0644);
 	assert_null(pfs_ctl_file_at(pfs_ctl_file_count()));
 	/* Building it twice does not grow it. */
 	pfs_ctl_table_init();
-	assert_int_equal(pfs_ctl_file_count(), nrw + 5);
+	assert_int_equal(pfs_ctl_file_count(), nrw + 6);
+}
+
+static void test_ctl_parse_fail_nth_takes_n_n_plus_and_n_plus_m(void **state)
+{
+	assert_int_equal(parse("fail_nth", "3\n"), 0);
+	assert_int_equal(cmd.kind, PFS_CTL_CMD_FAIL_NTH);
+	assert_int_equal(cmd.nth, 3);
+	assert_int_equal(cmd.nth_more, 0);
+	assert_int_equal(parse("fail_nth", "12+"), 0);
+	assert_int_equal(cmd.nth, 12);
+	assert_true(cmd.nth_more == UINT64_MAX);
+	assert_int_equal(parse("fail_nth", "1+64\n"), 0);
+	assert_int_equal(cmd.nth, 1);
+	assert_int_equal(cmd.nth_more, 64);
+	assert_int_equal(parse("fail_nth", "0"), 0);
+	assert_int_equal(cmd.kind, PFS_CTL_CMD_FAIL_NTH);
+	assert_int_equal(cmd.nth, 0);
+}
+
+static void test_ctl_parse_fail_nth_refuses_anything_else(void **state)
+{
+	const char *bad[] = {"-1",
+			     "0+",
+			     "0+3",
+			     "3++",
+			     "+3",
+			     "3+-1",
+			     "3x",
+			     "x",
+			     "3+4+5",
+			     "18446744073709551615",
+			     "99999999999999999999999"};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (parse("fail_nth", bad[i]) != -EINVAL)
+			fail_msg("fail_nth took '%s'", bad[i]);
+		assert_one_line("fail_nth");
+	}
 }
 
 static void test_ctl_parse_option_value_as_echo_writes_it(void **state)
@@ -369,6 +409,8 @@ int main(void)
 		cmocka_unit_test(test_ctl_parse_message_fits_a_small_buffer),
 		cmocka_unit_test(test_ctl_parse_reads_only_len_bytes),
 		cmocka_unit_test(test_ctl_parse_keeps_nothing_from_the_last_write),
+		cmocka_unit_test(test_ctl_parse_fail_nth_takes_n_n_plus_and_n_plus_m),
+		cmocka_unit_test(test_ctl_parse_fail_nth_refuses_anything_else),
 	};
 
 	return cmocka_run_group_tests_name("ctl_parse", tests, setup, NULL);

@@ -12,7 +12,8 @@
 # to unmount and mount the same backing dir again, so every mount and daemon
 # stays under lib.sh's bounded, always-clean-up control; each daemon must
 # exit 0 after its unmount. After the run the backing files must equal the
-# exerciser's model: unmount flushed everything.
+# exerciser's model: each daemon wrote everything back before it exited
+# (lib.sh waits for that exit, not only for fusermount3).
 . "$(dirname "$0")/../mount/lib.sh"
 pfs_init "$@"
 MODE=${3:?mode: run or fsx}
