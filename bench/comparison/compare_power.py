@@ -133,8 +133,9 @@ class PowerBacking:
         if mounted(self.mnt):
             raise RuntimeError('%s is still mounted' % self.mnt)
 
-    def teardown(self):
-        """Unmount, detach the loop device, remove the image. Idempotent; None or the errors."""
+    def teardown(self, keep_image=False):
+        """Unmount, detach the loop device, remove the image (unless keep_image: then it stays
+        for a post-mortem, unmounted). Idempotent; None or the errors."""
         errs = []
         try:
             self._umount()
@@ -147,13 +148,14 @@ class PowerBacking:
                 self.dev = None
             else:
                 errs.append('losetup -d %s: %s' % (self.dev, r.stderr.strip()))
-        if self.dev is None:
+        if self.dev is None and not keep_image:
             try:
                 os.unlink(self.image)
             except FileNotFoundError:
                 pass
             except OSError as e:
                 errs.append('%s: %s' % (self.image, e.strerror))
+        if self.dev is None:
             with _active_lock:
                 if self in _active:
                     _active.remove(self)

@@ -580,7 +580,7 @@ class Cell:
                     except subprocess.TimeoutExpired:
                         pass
         if self.power is not None:
-            err = self.power.teardown()
+            err = self.power.teardown(keep_image=self.keep_temp)
             if err:
                 self.note('power-cut image: ' + err)
         if self.group is not None:
@@ -593,7 +593,8 @@ class Cell:
                 self.note('mount %s could not be removed; temp dir %s left' % (m, self.tmp))
                 return
         if self.keep_temp:
-            self.note('temp dir kept: %s' % self.tmp)
+            self.note('temp dir kept: %s%s' % (self.tmp, '' if self.power is None else
+                                               ' (the backing dir is in backing.img: mount -o loop)'))
             self.res['temp_dir'] = self.tmp
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
