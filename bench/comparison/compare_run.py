@@ -217,7 +217,8 @@ class Cell:
         self.churn = None
         self.threads = []
         self.killed_by_us = False
-        self.crash_mode = self.crash_override or scenario.crash
+        # None, 'daemon' or 'power' (compare_workload's cell reads it the same way).
+        self.crash_mode = self.crash_override or (scenario.crash if scenario.crash != 'none' else None)
         self.crash_due = None
         self.group = None   # compare_cgroup.MemoryGroup around the daemon
         self.power = None   # compare_power.PowerBacking under the backing dir
@@ -400,7 +401,7 @@ class Cell:
     def watch(self):
         """Wait for the workload; call it hung after hang_secs without progress."""
         t0 = self.watch_t0 = time.monotonic()
-        if self.crash_mode != 'none':
+        if self.crash_mode:
             self.crash_due = t0 + self.sc.crash_at * self.duration
         last_sig = None
         last_move = t0
