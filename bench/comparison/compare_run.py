@@ -217,8 +217,10 @@ class Cell:
         self.churn = None
         self.threads = []
         self.killed_by_us = False
-        # None, 'daemon' or 'power' (compare_workload's cell reads it the same way).
-        self.crash_mode = self.crash_override or (scenario.crash if scenario.crash != 'none' else None)
+        # None, 'daemon' or 'power': --crash, else a subclass's own setting (compare_workload's
+        # cell, set by bench/pressurefs-run), else the scenario's.
+        self.crash_mode = self.crash_override or self.crash_mode or \
+            (scenario.crash if scenario.crash != 'none' else None)
         self.crash_due = None
         self.group = None   # compare_cgroup.MemoryGroup around the daemon
         self.power = None   # compare_power.PowerBacking under the backing dir
@@ -605,6 +607,7 @@ class Cell:
     keep_journal = False  # --keep-journals: copy each journal next to its result
     keep_temp = False     # --keep-temp: leave backing dir and journal for a post-mortem
     crash_override = None  # --crash: daemon or power for every scenario
+    crash_mode = None      # a subclass's default, when neither --crash nor the scenario says
     cgroup_version = None  # compare_cgroup.detect(): where memory groups are made
     cgroup_parent = None
 
