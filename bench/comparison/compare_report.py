@@ -6,6 +6,9 @@ import os
 import statistics
 import subprocess
 
+import compare_cgroup
+import compare_power
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # (key, Markdown header, kind). kind: 'data' = bytes for pfs-stress, app units for apps;
@@ -76,6 +79,9 @@ def run_metrics(res):
               'mount_failed': bool(res.get('mount_failed')), 'verify_rc': res.get('verify_rc'),
               'wrote_underneath': res.get('wrote_underneath', 0)})
     m['hung'] = bool(res.get('hung'))
+    m['decided_by'] = res.get('decided_by', 'policy')
+    m.update(compare_cgroup.run_metrics(res))
+    m.update(compare_power.run_metrics(res))
     m['overran'] = bool(res.get('overran'))
     m['crashed'] = bool(res.get('crashed'))
     errors = 0
@@ -200,7 +206,17 @@ def invariants_check(rows, cells, policies):
     for c in cells:
         if c['workload'] == 'pfs-stress' and c['scenario'] not in scenarios:
             scenarios.append(c['scenario'])
-    for sc in scenarios:
+    kernel = {r['scenario'] for r in rows if r.get('decided_by') == 'kernel'}
+    for sc in [s for s in scenarios if s in kernel]:
+        # No budget, no injection: the policy is never asked, so it has no character to show;
+        # what the runs show is the kernel's verdict (OOM kill, stall), the same for all.
+        refused = [r for r in rows if r['scenario'] == sc and r.get('mount_failed') is False and
+                   ((r.get('budget_failures') or 0) + (r.get('injected_failures') or 0)) > 0]
+        out.append((not refused, '%s: decided by the kernel: the allocator refused nothing '
+                    '(budget and injected failures 0 in every run%s)' %
+                    (sc, '; not in ' + ', '.join('%s run %d' % (r['policy'], r['rep']) for r in refused)
+                         if refused else '')))
+    for sc in [s for s in scenarios if s not in kernel]:
         get = lambda p: by.get((sc, 'pfs-stress', p))
         en, ab, nf, rt = get('enomem'), get('abort'), get('nofail'), get('retry')
         if en:
@@ -315,6 +331,10 @@ def write_outputs(outdir, meta, scenarios, rows, cells, checks, results):
                 extra += '; metadata churn beside pfs-stress'
             f.write('- **%s**: %s  \n  `-o %s` / pfs-stress `%s`%s\n' %
                     (sc.name, sc.description, sc.mount_options('POLICY'), ' '.join(sc.stress), extra))
+        for title, text in (('Memory cgroup figures', compare_cgroup.table_markdown(rows)),
+                            ('Crashes', compare_power.table_markdown(rows))):
+            if text:
+                f.write('\n## %s\n\n%s\n' % (title, text))
         f.write('\n## Invariants\n\n')
         for ok, text in checks:
             f.write('- %s %s\n' % ('PASS' if ok else '**FAIL**', text))

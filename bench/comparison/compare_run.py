@@ -21,6 +21,8 @@ import tempfile
 import threading
 import time
 
+import compare_cgroup
+import compare_power
 from fuse_mount import fuse_unmount, fusermount_lazy, mounted
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -37,6 +39,7 @@ class Tools:
         self.stress = os.path.join(build, 'bench', 'pfs-stress')
         self.apps = os.path.join(os.path.dirname(HERE), 'apps')  # bench/apps
         self.churn = os.path.join(HERE, 'compare_churn.py')
+        self.godown = os.path.join(build, 'bench', 'pfs-godown')
 
     def missing(self):
         return [p for p in (self.daemon, self.stress) if not os.access(p, os.X_OK)]
@@ -193,6 +196,8 @@ def cells_abort_all():
         cells = list(_active)
     for cell in cells:
         cell.teardown(emergency=True)
+    for err in compare_power.power_teardown_all() + compare_cgroup.groups_remove_all():
+        print('compare: cleanup: %s' % err, file=sys.stderr)
 
 
 class Cell:
@@ -212,9 +217,17 @@ class Cell:
         self.churn = None
         self.threads = []
         self.killed_by_us = False
+        # None, 'daemon' or 'power': --crash, else a subclass's own setting (compare_workload's
+        # cell, set by bench/pressurefs-run), else the scenario's.
+        self.crash_mode = self.crash_override or self.crash_mode or \
+            (scenario.crash if scenario.crash != 'none' else None)
+        self.crash_due = None
+        self.group = None   # compare_cgroup.MemoryGroup around the daemon
+        self.power = None   # compare_power.PowerBacking under the backing dir
         self.res = {
             'scenario': scenario.name, 'policy': policy, 'workload': workload, 'rep': rep,
             'seed': seed, 'duration': duration, 'notes': [],
+            'decided_by': scenario.decided_by,
         }
 
     # ---- helpers ----
@@ -232,6 +245,10 @@ class Cell:
         self.stats_file = os.path.join(self.tmp, 'stats-final.json')
         os.mkdir(self.backing)
         os.mkdir(self.mnt)
+        if self.crash_mode == 'power':
+            self.power = compare_power.PowerBacking(self.tools.godown, os.path.join(self.tmp, 'backing.img'),
+                                                    self.backing)
+            self.power.setup()
         opts = self.sc.mount_options(self.policy) + ',stats_file=' + self.stats_file + self.mount_extra
         self.res['mount_options'] = opts
         env = dict(os.environ)
@@ -240,6 +257,13 @@ class Cell:
         if self.sc.daemon_stack:
             # prlimit execs the daemon: the PID stays the daemon's.
             cmd = ['prlimit', '--stack=%d' % self.sc.daemon_stack, '--'] + cmd
+        if self.sc.cgroup_limit is not None:
+            self.group = compare_cgroup.MemoryGroup(self.cgroup_version, self.cgroup_parent)
+            self.group.create()
+            self.group.configure(self.sc.cgroup_limit, self.sc.cgroup_oom)
+            self.res['cgroup'] = {'path': self.group.path, 'version': self.group.version,
+                                  'limit': self.sc.cgroup_limit, 'oom': self.sc.cgroup_oom}
+            cmd = self.group.exec_prefix() + cmd
         self.res['daemon_cmd'] = ' '.join(cmd)
         self.daemon = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log('daemon.out'),
                                        stderr=self._log('daemon.err'), env=env)
@@ -291,6 +315,64 @@ class Cell:
         if r.returncode != 0:
             self.note('prlimit failed: ' + r.stderr.strip())
 
+    def _ctl_write(self, name, value):
+        with open(os.path.join(self.mnt, '.pressurefs', name), 'w', encoding='utf-8') as f:
+            f.write(value + '\n')
+
+    def apply_cgroup_budget(self):
+        """cgroup_budget: mem_limit = the group's limit - what the daemon holds outside the
+        budget - headroom. Outside the budget: the group's usage after a warm-up, written back
+        and with clean pages dropped, less the page cache charged to it (reclaimable)."""
+        if self.group is None or self.sc.cgroup_headroom is None:
+            return
+        self._warm_up()
+        try:
+            self._ctl_write('sync', '1')
+            self._ctl_write('drop_caches', '1')
+            usage, cache = self.group.usage(), self.group.file_cache()
+        except (OSError, ValueError) as e:
+            self.note('cgroup budget not set: %s' % e)
+            return
+        overhead = max(usage - cache, 0)
+        budget = self.sc.cgroup_limit - overhead - self.sc.cgroup_headroom
+        if budget < 1 << 20:
+            self.note('the daemon\'s overhead (%d KiB) leaves less than 1 MiB of the group\'s '
+                      'limit for the budget: mem_limit=1M' % (overhead >> 10))
+            budget = 1 << 20
+        try:
+            self._ctl_write('mem_limit', str(budget))
+        except OSError as e:
+            self.note('writing mem_limit=%d failed: %s' % (budget, e.strerror))
+            return
+        self.res['cgroup'].update({'usage_after_warmup': usage, 'cache_after_warmup': cache,
+                                   'overhead': overhead, 'budget': budget})
+
+    def crash_now(self):
+        """End the run the scenario's way: a daemon crash (the crash control file, kill -9 if
+        it does not die) or a power cut below pressurefs (compare_power)."""
+        info = {'mode': self.crash_mode, 'at_s': round(time.monotonic() - self.watch_t0, 2)}
+        self.res['crash'] = info
+        if not _pid_alive(self.daemon):
+            info['skipped'] = 'the daemon was already gone'
+            return
+        self.killed_by_us = True
+        if self.crash_mode == 'power':
+            err = self.power.cut(self.daemon.pid)
+            info['how'] = 'SIGSTOP, FS_IOC_SHUTDOWN(NOLOGFLUSH) of the backing ext4, SIGKILL'
+            if err:
+                info['error'] = err
+                self.note('power cut: ' + err)
+            return
+        r = subprocess.run(['timeout', '-k', '2', '10', 'sh', '-c', 'echo 1 > "$0"',
+                            os.path.join(self.mnt, '.pressurefs', 'crash')],
+                           capture_output=True, text=True)
+        info['how'] = 'wrote 1 to .pressurefs/crash'
+        try:
+            self.daemon.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            info['how'] += '; still alive 10 s later (write exit %d): kill -9' % r.returncode
+            _kill(self.daemon)
+
     def start_workload(self):
         d = str(self.duration)
         s = str(self.seed)
@@ -320,13 +402,17 @@ class Cell:
 
     def watch(self):
         """Wait for the workload; call it hung after hang_secs without progress."""
-        t0 = time.monotonic()
+        t0 = self.watch_t0 = time.monotonic()
+        if self.crash_mode:
+            self.crash_due = t0 + self.sc.crash_at * self.duration
         last_sig = None
         last_move = t0
         hard_deadline = t0 + self.duration + max(3 * self.hang_secs, 30)
         procs = [p for p in (self.work, self.churn) if p is not None]
         while any(_pid_alive(p) for p in procs):
             now = time.monotonic()
+            if self.crash_due is not None and now >= self.crash_due and 'crash' not in self.res:
+                self.crash_now()
             sig = self.progress()
             if sig != last_sig:
                 last_sig, last_move = sig, now
@@ -365,6 +451,12 @@ class Cell:
         if _pid_alive(self.daemon):
             self.killed_by_us = True
             _kill(self.daemon)
+            if self.group is not None:
+                try:
+                    self.daemon.wait(timeout=3)
+                except subprocess.TimeoutExpired:
+                    self.note('killed daemon stuck at the cgroup limit: limit lifted')
+                    self.group.release()
 
     def unmount(self):
         """fusermount3 -u (retried while busy); then wait for the daemon to finish its flush."""
@@ -411,6 +503,24 @@ class Cell:
                 self.res['wrote_underneath'] = len(under)
                 self.note('the workload wrote %d entries into the bare mountpoint directory after '
                           'the mount vanished: %s' % (len(under), ', '.join(sorted(under)[:8])))
+
+    def after_unmount(self):
+        """The group's own figures; after a power cut, the image mounted again."""
+        if self.group is not None:
+            fig = self.group.figures()
+            self.res['cgroup']['figures'] = fig
+            if self.res.get('crashed') and fig.get('oom_kill'):
+                self.res['crash_signal'] = 'OOM killer (%s)' % self.res.get('crash_signal')
+                self.note('the kernel\'s OOM killer ended the daemon (memory cgroup oom_kill %d)' %
+                          fig['oom_kill'])
+        if self.power is not None:
+            self.res['power'] = {'log': self.power.log}
+            try:
+                self.power.remount()
+            except (OSError, RuntimeError, subprocess.TimeoutExpired) as e:
+                self.note('the image did not mount again after the power cut: %s; nothing verified' % e)
+                return False
+        return True
 
     def collect(self, snap):
         final = _load_json(self.stats_file) if self.res.get('clean_unmount') else None
@@ -472,12 +582,22 @@ class Cell:
                         p.wait(timeout=5)
                     except subprocess.TimeoutExpired:
                         pass
-        if mounted(self.mnt):
-            # Never rm -r through a live mount.
-            self.note('mount %s could not be removed; temp dir %s left' % (self.mnt, self.tmp))
-            return
+        if self.power is not None:
+            err = self.power.teardown(keep_image=self.keep_temp)
+            if err:
+                self.note('power-cut image: ' + err)
+        if self.group is not None:
+            err = self.group.remove()
+            if err:
+                self.note('memory cgroup not removed: ' + err)
+        for m in (self.mnt, self.backing):
+            if mounted(m):
+                # Never rm -r through a live mount.
+                self.note('mount %s could not be removed; temp dir %s left' % (m, self.tmp))
+                return
         if self.keep_temp:
-            self.note('temp dir kept: %s' % self.tmp)
+            self.note('temp dir kept: %s%s' % (self.tmp, '' if self.power is None else
+                                               ' (the backing dir is in backing.img: mount -o loop)'))
             self.res['temp_dir'] = self.tmp
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
@@ -486,6 +606,10 @@ class Cell:
     mount_extra = ''      # appended to -o (a workload run as another user needs ',allow_other')
     keep_journal = False  # --keep-journals: copy each journal next to its result
     keep_temp = False     # --keep-temp: leave backing dir and journal for a post-mortem
+    crash_override = None  # --crash: daemon or power for every scenario
+    crash_mode = None      # a subclass's default, when neither --crash nor the scenario says
+    cgroup_version = None  # compare_cgroup.detect(): where memory groups are made
+    cgroup_parent = None
 
     def run(self):
         os.makedirs(self.rundir, exist_ok=True)
@@ -493,10 +617,17 @@ class Cell:
             _active.append(self)
         snap = None
         try:
-            if not self.mount():
+            try:
+                if not self.mount():
+                    return self.res
+            except (OSError, RuntimeError, subprocess.TimeoutExpired) as e:
+                # The power-cut image or the memory cgroup could not be made.
+                self.res['mount_failed'] = True
+                self.note('set-up failed: %s' % e)
                 return self.res
             self.res['daemon_pid'] = self.daemon.pid
             self.apply_rlimit()
+            self.apply_cgroup_budget()
             snap = _Snapshotter(self.mnt, os.path.join(self.rundir, 'stats-last.json'))
             snap.start()
             self.threads.append(snap)
@@ -507,6 +638,8 @@ class Cell:
                 self.threads.append(bal)
             self.watch()
             self.unmount()
+            if not self.after_unmount():
+                return self.res
             if self.sc.balloon_schedule:
                 self.res['balloon_log'] = bal.log
             self.collect(snap)

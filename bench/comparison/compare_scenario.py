@@ -17,6 +17,18 @@ Keys (unknown keys are an error, so a typo cannot silently weaken a scenario):
                     from it, so a cap on RLIMIT_AS is not eaten by 8 MiB thread stacks
   churn             yes/no: run the metadata churner (create/open/stat/readdir/rename/unlink)
                     beside the workload
+  cgroup_limit      SIZE: run the daemon in a memory cgroup of its own with this limit
+                    (compare_cgroup: v1 memory.limit_in_bytes, v2 memory.max)
+  cgroup_oom        kill (default: the OOM killer ends the daemon at the limit) or disabled
+                    (the kernel stalls it instead: v1 memory.oom_control = 1, v2 memory.high)
+  cgroup_budget     "limit-overhead-SIZE": after the mount, set mem_limit to the group's limit
+                    minus the daemon's measured overhead (what it holds outside the budget)
+                    minus SIZE, so the policy decides before the kernel does
+  decided_by        policy (default) or kernel: with kernel no allocation ever fails in the
+                    allocator, so the policies' character checks do not apply
+  crash             none (default), daemon (the crash control file) or power (the backing dir
+                    on an ext4 image that is shut down unflushed): how the run ends
+  crash_at          the moment of the crash as a fraction of the run (default 0.6)
 """
 
 import os
@@ -25,7 +37,9 @@ import re
 _KEYS = {
     'description', 'mount', 'stress', 'duration', 'quick_duration', 'quick',
     'balloon_schedule', 'rlimit_as', 'daemon_env', 'daemon_stack', 'churn',
+    'cgroup_limit', 'cgroup_oom', 'cgroup_budget', 'decided_by', 'crash', 'crash_at',
 }
+CRASH_MODES = ('none', 'daemon', 'power')
 _SIZE_RE = re.compile(r'^(\d+)([KMG]?)$')
 
 
@@ -62,6 +76,12 @@ class Scenario:
         self.daemon_env = {}
         self.daemon_stack = None
         self.churn = False
+        self.cgroup_limit = None     # bytes, or None: no memory cgroup
+        self.cgroup_oom = 'kill'
+        self.cgroup_headroom = None  # cgroup_budget: bytes below limit - overhead, or None
+        self.decided_by = 'policy'
+        self.crash = 'none'
+        self.crash_at = 0.6
 
     def mount_options(self, policy):
         """The -o string for one policy: policy first, then scenario, then per-policy extras."""
@@ -79,6 +99,9 @@ class Scenario:
             'duration': self.duration, 'quick_duration': self.quick_duration,
             'balloon_schedule': self.balloon_schedule, 'rlimit_headroom': self.rlimit_headroom,
             'daemon_env': self.daemon_env, 'daemon_stack': self.daemon_stack, 'churn': self.churn,
+            'cgroup_limit': self.cgroup_limit, 'cgroup_oom': self.cgroup_oom,
+            'cgroup_headroom': self.cgroup_headroom, 'decided_by': self.decided_by,
+            'crash': self.crash, 'crash_at': self.crash_at,
         }
 
 
@@ -102,6 +125,8 @@ def scenario_load(path):
                 raise ValueError('%s: %s' % (where, e)) from None
     if not sc.description:
         raise ValueError('%s: no description line' % path)
+    if sc.cgroup_limit is None and (sc.cgroup_headroom is not None or sc.cgroup_oom != 'kill'):
+        raise ValueError('%s: cgroup_budget and cgroup_oom need cgroup_limit' % path)
     return sc
 
 
@@ -138,6 +163,31 @@ def _scenario_set(sc, key, value):
         sc.rlimit_headroom = size_parse(value[len('vmsize+'):])
     elif key == 'daemon_stack':
         sc.daemon_stack = size_parse(value)
+    elif key == 'cgroup_limit':
+        sc.cgroup_limit = size_parse(value)
+        if sc.cgroup_limit < 1 << 20:
+            raise ValueError('cgroup_limit must be at least 1M')
+    elif key == 'cgroup_oom':
+        if value not in ('kill', 'disabled'):
+            raise ValueError("cgroup_oom '%s' (accepted: kill, disabled)" % value)
+        sc.cgroup_oom = value
+    elif key == 'cgroup_budget':
+        if not value.startswith('limit-overhead-'):
+            raise ValueError("cgroup_budget must read 'limit-overhead-SIZE'")
+        sc.cgroup_headroom = size_parse(value[len('limit-overhead-'):])
+    elif key == 'decided_by':
+        if value not in ('policy', 'kernel'):
+            raise ValueError("decided_by '%s' (accepted: policy, kernel)" % value)
+        sc.decided_by = value
+    elif key == 'crash':
+        if value not in CRASH_MODES:
+            raise ValueError("crash '%s' (accepted: %s)" % (value, ', '.join(CRASH_MODES)))
+        sc.crash = value
+    elif key == 'crash_at':
+        v = float(value)
+        if not 0 < v < 1:
+            raise ValueError('crash_at must be a fraction of the run, between 0 and 1')
+        sc.crash_at = v
     elif key == 'daemon_env':
         for item in value.split():
             k, sep, v = item.partition('=')

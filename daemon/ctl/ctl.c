@@ -374,7 +374,10 @@ static int pfs_ctl_cmd_apply(struct pfs *fs, const struct pfs_ctl_cmd *cmd, char
 		pfs_ctl_fail_nth_apply(fs, cmd->nth, cmd->nth_more);
 		return 0;
 	case PFS_CTL_CMD_CRASH:
-		/* Simulated power loss: nothing dirty reaches the disk. */
+		/*
+		 * A daemon crash: dirty pages die with the process; what the backing
+		 * filesystem already holds stays (a power cut is bench/compare --crash power).
+		 */
 		pfs_log(PFS_LOG_ERR, "crash requested through %s/crash: aborting", PFS_CTL_NAME);
 		abort();
 	}

@@ -3,7 +3,9 @@
 # (tests/compare/check_shape.py) and the invariants (bench/compare exits 1 when one breaks:
 # bytes lost after fsync, fsynced blocks torn, torn data after a clean unmount, or a policy
 # not showing its character: enomem errors, abort crash, nofail loops without errors, retry
-# retries with fewer errors than enomem).
+# retries with fewer errors than enomem; for the kernel-decided memory cgroup scenarios, that the
+# allocator refused nothing). The memory cgroup and power-cut scenarios run where the machine
+# allows (root, a memory cgroup, loop devices); elsewhere bench/compare skips them with a line.
 #   quick.sh SOURCE_ROOT BUILD_ROOT
 set -u
 src=${1:?source root} build=${2:?build root}

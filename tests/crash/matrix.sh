@@ -8,7 +8,18 @@
 #   ctl    1 written to .pressurefs/crash (drop dirty pages, abort);
 #   abort  policy=abort with injection: fail_probability=100 and
 #          fail_interval=N make the Nth eligible allocation fail, and the
-#          policy aborts the daemon right there, inside the write path.
+#          policy aborts the daemon right there, inside the write path;
+#   power  a power cut below pressurefs: the backing dir is an ext4 image
+#          on a loop device of its own; the daemon is stopped (SIGSTOP),
+#          the ext4 is shut down without flushing (pfs-godown:
+#          FS_IOC_SHUTDOWN, NOLOGFLUSH), the daemon is killed, and the
+#          image is unmounted and mounted again before anything is checked.
+#          What the backing fs had not handed to the device is lost, so
+#          lost after write may include data written back but not fsynced;
+#          lost after fsync must still be 0. Random policy (nofail, retry,
+#          enomem, abort), budget, page size, writeback age and dirty limit.
+#          Needs root and loop devices: without them power iterations are
+#          left out with a line saying why (skip, 77, if power is all).
 # After each death: the dead mount is unmounted; `pfs-stress verify` on the
 # backing dir exits 0 (zero bytes lost after fsync, no fsynced block torn);
 # every file of the backing dir reads; a fresh mount of the same backing
@@ -34,10 +45,11 @@
 # block is torn.
 #
 # usage: matrix.sh PRESSUREFS PFS_MOUNT_IO PFS_STRESS [--iterations N]
-#            [--seed S] [--modes kill9,ctl,abort] [--duration SECS]
+#            [--seed S] [--modes kill9,ctl,abort,power] [--duration SECS]
 #            [--file-size SIZE] [--files N] [--threads N]
 #            [--kernel-cache-every N]   (kill9 runs with writeback_cache=1:
 #                                        one in N, default 3, 0 = never)
+#            [--godown PATH]            (default: pfs-godown beside pfs-stress)
 # Iteration i uses seed S+i; the seed alone picks the mode and every
 # parameter, so `--seed SEED --iterations 1` replays one iteration (the
 # moment of death is drawn from the seed too; the machine's timing is not).
@@ -50,12 +62,13 @@ shift 3
 
 ITERATIONS=20
 SEED=1000
-MODES=kill9,ctl,abort
+MODES=kill9,ctl,abort,power
 DURATION=2
 FILE_SIZE=256K
 FILES=8
 THREADS=4
 KERNEL_CACHE_EVERY=3
+GODOWN=$(dirname "$STRESS")/pfs-godown
 while [ $# -gt 0 ]; do
 	case $1 in
 	--iterations) ITERATIONS=$2 ;;
@@ -66,12 +79,40 @@ while [ $# -gt 0 ]; do
 	--files) FILES=$2 ;;
 	--threads) THREADS=$2 ;;
 	--kernel-cache-every) KERNEL_CACHE_EVERY=$2 ;;
+	--godown) GODOWN=$2 ;;
 	*) pfs_fail "unknown argument '$1'" ;;
 	esac
 	shift 2 || pfs_fail "$1 needs a value"
 done
 IFS=, read -r -a MODE_LIST <<<"$MODES"
 PFS_NAME="crash-matrix"
+
+# power_why: empty when a power cut can run here, else why not.
+power_why() {
+	local t=$PFS_T/power-probe
+	[ "$(id -u)" = 0 ] || { echo "not root (mount -o loop needs it)"; return; }
+	[ -e /dev/loop-control ] || { echo "/dev/loop-control is missing"; return; }
+	command -v mkfs.ext4 >/dev/null || { echo "mkfs.ext4 is not installed"; return; }
+	[ -x "$GODOWN" ] || { echo "$GODOWN is not built"; return; }
+	mkdir -p "$t/m" && truncate -s 16M "$t/img" && mkfs.ext4 -q -F "$t/img" 2>/dev/null ||
+		{ echo "cannot make an ext4 image"; return; }
+	pfs_run 30 mount -o loop -t ext4 "$t/img" "$t/m" 2>/dev/null ||
+		{ echo "cannot mount an ext4 image on a loop device"; return; }
+	pfs_run 30 umount "$t/m"
+	rm -rf --one-file-system "$t"
+}
+case ",$MODES," in
+*,power,*)
+	why=$(power_why)
+	if [ -n "$why" ]; then
+		[ "$MODES" = power ] && pfs_skip "no power cut on this machine: $why"
+		pfs_say "power iterations left out: $why"
+		keep=()
+		for m in "${MODE_LIST[@]}"; do [ "$m" = power ] || keep+=("$m"); done
+		MODE_LIST=("${keep[@]}")
+	fi
+	;;
+esac
 
 # Totals over all iterations (printed at the end).
 T_LOST_FSYNC=0 T_LOST_WRITE=0 T_INTACT=0 T_REFUSED=0 T_DIRTY=0 T_WRITES=0
@@ -115,6 +156,7 @@ stress_all_stopped() {
 crash_iteration() {
 	local bdir=$PFS_T/b.$IT journal=$W/journal.$IT mode opts page wb dl fsync_every
 	local kill_ms interval policy mem wbc R stress_pid dpid want verify_json rc i dirty_bytes
+	local img=$PFS_T/img.$IT
 	local verify_flags=()
 	rng_seed "$S"
 	mode=${MODE_LIST[$((S % ${#MODE_LIST[@]}))]}
@@ -157,12 +199,32 @@ crash_iteration() {
 		opts="policy=abort,page_size=$page,writeback_ms=$wb,fail_probability=100"
 		opts+=",fail_interval=$interval,fail_seed=$S"
 		;;
-	*) pfs_fail "unknown mode '$mode' (kill9, ctl, abort)" ;;
+	power)
+		pick page 4K 16K 64K 1M
+		pick wb 1 50 500 600000
+		pick dl 0 128K 1M 256M
+		# The policy from the seed itself, so consecutive power
+		# iterations cycle through all four (the LCG's first draws
+		# for neighbouring seeds are too alike).
+		local policies=(retry enomem nofail abort)
+		policy=${policies[$(((S / ${#MODE_LIST[@]}) % 4))]}
+		pick mem 0 4M 16M
+		[ "$policy" = nofail ] && mem=0
+		opts="policy=$policy,mem_limit=$mem,page_size=$page,writeback_ms=$wb,dirty_limit=$dl"
+		;;
+	*) pfs_fail "unknown mode '$mode' (kill9, ctl, abort, power)" ;;
 	esac
 	pfs_say "iteration $IT seed=$S mode=$mode -o $opts fsync_every=$fsync_every crash_at=${kill_ms}ms${verify_flags[*]:+ verify ${verify_flags[*]}}"
 	T_MODE[$mode]=$((${T_MODE[$mode]:-0} + 1))
 
 	mkdir -p "$bdir"
+	if [ "$mode" = power ]; then
+		# mount -o loop attaches with autoclear: unmounting detaches the device.
+		truncate -s 256M "$img" && mkfs.ext4 -q -F -E nodiscard "$img" ||
+			pfs_fail "seed $S: cannot make the ext4 image"
+		PFS_EXTRA_MOUNTS+=("$bdir")
+		pfs_run 30 mount -o loop -t ext4 "$img" "$bdir" || pfs_fail "seed $S: cannot mount the ext4 image"
+	fi
 	pfs_mount_at "$bdir" "$M" -o "$opts"
 	dpid=$PFS_PID
 	"$STRESS" run --dir "$M" --journal "$journal" --threads "$THREADS" --files "$FILES" \
@@ -210,6 +272,17 @@ crash_iteration() {
 			want=137
 		fi
 		;;
+	power)
+		# Stopped first, so the daemon never sees the shut-down fs (no
+		# EIO reply to an fsync in flight); then the cut; then the kill.
+		want=137
+		if ! kill -STOP "$dpid" 2>/dev/null; then
+			[ "$policy" = abort ] || pfs_fail "seed $S: the daemon was gone before the power cut"
+			want=134 # policy=abort aborted first: the cut still takes the backing fs
+		fi
+		pfs_run 30 "$GODOWN" --nologflush "$bdir" || pfs_fail "seed $S: pfs-godown $bdir failed"
+		kill -KILL "$dpid" 2>/dev/null
+		;;
 	esac
 
 	pfs_wait_pid "$dpid" 30 || pfs_fail "seed $S: the daemon is still alive after the crash"
@@ -224,6 +297,11 @@ crash_iteration() {
 	rc=$PFS_STATUS
 	case $rc in 0 | 3) ;; *) pfs_fail "seed $S: pfs-stress run exited $rc: $(tail -n 3 "$W/stress.$IT.err")" ;; esac
 	pfs_umount_at "$M" ""
+	if [ "$mode" = power ]; then
+		# What reached the loop device, as the journal replay leaves it.
+		pfs_run 60 umount "$bdir" || pfs_fail "seed $S: cannot unmount the shut-down ext4"
+		pfs_run 60 mount -o loop -t ext4 "$img" "$bdir" || pfs_fail "seed $S: the image does not mount after the power cut"
+	fi
 
 	# Zero bytes lost after fsync, no fsynced block torn.
 	verify_json=$W/verify.$IT.json
@@ -260,7 +338,9 @@ crash_iteration() {
 		pfs_run 60 cmp -s "$f" "$M/${f##*/}" || pfs_fail "seed $S: ${f##*/} reads back differently through a fresh mount"
 		n=$((n + 1))
 	done
-	[ "$n" -gt 0 ] || pfs_fail "seed $S: no stress file in the backing dir"
+	# A power cut takes files whose creation nothing made durable (policy=abort
+	# may die before the first fsync); verify has already held the promise.
+	[ "$n" -gt 0 ] || [ "$mode" = power ] || pfs_fail "seed $S: no stress file in the backing dir"
 	head -c 12345 /dev/urandom >"$W/after.$IT"
 	pfs_must cp "$W/after.$IT" "$M/after"
 	[ "$(pfs_fsync "$M/after")" = OK ] || pfs_fail "seed $S: fsync on the fresh mount failed"
@@ -275,6 +355,11 @@ crash_iteration() {
 	T_WRITES=$((T_WRITES + $(json_int "$W/summary.$IT" writes_ok)))
 	pfs_ok "seed $S ($mode): survived; lost_after_fsync=0 lost_after_write=$lost_write intact=$intact refused=$refused files_read_back=$n$([ "$mode" = ctl ] && echo " dirty_listed=$dirty_bytes")"
 	# Keep only what a failure needs.
+	if [ "$mode" = power ]; then
+		pfs_run 60 umount "$bdir" || pfs_fail "seed $S: cannot unmount the ext4 image"
+		PFS_EXTRA_MOUNTS=("${PFS_EXTRA_MOUNTS[@]/$bdir/}")
+		rm -f "$img"
+	fi
 	rm -rf --one-file-system "$bdir" "$journal" "$W"/*."$IT" "$W"/*."$IT".* "$PFS_T"/daemon.*.err "$PFS_T"/daemon.*.out
 }
 

@@ -102,6 +102,11 @@ for h in --help -h; do
 	done
 	pfs_ok "$h exits 0 and mentions every option, policy and policy argument"
 done
+# The crash control file kills the daemon only; the backing filesystem keeps
+# its page cache, so calling it a power loss would promise a test it is not.
+grep -q 'crash .*a daemon crash' "$W/help" || pfs_fail "--help does not call crash a daemon crash"
+grep -qi 'power loss' "$W/help" && pfs_fail "--help still calls crash a power loss"
+pfs_ok "--help calls the crash control file a daemon crash, not a power loss"
 pfs_run 30 "$PFS_EXE" -V </dev/null >"$W/version" 2>&1
 status=$?
 assert_eq 0 "$status" "-V exits 0"
