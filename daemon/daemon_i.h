@@ -90,7 +90,8 @@ enum pfs_opt_ctl {
 	X(ctldir)                                                                                  \
 	X(stats_file)                                                                              \
 	X(writeback_cache)                                                                         \
-	X(killpriv)
+	X(killpriv)                                                                                \
+	X(attr_timeout)
 
 enum pfs_opt_id {
 #define PFS_OPT_ENUM(name) PFS_OPT_##name,
@@ -227,7 +228,8 @@ struct pfs_inodes {
  * reply, read without a lock after that. */
 struct pfs_conn {
 	struct fuse_session *se;
-	double timeout; /* entry/attr timeout for backing objects */
+	double timeout;	     /* entry timeout for backing objects */
+	double attr_timeout; /* attribute timeout for backing objects (attr_timeout) */
 	bool foreground;
 	bool kernel_wbcache; /* set in init: the kernel's write-back cache is on */
 	/* atomic, set once in the INIT reply (transport/fuse_io.c):

@@ -519,7 +519,7 @@ out_stat:
 		}
 	}
 	e->attr = st;
-	e->attr_timeout = fs->conn.timeout;
+	e->attr_timeout = fs->conn.attr_timeout;
 	e->entry_timeout = fs->conn.timeout;
 	return 0;
 }

@@ -134,7 +134,7 @@ void pfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (r)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_attr(req, &st, fs->conn.timeout);
+		fuse_reply_attr(req, &st, fs->conn.attr_timeout);
 }
 
 /* utimensat on a symlink needs its parent and name: use the name hint. */
@@ -247,7 +247,7 @@ out:
 	if (r)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_attr(req, &st, fs->conn.timeout);
+		fuse_reply_attr(req, &st, fs->conn.attr_timeout);
 }
 
 void pfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
