@@ -564,8 +564,15 @@ static int pfs_inode_write_open(struct pfs *fs, struct pfs_inode *inode, int *cr
 	struct stat st;
 	int fd = -1;
 
-	if (inode->write_fd >= 0)
-		return 0;
+	if (inode->write_fd >= 0) {
+		/* The fd kept for dirty pages must not let a writer past the
+		 * file's mode (root passes it anyway; with allow_other the
+		 * kernel has checked already). */
+		if (fs->owner.as_root || (create_fd && *create_fd >= 0))
+			return 0;
+		pfs_inode_proc_path(inode, path, sizeof(path));
+		return faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) < 0 ? -errno : 0;
+	}
 	if (create_fd && *create_fd >= 0 && fstat(*create_fd, &st) == 0 &&
 	    st.st_dev == inode->dev && st.st_ino == inode->ino) {
 		fd = *create_fd;
