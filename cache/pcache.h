@@ -21,6 +21,9 @@
  *   pcache.dirty_lock  the list of files with dirty pages, dirty byte count,
  *                      the writeback thread's wake-ups.
  *   pcache.lru_lock    the list of clean pages reclaim may drop.
+ *   pcache_file.stamp_lock  the backing file's times and fd: putting the
+ *                      last write's mtime back after writeback, an explicit
+ *                      set, a change of fd. Held across one syscall.
  * Writeback takes only pages_lock (never pcache_file.lock), so a writer
  * waiting for memory under pcache_file.lock cannot stop writeback from
  * freeing it.
@@ -29,6 +32,8 @@
  *   pcache_file.lock -> pcache_file.pages_lock -> pcache.dirty_lock ->
  *   pcache.lru_lock -> allocator-internal locks
  *   pcache.sync_lock, pcache.list_lock -> pcache_file.pages_lock
+ *   pcache_file.lock, pcache.sync_lock -> pcache_file.stamp_lock ->
+ *   pcache_file.pages_lock (the put path stamps, under those or none)
  * Reclaim holding lru_lock only trylocks pages_lock. Under pages_lock,
  * dirty_lock and lru_lock the cache itself allocates nothing, and what the
  * owner's callbacks allocate there is fail-fast (ALLOC_NORETRY);
