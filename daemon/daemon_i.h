@@ -178,6 +178,7 @@ struct pfs_inode {
 	int write_fd;
 	int writers;		     /* open_lock (written atomically, read as write_fd): open
 				      * handles that may write */
+	bool write_fd_idle;	     /* open_lock: counted in pfs.inodes.write_fds_idle */
 	bool cache_ready;	     /* set once under open_lock, read without it
 				      * after an acquire load */
 	pthread_mutex_t append_lock; /* serialises O_APPEND writers among themselves */

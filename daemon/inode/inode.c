@@ -165,11 +165,10 @@ static void pfs_inode_free(struct pfs *fs, struct pfs_inode *inode)
 	if (inode->cache_ready)
 		pcache_file_destroy(&inode->cache);
 	pfs_hint_drop(fs, inode);
-	if (inode->write_fd >= 0) {
-		/* No handle is left: a write fd now was kept for dirty pages. */
+	if (inode->write_fd >= 0)
 		close(inode->write_fd);
+	if (inode->write_fd_idle)
 		__atomic_sub_fetch(&fs->inodes.write_fds_idle, 1, __ATOMIC_RELAXED);
-	}
 	close(inode->fd);
 	pthread_mutex_destroy(&inode->open_lock);
 	pthread_mutex_destroy(&inode->append_lock);
@@ -545,13 +544,27 @@ static bool pfs_inode_write_fd_close(struct pfs_inode *inode)
 	return true;
 }
 
+/* open_lock held: is write_fd one for the shrinker to close later (kept
+ * with no writer for unwritten pages; never when the cache has no read fd
+ * to fall back to)? */
+static void pfs_inode_write_fd_idle(struct pfs *fs, struct pfs_inode *inode, bool idle)
+{
+	idle = idle && inode->write_fd >= 0 && inode->data_fd >= 0;
+	if (idle == inode->write_fd_idle)
+		return;
+	inode->write_fd_idle = idle;
+	if (idle)
+		__atomic_add_fetch(&fs->inodes.write_fds_idle, 1, __ATOMIC_RELAXED);
+	else
+		__atomic_sub_fetch(&fs->inodes.write_fds_idle, 1, __ATOMIC_RELAXED);
+}
+
 /* open_lock held: one writer less. The last one closes write_fd, or
- * leaves it to the shrinker (counted idle) while pages are unwritten. */
+ * leaves it to the shrinker while pages are unwritten. */
 static void pfs_inode_writer_drop(struct pfs *fs, struct pfs_inode *inode)
 {
-	if (__atomic_sub_fetch(&inode->writers, 1, __ATOMIC_RELAXED) == 0 && inode->write_fd >= 0 &&
-	    !pfs_inode_write_fd_close(inode))
-		__atomic_add_fetch(&fs->inodes.write_fds_idle, 1, __ATOMIC_RELAXED);
+	if (__atomic_sub_fetch(&inode->writers, 1, __ATOMIC_RELAXED) == 0 && inode->write_fd >= 0)
+		pfs_inode_write_fd_idle(fs, inode, !pfs_inode_write_fd_close(inode));
 }
 
 /* open_lock held: make sure write_fd is open. *create_fd, the creating
@@ -601,13 +614,10 @@ int pfs_inode_cache_open(struct pfs *fs, struct pfs_inode *inode, bool want_writ
 		return 0;
 	pthread_mutex_lock(&inode->open_lock);
 	if (want_write) {
-		bool had = inode->write_fd >= 0;
-
 		r = pfs_inode_write_open(fs, inode, create_fd);
 		if (r)
 			goto out_unlock;
-		if (had && inode->writers == 0)
-			__atomic_sub_fetch(&fs->inodes.write_fds_idle, 1, __ATOMIC_RELAXED);
+		pfs_inode_write_fd_idle(fs, inode, false);
 		__atomic_add_fetch(&inode->writers, 1, __ATOMIC_RELAXED);
 	}
 	if (inode->cache_ready)
@@ -632,14 +642,12 @@ out_unlock:
 
 bool pfs_inode_write_fd_release(struct pfs *fs, struct pfs_inode *inode)
 {
-	bool closed = false, had;
+	bool closed = false;
 
 	pthread_mutex_lock(&inode->open_lock);
-	had = inode->write_fd >= 0;
 	if (inode->writers == 0) {
 		closed = pfs_inode_write_fd_close(inode);
-		if (had && closed)
-			__atomic_sub_fetch(&fs->inodes.write_fds_idle, 1, __ATOMIC_RELAXED);
+		pfs_inode_write_fd_idle(fs, inode, !closed);
 	}
 	pthread_mutex_unlock(&inode->open_lock);
 	return closed;
