@@ -19,6 +19,10 @@
  * table is well past the mark (pfs_shrink_throttle), and an open that meets
  * EMFILE anyway gets one of a few reserved fds (pfs_shrink_urgent).
  *
+ * It also closes the write fds that writers left behind for dirty pages
+ * (struct pfs_inode's write_fd) once those pages are written back: while
+ * the daemon holds one, execve of the backing file fails with ETXTBSY.
+ *
  * The shrinker must work when memory is short (that is when the cache is
  * full of the pages that pin files), so it never allocates: its batch lives
  * on its own stack. It holds no lock while it writes back or notifies the

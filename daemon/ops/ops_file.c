@@ -365,7 +365,10 @@ void pfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct 
 		fuse_reply_err(req, -r);
 		return;
 	}
-	res = lseek(inode->data_fd, off, whence);
+	/* No read fd (a file only its writer may open): then a writer's. */
+	res = lseek(inode->data_fd >= 0 ? inode->data_fd
+					: __atomic_load_n(&inode->write_fd, __ATOMIC_RELAXED),
+		    off, whence);
 	if (res < 0)
 		fuse_reply_err(req, errno);
 	else
