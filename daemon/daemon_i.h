@@ -220,7 +220,9 @@ struct pfs_inodes {
 	struct pfs_inode root;
 	struct pfs_inode_shard shards[PFS_INODE_SHARDS];
 	pthread_rwlock_t hint_lock; /* hint_parent/hint_name of every inode */
-	long count;		    /* atomic: records in the table */
+	long count;		    /* atomic: fds the table holds, what the shrinker
+				     * keeps under the fd limit: one per record,
+				     * one more per open write_fd */
 	long write_fds_idle;	    /* atomic: write_fds kept with no writer (dirty
 				     * pages behind them): the shrinker closes them */
 };

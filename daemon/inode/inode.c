@@ -165,8 +165,10 @@ static void pfs_inode_free(struct pfs *fs, struct pfs_inode *inode)
 	if (inode->cache_ready)
 		pcache_file_destroy(&inode->cache);
 	pfs_hint_drop(fs, inode);
-	if (inode->write_fd >= 0)
+	if (inode->write_fd >= 0) {
 		close(inode->write_fd);
+		__atomic_sub_fetch(&fs->inodes.count, 1, __ATOMIC_RELAXED);
+	}
 	if (inode->write_fd_idle)
 		__atomic_sub_fetch(&fs->inodes.write_fds_idle, 1, __ATOMIC_RELAXED);
 	close(inode->fd);
@@ -532,7 +534,7 @@ bool pfs_inode_cache_ready(struct pfs_inode *inode)
 
 /* open_lock held, no writer: close write_fd if the cache can do without
  * it (no page unwritten; a read fd to go back to). */
-static bool pfs_inode_write_fd_close(struct pfs_inode *inode)
+static bool pfs_inode_write_fd_close(struct pfs *fs, struct pfs_inode *inode)
 {
 	if (inode->write_fd < 0)
 		return true;
@@ -541,6 +543,7 @@ static bool pfs_inode_write_fd_close(struct pfs_inode *inode)
 		return false;
 	close(inode->write_fd);
 	__atomic_store_n(&inode->write_fd, -1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&fs->inodes.count, 1, __ATOMIC_RELAXED);
 	return true;
 }
 
@@ -564,7 +567,7 @@ static void pfs_inode_write_fd_idle(struct pfs *fs, struct pfs_inode *inode, boo
 static void pfs_inode_writer_drop(struct pfs *fs, struct pfs_inode *inode)
 {
 	if (__atomic_sub_fetch(&inode->writers, 1, __ATOMIC_RELAXED) == 0 && inode->write_fd >= 0)
-		pfs_inode_write_fd_idle(fs, inode, !pfs_inode_write_fd_close(inode));
+		pfs_inode_write_fd_idle(fs, inode, !pfs_inode_write_fd_close(fs, inode));
 }
 
 /* open_lock held: make sure write_fd is open. *create_fd, the creating
@@ -600,6 +603,13 @@ static int pfs_inode_write_open(struct pfs *fs, struct pfs_inode *inode, int *cr
 	if (inode->cache_ready)
 		pcache_file_set_fd(&inode->cache, fd, false);
 	__atomic_store_n(&inode->write_fd, fd, __ATOMIC_RELAXED);
+	/* Counted with the records: the shrinker keeps fds, not records,
+	 * under the limit. */
+	if (__atomic_add_fetch(&fs->inodes.count, 1, __ATOMIC_RELAXED) == fs->shrink.high + 1 &&
+	    fs->shrink.running && pthread_mutex_trylock(&fs->shrink.lock) == 0) {
+		pthread_cond_signal(&fs->shrink.wake);
+		pthread_mutex_unlock(&fs->shrink.lock);
+	}
 	return 0;
 }
 
@@ -646,7 +656,7 @@ bool pfs_inode_write_fd_release(struct pfs *fs, struct pfs_inode *inode)
 
 	pthread_mutex_lock(&inode->open_lock);
 	if (inode->writers == 0) {
-		closed = pfs_inode_write_fd_close(inode);
+		closed = pfs_inode_write_fd_close(fs, inode);
 		pfs_inode_write_fd_idle(fs, inode, !closed);
 	}
 	pthread_mutex_unlock(&inode->open_lock);
