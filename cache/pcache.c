@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "log.h"
@@ -59,8 +60,42 @@ void _pcache_get(struct pcache *pc, struct pcache_file *f)
 		pc->ops.get(f);
 }
 
+/*
+ * Writeback moved the backing file's mtime to the time it wrote: once the
+ * file is clean, put the last write's time back. Before the put, which may
+ * be the last (and free the file). A failure (EPERM: neither the owner nor
+ * CAP_FOWNER) leaves the backing file as it is; pcache_file_attr still
+ * reports the write's time.
+ */
+void _pcache_mtime_stamp(struct pcache_file *f)
+{
+	struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT}, {0}};
+	bool stamp;
+
+	pthread_mutex_lock(&f->pages_lock);
+	stamp = f->mtime_unstamped && !f->dirty_pages;
+	pthread_mutex_unlock(&f->pages_lock);
+	if (!stamp)
+		return;
+	pthread_mutex_lock(&f->stamp_lock);
+	pthread_mutex_lock(&f->pages_lock);
+	stamp = f->mtime_unstamped && !f->dirty_pages;
+	tv[1] = f->mtime;
+	pthread_mutex_unlock(&f->pages_lock);
+	if (stamp)
+		futimens(f->fd, tv);
+	pthread_mutex_lock(&f->pages_lock);
+	/* A write since then stamps again when it is written back. */
+	if (stamp && !f->dirty_pages && f->mtime.tv_sec == tv[1].tv_sec &&
+	    f->mtime.tv_nsec == tv[1].tv_nsec)
+		f->mtime_unstamped = false;
+	pthread_mutex_unlock(&f->pages_lock);
+	pthread_mutex_unlock(&f->stamp_lock);
+}
+
 void _pcache_put(struct pcache *pc, struct pcache_file *f)
 {
+	_pcache_mtime_stamp(f);
 	if (pc->ops.put)
 		pc->ops.put(f);
 }
@@ -157,9 +192,11 @@ void pcache_file_init(struct pcache *pc, struct pcache_file *f, int fd, off_t si
 	memset(f, 0, sizeof(*f));
 	pthread_mutex_init(&f->lock, NULL);
 	pthread_mutex_init(&f->pages_lock, NULL);
+	pthread_mutex_init(&f->stamp_lock, NULL);
 	pthread_cond_init(&f->writeback_done, NULL);
 	f->cache = pc;
 	f->fd = fd;
+	f->wb_stop_index = UINT64_MAX;
 	f->size = size;
 	f->id = id;
 	atomic_fetch_add(&pc->nfiles, 1);
@@ -360,6 +397,7 @@ void pcache_file_destroy(struct pcache_file *f)
 	pthread_mutex_unlock(&f->pages_lock);
 	_pcache_page_list_free(pc, list);
 	pthread_cond_destroy(&f->writeback_done);
+	pthread_mutex_destroy(&f->stamp_lock);
 	pthread_mutex_destroy(&f->pages_lock);
 	pthread_mutex_destroy(&f->lock);
 	atomic_fetch_sub(&pc->nfiles, 1);
@@ -382,10 +420,55 @@ void pcache_file_attr(struct pcache_file *f, off_t *size, struct timespec *mtime
 		*size = f->size;
 	if (mtime)
 		*mtime = f->mtime;
-	/* Once written back, the backing file's own mtime is the truth. */
 	if (has_mtime)
-		*has_mtime = f->dirty_pages != 0;
+		*has_mtime = f->mtime_known;
 	pthread_mutex_unlock(&f->pages_lock);
+}
+
+int pcache_file_set_times(struct pcache_file *f, const struct timespec tv[2])
+{
+	struct stat st;
+	int err = 0;
+
+	/* Under stamp_lock, so that a stamp of an older write's time cannot
+	 * land after this. */
+	pthread_mutex_lock(&f->stamp_lock);
+	if (futimens(f->fd, tv) < 0 || (tv[1].tv_nsec != UTIME_OMIT && fstat(f->fd, &st) < 0)) {
+		err = -errno;
+		goto out_unlock;
+	}
+	if (tv[1].tv_nsec == UTIME_OMIT)
+		goto out_unlock;
+	pthread_mutex_lock(&f->pages_lock);
+	f->mtime = st.st_mtim;
+	f->mtime_known = true;
+	/* Writeback still to come moves it again: stamp after. */
+	f->mtime_unstamped = f->dirty_pages != 0;
+	pthread_mutex_unlock(&f->pages_lock);
+out_unlock:
+	pthread_mutex_unlock(&f->stamp_lock);
+	return err;
+}
+
+int pcache_file_set_fd(struct pcache_file *f, int fd, bool if_clean)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&f->lock);
+	pthread_mutex_lock(&f->stamp_lock);
+	pthread_mutex_lock(&f->pages_lock);
+	if (if_clean && f->dirty_pages) {
+		err = -EBUSY;
+	} else {
+		/* Writeback reads f->fd without a lock while its pages are
+		 * under I/O: wait those out; later passes see the new fd. */
+		_pcache_wait_writeback(f);
+		f->fd = fd;
+	}
+	pthread_mutex_unlock(&f->pages_lock);
+	pthread_mutex_unlock(&f->stamp_lock);
+	pthread_mutex_unlock(&f->lock);
+	return err;
 }
 
 /* ---- whole-cache views ---- */

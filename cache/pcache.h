@@ -21,6 +21,9 @@
  *   pcache.dirty_lock  the list of files with dirty pages, dirty byte count,
  *                      the writeback thread's wake-ups.
  *   pcache.lru_lock    the list of clean pages reclaim may drop.
+ *   pcache_file.stamp_lock  the backing file's times and fd: putting the
+ *                      last write's mtime back after writeback, an explicit
+ *                      set, a change of fd. Held across one syscall.
  * Writeback takes only pages_lock (never pcache_file.lock), so a writer
  * waiting for memory under pcache_file.lock cannot stop writeback from
  * freeing it.
@@ -29,6 +32,8 @@
  *   pcache_file.lock -> pcache_file.pages_lock -> pcache.dirty_lock ->
  *   pcache.lru_lock -> allocator-internal locks
  *   pcache.sync_lock, pcache.list_lock -> pcache_file.pages_lock
+ *   pcache_file.lock, pcache.sync_lock -> pcache_file.stamp_lock ->
+ *   pcache_file.pages_lock (the put path stamps, under those or none)
  * Reclaim holding lru_lock only trylocks pages_lock. Under pages_lock,
  * dirty_lock and lru_lock the cache itself allocates nothing, and what the
  * owner's callbacks allocate there is fail-fast (ALLOC_NORETRY);
@@ -82,10 +87,22 @@ struct pcache_file {
 	pthread_cond_t writeback_done; /* with pages_lock: a page left writeback */
 	struct pcache *cache;
 	struct pcache_index *index; /* pages_lock */
-	int fd;			    /* backing file, opened read-write by the daemon */
-	off_t size;	       /* lock (read under pages_lock too): size as applications see it */
-	struct timespec mtime; /* lock: time of the last cached write */
-	uint64_t dirty_pages;  /* pages_lock: pages dirty or under writeback */
+	/* The backing file: read-write while the file may have dirty pages,
+	 * else perhaps read-only (pcache_file_set_fd). Changed only under lock,
+	 * stamp_lock and pages_lock with no page unwritten. */
+	int fd;
+	pthread_mutex_t stamp_lock; /* the backing file's times: orders putting
+				     * mtime on it after writeback against an
+				     * explicit set (taken after lock, before
+				     * pages_lock) */
+	off_t size;		/* lock (read under pages_lock too): size as applications see it */
+	struct timespec mtime;	/* pages_lock (writers hold lock too): the time of the
+				 * last write, truncate or explicit set */
+	bool mtime_known;	/* pages_lock: mtime was set through the cache */
+	bool mtime_unstamped;	/* pages_lock: the backing file does not show mtime yet */
+	uint64_t wb_stop_index; /* pages_lock: writeback takes no page at or past this
+				 * (a shrinking truncate is under way); UINT64_MAX */
+	uint64_t dirty_pages;	/* pages_lock: pages dirty or under writeback */
 	int wb_error; /* pages_lock: first writeback error since the last fsync, 0 or -errno */
 	uint64_t dirtied_ns; /* dirty_lock: when the file went from clean to dirty */
 	struct pcache_file *dirty_next, *dirty_prev; /* dirty_lock: the dirty-file list */
@@ -140,8 +157,13 @@ ssize_t pcache_write(struct pcache_file *f, const void *buf, size_t len, off_t o
 /* Read through the cache (dirty and cached pages over the backing file).
  * Returns bytes read (0 at EOF) or a negative errno. */
 ssize_t pcache_read(struct pcache_file *f, void *buf, size_t len, off_t off);
-/* Change the size: pages past it are dropped, the tail of the last page is
- * zeroed, and the backing file is truncated to match. */
+/* Change the size: the backing file first, then the cache (pages past the
+ * new end are dropped, the tail of the last page is zeroed). A failure
+ * changes nothing: the backing file's error (EPERM on an immutable file)
+ * is returned with every cached byte kept. Writeback in flight is waited
+ * out and none starts past the new end until the cache is cut, so no late
+ * write grows the backing file again. Without a writable f->fd the backing
+ * file is truncated by path (the daemon's own permission). */
 int pcache_truncate(struct pcache_file *f, off_t size);
 /* Write back the file's dirty pages (no fsync). 0 or negative errno. */
 int pcache_flush_file(struct pcache_file *f);
@@ -156,12 +178,20 @@ int pcache_fsync(struct pcache_file *f, bool datasync);
  * fallocate punch-hole and the like). */
 int pcache_invalidate_range(struct pcache_file *f, off_t off, off_t len);
 /* Size and mtime as applications should see them (for getattr). has_mtime
- * is true while the file has data not yet written back: then *mtime (the
- * last cached write, CLOCK_REALTIME) overrides the backing file's; once
- * written back, the backing file's own mtime is the truth. A setattr that
- * sets times explicitly should pcache_flush_file() first, or a later
- * writeback would move the backing mtime again. */
+ * is true once the file was written, truncated or had its mtime set
+ * through the cache: then *mtime (CLOCK_REALTIME) is the time of the last
+ * of those and overrides the backing file's, which writeback moves. After
+ * writeback the cache puts it back on the backing file (futimens), where
+ * the process may (it owns the file or has CAP_FOWNER). */
 void pcache_file_attr(struct pcache_file *f, off_t *size, struct timespec *mtime, bool *has_mtime);
+/* Set the backing file's times (futimens: UTIME_NOW and UTIME_OMIT work)
+ * and, unless tv[1] is UTIME_OMIT, make the resulting mtime the cache's:
+ * writeback still pending does not move it. 0 or -errno. */
+int pcache_file_set_times(struct pcache_file *f, const struct timespec tv[2]);
+/* Do the file's I/O through fd from now on (the caller closes the old one
+ * after). With if_clean, only while no page is unwritten: -EBUSY else. A
+ * file with dirty pages must keep a writable fd. */
+int pcache_file_set_fd(struct pcache_file *f, int fd, bool if_clean);
 
 /* ---- whole cache ---- */
 /* Write back everything; first error or 0. */

@@ -141,6 +141,9 @@ uint64_t _pcache_dirty_limit(struct pcache *pc);
 uint64_t _pcache_clean_limit(struct pcache *pc);
 unsigned _pcache_writeback_ms(const struct pcache *pc);
 void _pcache_get(struct pcache *pc, struct pcache_file *f);
+/* Put the last write's time on the backing file if it is clean and does
+ * not show it yet (writeback moved it). No cache lock held but f->lock. */
+void _pcache_mtime_stamp(struct pcache_file *f);
 void _pcache_put(struct pcache *pc, struct pcache_file *f);
 /* Under pages_lock: account a page going clean -> dirty / unwritten -> clean. */
 void _pcache_page_mark_dirty(struct pcache_file *f, struct pcache_page *p, uint64_t now);

@@ -5,6 +5,7 @@
  * pages_lock dropped.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -246,6 +247,8 @@ ssize_t pcache_write(struct pcache_file *f, const void *buf, size_t len, off_t o
 			if (pos + (off_t)n > f->size)
 				f->size = pos + (off_t)n;
 			f->mtime = mtime;
+			f->mtime_known = true;
+			f->mtime_unstamped = true;
 		}
 		pthread_mutex_unlock(&f->pages_lock);
 		if (err == -EAGAIN)
@@ -405,39 +408,67 @@ static struct pcache_page *cache_shrink(struct pcache_file *f, off_t size)
 	return ctx.freed;
 }
 
+/* Set the backing file's size: through f->fd if it is writable, else by
+ * path, with the process's own permission (a file no writer has open). */
+static int backing_truncate(struct pcache_file *f, off_t size)
+{
+	char path[32];
+
+	if (ftruncate(f->fd, size) == 0)
+		return 0;
+	/* EBADF or EINVAL: f->fd is not open for writing. */
+	if (errno != EBADF && errno != EINVAL)
+		return -errno;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
+	return truncate(path, size) < 0 ? -errno : 0;
+}
+
 int pcache_truncate(struct pcache_file *f, off_t size)
 {
 	struct pcache *pc = f->cache;
 	struct pcache_page *freed = NULL;
 	struct timespec mtime;
 	bool put = false;
-	int err = 0;
+	int err;
 
 	if (size < 0)
 		return -EINVAL;
 	clock_gettime(CLOCK_REALTIME, &mtime);
 	pthread_mutex_lock(&f->lock);
 	pthread_mutex_lock(&f->pages_lock);
-	if (size < f->size && f->index) {
-		/* The pages we change must be stable: wait out the file's I/O,
-		 * so no late pwritev re-extends the backing file past the cut. */
+	if (size < f->size) {
+		/* From here until the cache is cut, no writeback starts on the
+		 * page the new end falls in or past it, and the I/O already
+		 * under way ends first: no late pwritev can grow the backing
+		 * file past the new end after it is cut. */
+		f->wb_stop_index = (uint64_t)size >> pc->page_shift;
 		_pcache_wait_writeback(f);
-		freed = cache_shrink(f, size);
-		put = _pcache_file_undirty(f);
 	}
 	pthread_mutex_unlock(&f->pages_lock);
-	if (ftruncate(f->fd, size) < 0)
-		err = -errno;
+	/* The backing file first: if it refuses (EPERM on an immutable
+	 * file, EIO), the cache keeps every byte and the old size. */
+	err = backing_truncate(f, size);
 	pthread_mutex_lock(&f->pages_lock);
-	/* Shrinking, the cache is cut already; growing, only on success. */
-	if (!err || size < f->size)
+	if (!err) {
+		if (size < f->size && f->index) {
+			freed = cache_shrink(f, size);
+			put = _pcache_file_undirty(f);
+		}
 		f->size = size;
-	f->mtime = mtime;
+		f->mtime = mtime;
+		f->mtime_known = true;
+		f->mtime_unstamped = true;
+	}
+	f->wb_stop_index = UINT64_MAX;
 	pthread_mutex_unlock(&f->pages_lock);
 	pthread_mutex_unlock(&f->lock);
 	_pcache_page_list_free(pc, freed);
 	if (put)
 		_pcache_put(pc, f);
+	else if (!err)
+		/* The truncate moved the backing mtime: a clean file gets the
+		 * cache's back at once (a dirty one after its writeback). */
+		_pcache_mtime_stamp(f);
 	return err;
 }
 

@@ -77,6 +77,9 @@ static size_t wb_collect(struct pcache_file *f, const struct pcache_wb_req *req,
 			continue;
 		if (!req->all && p->dirtied_ns > req->cutoff_ns)
 			continue;
+		/* A shrinking truncate is cutting here (the list is sorted). */
+		if (p->index >= f->wb_stop_index)
+			break;
 		/* clear_page_dirty_for_io: the range stays in from/to. */
 		p->flags = (uint16_t)((p->flags & ~PCACHE_PAGE_DIRTY) | PCACHE_PAGE_WRITEBACK);
 		ix->nr_writeback++;

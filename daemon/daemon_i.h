@@ -7,12 +7,17 @@
  *
  *   pfs_inode.append_lock -> pcache_file.lock -> pcache_file.pages_lock ->
  *       pcache.dirty_lock -> pcache.lru_lock -> allocator-internal locks
+ *   pcache_file.lock -> pcache_file.stamp_lock -> pcache_file.pages_lock
+ *       (stamp_lock is taken with no other cache lock but lock, also by
+ *       the cache's put path, under sync_lock too, and inside reclaim;
+ *       nothing allocates under it)
  *   pcache.sync_lock, pcache.list_lock (whole-cache passes) ->
  *       pcache_file.pages_lock (they never take pcache_file.lock)
  *   pcache_file.pages_lock -> pfs.inodes.hint_lock -> an inode-table shard
  *       lock (the cache's get callback and the `dirty` listing run under
  *       pages_lock)
- *   pfs_inode.open_lock -> pcache locks (first-open setup only)
+ *   pfs_inode.open_lock -> pcache locks (first-open setup, and switching
+ *       the cache's fd to or from write_fd)
  *   pfs.ctl.lock -> allocator-internal locks (and a trylock of dirty_lock)
  *   pfs.shrink.lock: a leaf (others only trylock it); the shrinker thread
  *       drops it before it takes hint_lock, shard locks, writes back
@@ -85,7 +90,8 @@ enum pfs_opt_ctl {
 	X(ctldir)                                                                                  \
 	X(stats_file)                                                                              \
 	X(writeback_cache)                                                                         \
-	X(killpriv)
+	X(killpriv)                                                                                \
+	X(attr_timeout)
 
 enum pfs_opt_id {
 #define PFS_OPT_ENUM(name) PFS_OPT_##name,
@@ -150,18 +156,29 @@ struct pfs_inode {
 	struct pfs_inode *hash_next; /* shard lock */
 	dev_t dev;		     /* key, immutable */
 	ino_t ino;		     /* key, immutable */
-	/* The backing object, immutable. A regular file's is opened for
-	 * reading and writing (read-only, or O_PATH, where that is refused) and
-	 * is also data_fd: one fd per inode, since fds are the scarce thing. */
+	/* The backing object, immutable. A regular file's is opened read-only
+	 * (O_PATH where that is refused) and is also data_fd: one fd per inode,
+	 * since fds are the scarce thing. Never for writing: a process holding
+	 * a write fd makes execve of the backing file fail (ETXTBSY). */
 	int fd;
 	mode_t type;	  /* S_IFMT bits, immutable */
 	uint64_t nlookup; /* shard lock: the kernel's lookup count */
 	uint64_t refs;	  /* shard lock: internal references (cache, hints) */
 
-	int data_fd;		     /* immutable: fd if it can read (regular files), else -1 */
-	bool data_writable;	     /* immutable: data_fd is O_RDWR */
-	int data_err;		     /* immutable: why data_fd is not O_RDWR (-errno) */
-	pthread_mutex_t open_lock;   /* the first-open setup of cache */
+	int data_fd;		   /* immutable: fd if it can read (regular files), else -1 */
+	int data_err;		   /* immutable: why data_fd is -1 (-errno) */
+	pthread_mutex_t open_lock; /* the first-open setup of cache, write_fd, writers */
+	/* open_lock (written atomically; read without it by a holder of a
+	 * writing handle, which keeps it open, and by the shrinker's scan, as
+	 * a hint): the backing file opened O_RDWR, -1 when none. Opened
+	 * by the first writer's open (or taken from the creating open, the only
+	 * way to write a file created read-only), the cache's fd while it
+	 * exists, and closed when no writer has the file open and no page is
+	 * unwritten: at the last writer's release, or later by the shrinker. */
+	int write_fd;
+	int writers;		     /* open_lock (written atomically, read as write_fd): open
+				      * handles that may write */
+	bool write_fd_idle;	     /* open_lock: counted in pfs.inodes.write_fds_idle */
 	bool cache_ready;	     /* set once under open_lock, read without it
 				      * after an acquire load */
 	pthread_mutex_t append_lock; /* serialises O_APPEND writers among themselves */
@@ -172,6 +189,12 @@ struct pfs_inode {
 	char *hint_name;	       /* pfs.inodes.hint_lock: that name */
 
 	struct pcache_file cache; /* valid once cache_ready */
+	/* atomic: the backing ctime (ns since the epoch) after the last change
+	 * of metadata made through the daemon (chmod, chown, utimens, link,
+	 * rename, xattr). Once the cache knows the file's mtime, the ctime
+	 * shown is the later of the two: writeback's own ctime bumps stay out
+	 * of sight. */
+	int64_t meta_ctime_ns;
 	/* atomic (killpriv.c): odd = the backing object had no bit or xattr a
 	 * write by an unprivileged caller must clear, as of the last check;
 	 * every change of mode, owner or security xattr moves it to the next
@@ -197,14 +220,19 @@ struct pfs_inodes {
 	struct pfs_inode root;
 	struct pfs_inode_shard shards[PFS_INODE_SHARDS];
 	pthread_rwlock_t hint_lock; /* hint_parent/hint_name of every inode */
-	long count;		    /* atomic: records in the table */
+	long count;		    /* atomic: fds the table holds, what the shrinker
+				     * keeps under the fd limit: one per record,
+				     * one more per open write_fd */
+	long write_fds_idle;	    /* atomic: write_fds kept with no writer (dirty
+				     * pages behind them): the shrinker closes them */
 };
 
 /* The FUSE connection: set before the loop starts or once in the INIT
  * reply, read without a lock after that. */
 struct pfs_conn {
 	struct fuse_session *se;
-	double timeout; /* entry/attr timeout for backing objects */
+	double timeout;	     /* entry timeout for backing objects */
+	double attr_timeout; /* attribute timeout for backing objects (attr_timeout) */
 	bool foreground;
 	bool kernel_wbcache; /* set in init: the kernel's write-back cache is on */
 	/* atomic, set once in the INIT reply (transport/fuse_io.c):
@@ -299,9 +327,19 @@ void pfs_inode_hint_set(struct pfs *fs, struct pfs_inode *inode, struct pfs_inod
 			const char *name);
 /* "dir/file" relative to the mount root, or "?" if unknown. */
 void pfs_inode_path(struct pfs *fs, struct pfs_inode *inode, char *buf, size_t len);
-/* Open the backing file for the cache (first open). 0 or -errno. With
- * want_write, fails if the backing file cannot be opened for writing. */
-int pfs_inode_cache_open(struct pfs *fs, struct pfs_inode *inode, bool want_write);
+/* Set up the cache (first open); with want_write, also count a writer and
+ * make sure write_fd is open: *create_fd (may be NULL), an O_RDWR fd of the
+ * file from the creating open, is used if the inode has none, and then set
+ * to -1. 0 or -errno (then no writer is counted). */
+int pfs_inode_cache_open(struct pfs *fs, struct pfs_inode *inode, bool want_write, int *create_fd);
+/* A writing handle went: at the last, close write_fd if no page is
+ * unwritten (else the shrinker closes it once they are written). */
+void pfs_inode_writer_done(struct pfs *fs, struct pfs_inode *inode);
+/* Close write_fd if no writer has the file open and its pages are clean.
+ * true if the inode has no write_fd now. */
+bool pfs_inode_write_fd_release(struct pfs *fs, struct pfs_inode *inode);
+/* Metadata of the inode changed through the daemon: note the backing ctime. */
+void pfs_inode_meta_changed(struct pfs_inode *inode);
 bool pfs_inode_cache_ready(struct pfs_inode *inode);
 /* inode_shrink.c: start/stop the inode shrinker (after mounting / before
  * unmounting). */

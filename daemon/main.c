@@ -395,6 +395,7 @@ int main(int argc, char **argv)
 	fs.owner.gid = getgid();
 	fs.owner.as_root = geteuid() == 0;
 	fs.conn.timeout = 1.0;
+	fs.conn.attr_timeout = (double)cl.opt.num[PFS_OPT_attr_timeout];
 	fs.conn.foreground = cl.foreground;
 	pthread_mutex_init(&fs.ctl.lock, NULL);
 	pfs_ctl_init();

@@ -79,6 +79,11 @@ static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 			      "(FUSE_HANDLE_KILLPRIV_V2; 0: the kernel asks for "
 			      "security.capability before every write())",
 			      PFS_CTL_NONE},
+	[PFS_OPT_attr_timeout] =
+		{"attr_timeout", PFS_OPT_UINT, "1", 0, 3600,
+		 "seconds the kernel keeps a file's attributes (size, times, mode) "
+		 "before it asks again (0: every stat asks the daemon)",
+		 PFS_CTL_NONE},
 };
 
 /* Options libfuse handles; passed through unchanged. */

@@ -165,6 +165,12 @@ static void pfs_inode_free(struct pfs *fs, struct pfs_inode *inode)
 	if (inode->cache_ready)
 		pcache_file_destroy(&inode->cache);
 	pfs_hint_drop(fs, inode);
+	if (inode->write_fd >= 0) {
+		close(inode->write_fd);
+		__atomic_sub_fetch(&fs->inodes.count, 1, __ATOMIC_RELAXED);
+	}
+	if (inode->write_fd_idle)
+		__atomic_sub_fetch(&fs->inodes.write_fds_idle, 1, __ATOMIC_RELAXED);
 	close(inode->fd);
 	pthread_mutex_destroy(&inode->open_lock);
 	pthread_mutex_destroy(&inode->append_lock);
@@ -237,7 +243,7 @@ void pfs_inode_forget(struct pfs *fs, struct pfs_inode *inode, uint64_t n)
 	 * read again: drop them instead of writing them back. */
 	if (pfs_inode_cache_ready(inode) && pcache_file_is_dirty(&inode->cache)) {
 		struct stat st;
-		if (fstat(inode->data_fd, &st) == 0 && st.st_nlink == 0)
+		if (fstat(inode->fd, &st) == 0 && st.st_nlink == 0)
 			pcache_file_discard(&inode->cache);
 	}
 	pfs_inode_unref(fs, inode); /* the pin, and the inode if that was all */
@@ -350,7 +356,6 @@ void pfs_inode_path(struct pfs *fs, struct pfs_inode *inode, char *buf, size_t l
 
 /* ---- lookup ---- */
 
-/* A regular file's fd becomes its data fd (see struct pfs_inode). */
 /* open() that waits a little for the shrinker when fds run out. */
 static int pfs_open_retry(struct pfs *fs, const char *path, int flags)
 {
@@ -375,20 +380,17 @@ static void pfs_inode_data_open(struct pfs *fs, struct pfs_inode *inode)
 
 	inode->data_fd = -1;
 	inode->data_err = -EBADF;
+	inode->write_fd = -1;
 	if (inode->type != S_IFREG)
 		return;
+	/* Read-only: writers open write_fd when they open the file. */
 	pfs_inode_proc_path(inode, path, sizeof(path));
-	fd = pfs_open_retry(fs, path, O_RDWR | O_CLOEXEC);
-	if (fd >= 0) {
-		inode->data_writable = true;
-		inode->data_err = 0;
-	} else {
-		/* A read-only backing fs, a running binary: reads still work. */
+	fd = pfs_open_retry(fs, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
 		inode->data_err = -errno;
-		fd = pfs_open_retry(fs, path, O_RDONLY | O_CLOEXEC);
-	}
-	if (fd < 0)
 		return;
+	}
+	inode->data_err = 0;
 	close(inode->fd);
 	inode->fd = fd;
 	inode->data_fd = fd;
@@ -518,7 +520,7 @@ out_stat:
 		}
 	}
 	e->attr = st;
-	e->attr_timeout = fs->conn.timeout;
+	e->attr_timeout = fs->conn.attr_timeout;
 	e->entry_timeout = fs->conn.timeout;
 	return 0;
 }
@@ -530,32 +532,156 @@ bool pfs_inode_cache_ready(struct pfs_inode *inode)
 	return __atomic_load_n(&inode->cache_ready, __ATOMIC_ACQUIRE);
 }
 
-int pfs_inode_cache_open(struct pfs *fs, struct pfs_inode *inode, bool want_write)
+/* open_lock held, no writer: close write_fd if the cache can do without
+ * it (no page unwritten; a read fd to go back to). */
+static bool pfs_inode_write_fd_close(struct pfs *fs, struct pfs_inode *inode)
+{
+	if (inode->write_fd < 0)
+		return true;
+	if (inode->cache_ready &&
+	    (inode->data_fd < 0 || pcache_file_set_fd(&inode->cache, inode->data_fd, true)))
+		return false;
+	close(inode->write_fd);
+	__atomic_store_n(&inode->write_fd, -1, __ATOMIC_RELAXED);
+	__atomic_sub_fetch(&fs->inodes.count, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+/* open_lock held: is write_fd one for the shrinker to close later (kept
+ * with no writer for unwritten pages; never when the cache has no read fd
+ * to fall back to)? */
+static void pfs_inode_write_fd_idle(struct pfs *fs, struct pfs_inode *inode, bool idle)
+{
+	idle = idle && inode->write_fd >= 0 && inode->data_fd >= 0;
+	if (idle == inode->write_fd_idle)
+		return;
+	inode->write_fd_idle = idle;
+	if (idle)
+		__atomic_add_fetch(&fs->inodes.write_fds_idle, 1, __ATOMIC_RELAXED);
+	else
+		__atomic_sub_fetch(&fs->inodes.write_fds_idle, 1, __ATOMIC_RELAXED);
+}
+
+/* open_lock held: one writer less. The last one closes write_fd, or
+ * leaves it to the shrinker while pages are unwritten. */
+static void pfs_inode_writer_drop(struct pfs *fs, struct pfs_inode *inode)
+{
+	if (__atomic_sub_fetch(&inode->writers, 1, __ATOMIC_RELAXED) == 0 && inode->write_fd >= 0)
+		pfs_inode_write_fd_idle(fs, inode, !pfs_inode_write_fd_close(fs, inode));
+}
+
+/* open_lock held: make sure write_fd is open. *create_fd, the creating
+ * open's O_RDWR fd, is taken if it is this very file (a rename may have
+ * put another under the name since): for a file created read-only by a
+ * daemon without CAP_DAC_OVERRIDE it is the only fd that can write. */
+static int pfs_inode_write_open(struct pfs *fs, struct pfs_inode *inode, int *create_fd)
+{
+	char path[64];
+	struct stat st;
+	int fd = -1;
+
+	if (inode->write_fd >= 0) {
+		/* The fd kept for dirty pages must not let a writer past the
+		 * file's mode (root passes it anyway; with allow_other the
+		 * kernel has checked already). */
+		if (fs->owner.as_root || (create_fd && *create_fd >= 0))
+			return 0;
+		pfs_inode_proc_path(inode, path, sizeof(path));
+		return faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) < 0 ? -errno : 0;
+	}
+	if (create_fd && *create_fd >= 0 && fstat(*create_fd, &st) == 0 &&
+	    st.st_dev == inode->dev && st.st_ino == inode->ino) {
+		fd = *create_fd;
+		*create_fd = -1;
+	}
+	if (fd < 0) {
+		pfs_inode_proc_path(inode, path, sizeof(path));
+		fd = pfs_open_retry(fs, path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+	}
+	if (inode->cache_ready)
+		pcache_file_set_fd(&inode->cache, fd, false);
+	__atomic_store_n(&inode->write_fd, fd, __ATOMIC_RELAXED);
+	/* Counted with the records: the shrinker keeps fds, not records,
+	 * under the limit. */
+	if (__atomic_add_fetch(&fs->inodes.count, 1, __ATOMIC_RELAXED) == fs->shrink.high + 1 &&
+	    fs->shrink.running && pthread_mutex_trylock(&fs->shrink.lock) == 0) {
+		pthread_cond_signal(&fs->shrink.wake);
+		pthread_mutex_unlock(&fs->shrink.lock);
+	}
+	return 0;
+}
+
+int pfs_inode_cache_open(struct pfs *fs, struct pfs_inode *inode, bool want_write, int *create_fd)
 {
 	struct stat st;
-	int r = 0;
+	int r = 0, fd;
 
 	if (inode->type != S_IFREG)
 		return -EINVAL;
-	if (inode->data_fd < 0)
-		return inode->data_err;
-	if (want_write && !inode->data_writable)
-		return inode->data_err;
-	if (pfs_inode_cache_ready(inode))
+	if (!want_write && pfs_inode_cache_ready(inode))
 		return 0;
 	pthread_mutex_lock(&inode->open_lock);
+	if (want_write) {
+		r = pfs_inode_write_open(fs, inode, create_fd);
+		if (r)
+			goto out_unlock;
+		pfs_inode_write_fd_idle(fs, inode, false);
+		__atomic_add_fetch(&inode->writers, 1, __ATOMIC_RELAXED);
+	}
 	if (inode->cache_ready)
 		goto out_unlock;
-	if (fstat(inode->data_fd, &st) < 0) {
-		r = -errno;
+	fd = inode->write_fd >= 0 ? inode->write_fd : inode->data_fd;
+	if (fd < 0) {
+		r = inode->data_err;
 		goto out_unlock;
 	}
-	pcache_file_init(fs->cache, &inode->cache, inode->data_fd, st.st_size,
-			 (uint64_t)(uintptr_t)inode);
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		if (want_write)
+			pfs_inode_writer_drop(fs, inode);
+		goto out_unlock;
+	}
+	pcache_file_init(fs->cache, &inode->cache, fd, st.st_size, (uint64_t)(uintptr_t)inode);
 	__atomic_store_n(&inode->cache_ready, true, __ATOMIC_RELEASE);
 out_unlock:
 	pthread_mutex_unlock(&inode->open_lock);
 	return r;
+}
+
+bool pfs_inode_write_fd_release(struct pfs *fs, struct pfs_inode *inode)
+{
+	bool closed = false;
+
+	pthread_mutex_lock(&inode->open_lock);
+	if (inode->writers == 0) {
+		closed = pfs_inode_write_fd_close(fs, inode);
+		pfs_inode_write_fd_idle(fs, inode, !closed);
+	}
+	pthread_mutex_unlock(&inode->open_lock);
+	return closed;
+}
+
+void pfs_inode_writer_done(struct pfs *fs, struct pfs_inode *inode)
+{
+	pthread_mutex_lock(&inode->open_lock);
+	pfs_inode_writer_drop(fs, inode);
+	pthread_mutex_unlock(&inode->open_lock);
+}
+
+void pfs_inode_meta_changed(struct pfs_inode *inode)
+{
+	struct stat st;
+	int64_t ns, old;
+
+	if (fstatat(inode->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+	old = __atomic_load_n(&inode->meta_ctime_ns, __ATOMIC_RELAXED);
+	while (ns > old && !__atomic_compare_exchange_n(&inode->meta_ctime_ns, &old, ns, false,
+							__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
 }
 
 int pfs_inode_stat(struct pfs *fs, struct pfs_inode *inode, struct stat *st)
@@ -570,6 +696,8 @@ int pfs_inode_stat(struct pfs *fs, struct pfs_inode *inode, struct stat *st)
 		pcache_file_attr(&inode->cache, &size, &mtime, &has_mtime);
 		st->st_size = size;
 		if (has_mtime) {
+			int64_t meta = __atomic_load_n(&inode->meta_ctime_ns, __ATOMIC_RELAXED);
+
 			/* Dirty data will take space: du and ls -s see it now.
 			 * An estimate (whole pages), read without the lock. */
 			uint64_t dirty =
@@ -580,11 +708,15 @@ int pfs_inode_stat(struct pfs *fs, struct pfs_inode *inode, struct stat *st)
 
 			if (blocks > st->st_blocks)
 				st->st_blocks = blocks;
+			/* The backing ctime moves with every writeback (and the
+			 * mtime stamp after it): the ctime is the last write's
+			 * or the last change of metadata's, whichever is later. */
 			st->st_mtim = mtime;
-			if (mtime.tv_sec > st->st_ctim.tv_sec ||
-			    (mtime.tv_sec == st->st_ctim.tv_sec &&
-			     mtime.tv_nsec > st->st_ctim.tv_nsec))
-				st->st_ctim = mtime;
+			st->st_ctim = mtime;
+			if (meta > (int64_t)mtime.tv_sec * 1000000000 + mtime.tv_nsec) {
+				st->st_ctim.tv_sec = (time_t)(meta / 1000000000);
+				st->st_ctim.tv_nsec = (long)(meta % 1000000000);
+			}
 		}
 	}
 	return 0;

@@ -19,6 +19,10 @@
  * table is well past the mark (pfs_shrink_throttle), and an open that meets
  * EMFILE anyway gets one of a few reserved fds (pfs_shrink_urgent).
  *
+ * It also closes the write fds that writers left behind for dirty pages
+ * (struct pfs_inode's write_fd) once those pages are written back: while
+ * the daemon holds one, execve of the backing file fails with ETXTBSY.
+ *
  * The shrinker must work when memory is short (that is when the cache is
  * full of the pages that pin files), so it never allocates: its batch lives
  * on its own stack. It holds no lock while it writes back or notifies the
@@ -202,6 +206,40 @@ static unsigned pfs_shrink_write_back(struct pfs *fs, struct pfs_shrink_batch *b
 	return clean;
 }
 
+/* Write fds kept for dirty pages after the last writer left: close those
+ * whose pages are clean now (pfs_inode_write_fd_release checks under the
+ * inode's open_lock; the scan only finds candidates). */
+static void pfs_shrink_write_fds(struct pfs *fs, struct pfs_shrink_batch *b)
+{
+	unsigned n = 0;
+
+	for (int i = 0; i < PFS_INODE_SHARDS && n < PFS_SHRINK_BATCH; i++) {
+		struct pfs_inode_shard *s = &fs->inodes.shards[i];
+
+		pthread_mutex_lock(&s->lock);
+		for (size_t k = 0; k < s->nbuckets && n < PFS_SHRINK_BATCH; k++)
+			for (struct pfs_inode *in = s->buckets[k]; in && n < PFS_SHRINK_BATCH;
+			     in = in->hash_next) {
+				if (in->type != S_IFREG ||
+				    __atomic_load_n(&in->write_fd, __ATOMIC_RELAXED) < 0 ||
+				    __atomic_load_n(&in->writers, __ATOMIC_RELAXED))
+					continue;
+				b->dirty[n].dev = in->dev;
+				b->dirty[n].ino = in->ino;
+				n++;
+			}
+		pthread_mutex_unlock(&s->lock);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct pfs_inode *in = pfs_inode_find(fs, b->dirty[i].dev, b->dirty[i].ino);
+
+		if (!in)
+			continue;
+		pfs_inode_write_fd_release(fs, in);
+		pfs_inode_unref(fs, in);
+	}
+}
+
 /* One round: bring the table from n records towards three quarters of
  * shrink_high. Returns how many dentries it asked the kernel to drop. */
 static unsigned pfs_shrink_round(struct pfs *fs, struct pfs_shrink_batch *b, long n)
@@ -294,6 +332,11 @@ static void *pfs_shrink_main(void *data)
 		busy = false;
 		if (fs->shrink.stop)
 			continue;
+		if (__atomic_load_n(&fs->inodes.write_fds_idle, __ATOMIC_RELAXED) > 0) {
+			pthread_mutex_unlock(&fs->shrink.lock);
+			pfs_shrink_write_fds(fs, b);
+			pthread_mutex_lock(&fs->shrink.lock);
+		}
 		if (n <= fs->shrink.high) {
 			pfs_shrink_reserve_fill(fs);
 			continue;

@@ -134,7 +134,7 @@ void pfs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (r)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_attr(req, &st, fs->conn.timeout);
+		fuse_reply_attr(req, &st, fs->conn.attr_timeout);
 }
 
 /* utimensat on a symlink needs its parent and name: use the name hint. */
@@ -177,13 +177,10 @@ static int pfs_setattr_times(struct pfs *fs, struct pfs_inode *inode, const stru
 		tv[1] = attr->st_mtim;
 	if (inode->type == S_IFLNK)
 		return pfs_symlink_utimens(fs, inode, tv);
-	if ((to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) &&
-	    pfs_inode_cache_ready(inode)) {
-		/* Cached data written back later would bump the mtime set here. */
-		int r = pcache_flush_file(&inode->cache);
-		if (r)
-			return r;
-	}
+	/* The cache reports this mtime from now on and puts it back on the
+	 * backing file after a writeback still to come. */
+	if (pfs_inode_cache_ready(inode))
+		return pcache_file_set_times(&inode->cache, tv);
 	pfs_inode_proc_path(inode, path, sizeof(path));
 	return utimensat(AT_FDCWD, path, tv, 0) < 0 ? -errno : 0;
 }
@@ -244,12 +241,13 @@ void pfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_se
 		if (r)
 			goto out;
 	}
+	pfs_inode_meta_changed(inode);
 	r = pfs_inode_stat(fs, inode, &st);
 out:
 	if (r)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_attr(req, &st, fs->conn.timeout);
+		fuse_reply_attr(req, &st, fs->conn.attr_timeout);
 }
 
 void pfs_op_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -348,6 +346,7 @@ void pfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const cha
 		r = -errno;
 		goto out_err;
 	}
+	pfs_inode_meta_changed(inode);
 	pfs_reply_lookup(req, dir, newname, NULL);
 	return;
 out_err:
@@ -385,6 +384,7 @@ static void pfs_rename_hint(struct pfs *fs, struct pfs_inode *dir, const char *n
 	inode = pfs_inode_find(fs, st.st_dev, st.st_ino);
 	if (!inode)
 		return;
+	pfs_inode_meta_changed(inode); /* a rename moves the ctime */
 	pfs_inode_hint_set(fs, inode, dir, name);
 	pfs_inode_unref(fs, inode);
 }

@@ -12,7 +12,8 @@
 #include "daemon_i.h"
 
 struct pfs_handle {
-	int flags; /* open flags (O_APPEND: the daemon writes at the cached size) */
+	int flags;   /* open flags (O_APPEND: the daemon writes at the cached size) */
+	bool writer; /* counted in the inode's writers (keeps write_fd open) */
 };
 
 static struct pfs_handle *pfs_handle_of(struct fuse_file_info *fi)
@@ -23,6 +24,8 @@ static struct pfs_handle *pfs_handle_of(struct fuse_file_info *fi)
 static void pfs_handle_free(struct pfs *fs, struct pfs_inode *inode, struct pfs_handle *h)
 {
 	__atomic_sub_fetch(&inode->opens, 1, __ATOMIC_RELAXED);
+	if (h->writer)
+		pfs_inode_writer_done(fs, inode);
 	alloc_free(fs->alloc, h);
 }
 
@@ -51,9 +54,9 @@ int pfs_file_truncate(struct pfs *fs, struct pfs_inode *inode, off_t size)
 }
 
 /* Cache setup, O_TRUNC and the handle h (consumed), shared by open and
- * create. */
+ * create (create_fd: see pfs_inode_cache_open). */
 static int pfs_file_open(struct pfs *fs, struct pfs_inode *inode, struct fuse_file_info *fi,
-			 struct pfs_handle *h, bool kill_suidgid)
+			 struct pfs_handle *h, bool kill_suidgid, int *create_fd)
 {
 	bool want_write = (fi->flags & O_ACCMODE) != O_RDONLY;
 	int r;
@@ -63,18 +66,24 @@ static int pfs_file_open(struct pfs *fs, struct pfs_inode *inode, struct fuse_fi
 	else if (inode->type != S_IFREG)
 		r = -EINVAL;
 	else
-		r = pfs_inode_cache_open(fs, inode, want_write);
-	/* O_TRUNC by a caller without CAP_FSETID (FUSE_HANDLE_KILLPRIV_V2). */
-	if (r == 0 && kill_suidgid)
-		r = pfs_privs_kill(fs, inode);
-	if (r == 0 && (fi->flags & O_TRUNC) && want_write)
-		r = pcache_truncate(&inode->cache, 0);
+		r = pfs_inode_cache_open(fs, inode, want_write, create_fd);
 	if (r) {
 		alloc_free(fs->alloc, h);
 		return r;
 	}
+	/* From here the handle counts (a writer keeps write_fd open). */
 	h->flags = fi->flags;
+	h->writer = want_write;
 	__atomic_add_fetch(&inode->opens, 1, __ATOMIC_RELAXED);
+	/* O_TRUNC by a caller without CAP_FSETID (FUSE_HANDLE_KILLPRIV_V2). */
+	if (kill_suidgid)
+		r = pfs_privs_kill(fs, inode);
+	if (r == 0 && (fi->flags & O_TRUNC) && want_write)
+		r = pcache_truncate(&inode->cache, 0);
+	if (r) {
+		pfs_handle_free(fs, inode, h);
+		return r;
+	}
 	/* With the kernel's write-back cache, the kernel places appends itself
 	 * and may write back through any handle. */
 	if (fs->conn.kernel_wbcache)
@@ -100,7 +109,8 @@ void pfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
 	struct pfs_handle *h;
 	struct pfs_creds creds;
 	bool kill_suidgid = pfs_fuse_io_kill_suidgid_wanted(parent);
-	int fd, r;
+	bool want_write = (fi->flags & O_ACCMODE) != O_RDONLY;
+	int fd = -1, r;
 
 	if (pfs_ctl_is_ino(parent) || pfs_ctl_shadows(fs, parent, name)) {
 		fuse_reply_err(req, EPERM);
@@ -114,34 +124,58 @@ void pfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
 		r = -ENOMEM;
 		goto out_free;
 	}
-	/* Create as the caller; data I/O later uses the daemon's own fd. */
+	/*
+	 * Create as the caller. A writer's fd is opened O_RDWR (the cache reads
+	 * around partial pages) and kept as the inode's write fd: a file
+	 * created read-only (git's objects: O_CREAT|O_RDWR, 0444) cannot be
+	 * opened for writing again by a daemon that is not root.
+	 */
 	pfs_creds_enter(req, &creds);
 	fd = openat(dir->fd, name,
-		    O_CREAT | O_NOFOLLOW | O_CLOEXEC | (fi->flags & (O_EXCL | O_ACCMODE)),
+		    O_CREAT | O_NOFOLLOW | O_CLOEXEC | (fi->flags & O_EXCL) |
+			    (want_write ? O_RDWR : O_RDONLY),
 		    mode & 07777);
-	r = fd < 0 ? -errno : 0;
+	if (fd < 0 && errno == EACCES && (fi->flags & O_ACCMODE) == O_WRONLY) {
+		/* An existing file the caller may write but not read: its
+		 * permission, then the daemon's own write fd as for open. */
+		fd = openat(dir->fd, name, O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_WRONLY,
+			    mode & 07777);
+		r = fd < 0 ? -errno : 0;
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	} else {
+		r = fd < 0 ? -errno : 0;
+	}
 	pfs_creds_leave(&creds);
 	if (r)
 		goto out_free;
-	close(fd);
+	if (!want_write && fd >= 0) {
+		close(fd);
+		fd = -1;
+	}
 	r = pfs_inode_lookup_spare(fs, dir, name, &e, &spare);
 	pfs_inode_spare_free(fs, spare);
 	spare = NULL;
 	if (r)
 		goto out_free;
 	inode = (struct pfs_inode *)(uintptr_t)e.ino;
-	r = pfs_file_open(fs, inode, fi, h, kill_suidgid);
+	r = pfs_file_open(fs, inode, fi, h, kill_suidgid, &fd);
 	h = NULL;
 	if (r) {
 		pfs_inode_forget(fs, inode, 1);
 		goto out_free;
 	}
+	if (fd >= 0) /* the inode had a write fd already */
+		close(fd);
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		pfs_handle_free(fs, inode, pfs_handle_of(fi));
 		pfs_inode_forget(fs, inode, 1);
 	}
 	return;
 out_free:
+	if (fd >= 0)
+		close(fd);
 	pfs_inode_spare_free(fs, spare);
 	alloc_free(fs->alloc, h);
 	fuse_reply_err(req, -r);
@@ -161,7 +195,7 @@ void pfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	inode = pfs_inode_get(req, ino);
 	h = pfs_handle_alloc(fs);
-	r = h ? pfs_file_open(fs, inode, fi, h, kill_suidgid) : -ENOMEM;
+	r = h ? pfs_file_open(fs, inode, fi, h, kill_suidgid, NULL) : -ENOMEM;
 	if (r)
 		fuse_reply_err(req, -r);
 	else if (fuse_reply_open(req, fi) == -ENOENT)
@@ -293,7 +327,9 @@ void pfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, of
 		if (r)
 			goto out;
 	}
-	if (fallocate(inode->data_fd, mode, offset, length) < 0) {
+	/* A writing handle: write_fd stays open while it does. */
+	if (fallocate(__atomic_load_n(&inode->write_fd, __ATOMIC_RELAXED), mode, offset, length) <
+	    0) {
 		r = -errno;
 		goto out;
 	}
@@ -329,7 +365,10 @@ void pfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct 
 		fuse_reply_err(req, -r);
 		return;
 	}
-	res = lseek(inode->data_fd, off, whence);
+	/* No read fd (a file only its writer may open): then a writer's. */
+	res = lseek(inode->data_fd >= 0 ? inode->data_fd
+					: __atomic_load_n(&inode->write_fd, __ATOMIC_RELAXED),
+		    off, whence);
 	if (res < 0)
 		fuse_reply_err(req, errno);
 	else

@@ -36,6 +36,8 @@ void pfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const cha
 	/* A new security.capability must be cleared by the next write. */
 	if (r == 0 && strncmp(name, "security.", 9) == 0)
 		pfs_privs_invalidate(pfs_inode_get(req, ino));
+	if (r == 0)
+		pfs_inode_meta_changed(pfs_inode_get(req, ino));
 	fuse_reply_err(req, -r);
 }
 
@@ -111,5 +113,7 @@ void pfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 	if (r == 0 && (fd >= 0 ? fremovexattr(fd, name) : removexattr(path, name)) < 0)
 		r = -errno;
+	if (r == 0)
+		pfs_inode_meta_changed(pfs_inode_get(req, ino));
 	fuse_reply_err(req, -r);
 }

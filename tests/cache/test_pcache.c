@@ -87,12 +87,13 @@ static void test_pcache_discard_drops_dirty_data_unwritten(void **state)
 	pt_env_teardown(&env);
 }
 
-static void test_pcache_attr_reports_cached_size_and_mtime_while_dirty(void **state)
+static void test_pcache_attr_reports_the_last_writes_mtime_before_and_after_writeback(void **state)
 {
 	struct pt_env env;
 	struct pcache_file f;
 	unsigned char buf[10] = {0};
-	struct timespec mt;
+	struct timespec mt, after;
+	struct stat st;
 	bool has;
 	off_t size;
 
@@ -108,8 +109,14 @@ static void test_pcache_attr_reports_cached_size_and_mtime_while_dirty(void **st
 	assert_true(has);
 	assert_true(mt.tv_sec > 0);
 	assert_int_equal(pcache_fsync(&f, false), 0);
-	pcache_file_attr(&f, &size, &mt, &has);
-	assert_false(has); /* written back: the backing file's mtime is right */
+	pcache_file_attr(&f, &size, &after, &has);
+	assert_true(has); /* written back: still the write's time, not writeback's */
+	assert_int_equal(after.tv_sec, mt.tv_sec);
+	assert_int_equal(after.tv_nsec, mt.tv_nsec);
+	/* ...and the backing file shows it too (the test owns the file). */
+	assert_int_equal(fstat(f.fd, &st), 0);
+	assert_int_equal(st.st_mtim.tv_sec, mt.tv_sec);
+	assert_int_equal(st.st_mtim.tv_nsec, mt.tv_nsec);
 	pt_file_close(&f);
 	pt_env_teardown(&env);
 }
@@ -145,7 +152,8 @@ int main(void)
 		cmocka_unit_test(test_pcache_default_page_size_is_64k),
 		cmocka_unit_test(test_pcache_dirty_file_holds_one_reference_until_written),
 		cmocka_unit_test(test_pcache_discard_drops_dirty_data_unwritten),
-		cmocka_unit_test(test_pcache_attr_reports_cached_size_and_mtime_while_dirty),
+		cmocka_unit_test(
+			test_pcache_attr_reports_the_last_writes_mtime_before_and_after_writeback),
 		cmocka_unit_test(test_pcache_destroy_writes_everything_and_frees_all_memory),
 	};
 

@@ -65,7 +65,8 @@ before=$(date +%s)
 assert_eq OK "$(pfs_run 10 "$PFS_IO" write "$M/mt" 0 200000)" "write to mt (stays dirty)"
 assert_eq 200000 "$(pfs_run 10 stat -c %s "$M/mt")" "stat through the mount shows the cached size"
 assert_ge "$(pfs_run 10 stat -c %Y "$M/mt")" "$((before - 1))" "stat through the mount shows the cached write's mtime"
-assert_eq 4 "$(stat -c %s "$B/mt")" "the backing file still has the old size (nothing written back yet)"
+# (touch does not write back: "old" may still be dirty too)
+assert_lt "$(stat -c %s "$B/mt")" 5 "the backing file does not have the write yet (nothing written back)"
 
 # renameat2.
 head -c 70000 "$W/rand" >"$W/model/x"
