@@ -67,7 +67,10 @@ struct alloc_tcache {
 	/* The open gate (epoch and id) seen at the last stock return;
 	 * owner thread only (the fast path compares a copy in _alloc_tls). */
 	uint64_t gate_seen;
-	/* 2 * stock_bytes: more stock than this goes back to `charged`. */
+	/* This thread's share of the stock allowance (budget.c), counted in
+	 * the instance's stock_granted: stock never exceeds it (a free that
+	 * would pass it goes slow), a refill fills half of it. 0: no stock,
+	 * every charge goes to the shared counter. Owner thread only. */
 	uint64_t stock_max;
 	/* Owning thread (alloc_thread_id()), 0 once the thread has exited.
 	 * Written under the instance's `lock`. */

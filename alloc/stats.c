@@ -8,8 +8,8 @@
  * that reads subtract.
  *
  * Peaks: the total peak is the high-water mark of `charged` (exact with
- * stock_bytes = 0; otherwise it may include up to stock_bytes of unused stock
- * per thread). Per-site peaks are exact with stock_bytes = 0 (shared per-site
+ * stock_bytes = 0; otherwise it may include the threads' unused stock, see
+ * alloc_charged()). Per-site peaks are exact with stock_bytes = 0 (shared per-site
  * counters); with a stock they are sampled whenever a thread's stock refills
  * and at every statistics read, so a short spike between two samples can be
  * missed (see alloc.h).
