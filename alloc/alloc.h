@@ -91,7 +91,9 @@ struct alloc_config {
 	uint64_t balloon;   /* bytes held by the simulated competitor */
 	/*
 	 * Per-thread budget stock in bytes: how much budget a thread may
-	 * pre-charge so that most allocations touch no shared cache line.
+	 * pre-charge so that most allocations touch no shared cache line (a
+	 * thread holds up to twice this; with a limit, all threads together
+	 * hold at most 1/16 of mem_limit - balloon, see budget.c).
 	 * 0 = charge the shared counter on every call (exact peaks, slower).
 	 * Never lets usage pass the limit: stock is charged before it is used.
 	 */
@@ -193,8 +195,10 @@ void alloc_set_mem_limit(struct alloc *a, uint64_t bytes);
 uint64_t alloc_mem_limit(const struct alloc *a);
 void alloc_set_balloon(struct alloc *a, uint64_t bytes);
 uint64_t alloc_balloon(const struct alloc *a);
-/* Bytes charged to the budget now (live bytes plus per-thread stock: at
- * most 2 * stock_bytes per thread; a thread's stock goes back at its exit). */
+/* Bytes charged to the budget now: live bytes plus per-thread stock, which
+ * is at most 2 * stock_bytes per thread and, with a limit, at most 1/16 of
+ * mem_limit - balloon for all threads together (budget.c). A thread's stock
+ * goes back at its exit. */
 uint64_t alloc_charged(const struct alloc *a);
 /* Bytes live now, exact when no allocation is in flight. */
 uint64_t alloc_live(const struct alloc *a);
@@ -288,8 +292,8 @@ bool alloc_fail_nth_fired(const struct alloc *a);
  *
  * peak, honestly: the total peak is the high-water mark of alloc_charged().
  * With stock_bytes = 0 that is exact. With a stock it may exceed the true
- * peak of live bytes by the unused stock of each thread (up to
- * 2 * stock_bytes per thread). Per-site peaks are exact with stock_bytes = 0
+ * peak of live bytes by the unused stock of the threads (see
+ * alloc_charged()). Per-site peaks are exact with stock_bytes = 0
  * (shared per-site counters, updated on every call); with a stock they are
  * samples of the site's live bytes taken whenever a thread's stock refills
  * from the shared counter and at every alloc_stats_read(), so they are never

@@ -52,8 +52,8 @@ enum alloc_tc_counter {
 
 /*
  * Per-thread cache of one allocator instance. Single writer: its owner
- * thread updates the counters with a relaxed load and a relaxed store (plain
- * moves, no lock prefix); readers sum them with relaxed loads. It stays on
+ * thread updates the counters with a relaxed load and a release store (plain
+ * moves, no lock prefix); readers sum them with atomic loads. It stays on
  * the instance's list (with its counters) after its thread exits, until
  * alloc_destroy().
  */
@@ -67,7 +67,10 @@ struct alloc_tcache {
 	/* The open gate (epoch and id) seen at the last stock return;
 	 * owner thread only (the fast path compares a copy in _alloc_tls). */
 	uint64_t gate_seen;
-	/* 2 * stock_bytes: more stock than this goes back to `charged`. */
+	/* This thread's share of the stock allowance (budget.c), counted in
+	 * the instance's stock_granted: stock never exceeds it (a free that
+	 * would pass it goes slow), a refill fills half of it. 0: no stock,
+	 * every charge goes to the shared counter. Owner thread only. */
 	uint64_t stock_max;
 	/* Owning thread (alloc_thread_id()), 0 once the thread has exited.
 	 * Written under the instance's `lock`. */
@@ -142,51 +145,24 @@ _Noreturn void _alloc_free_bad(const void *ptr);
 void _alloc_counters_fold(struct alloc_tcache *tc, unsigned site, unsigned half);
 
 /*
- * Single-writer counter update: no lock prefix. On x86-64 one add to
- * memory (an aligned 8-byte store, so readers' relaxed loads never see it
- * torn), where the compiler makes a relaxed load and store three
- * instructions. Four such counters per pair cost 0.55 ns more than these
- * two packed adds when measured (of ~1.7 ns the fast path added).
+ * Single-writer counter update: the owner thread is the only writer, so a
+ * relaxed load and a store are an exact add, without a lock prefix; other
+ * threads' loads never see a torn value. The store is a release so that a
+ * reader that sees it also sees the fold before it (stats.c): on x86-64 a
+ * plain move either way.
  */
-#if defined(__x86_64__) && defined(__GCC_ASM_FLAG_OUTPUTS__)
-#define ALLOC_COUNTER_ADD(c, v)                                                                    \
-	__asm__ volatile("addq %1, %0" : "+m"(*(uint64_t *)(c)) : "er"((uint64_t)(v)))
-/* The same add; true when the sum has its sign bit set (time to fold). */
-#define ALLOC_PACKED_ADD(c, v)                                                                     \
-	__extension__({                                                                            \
-		_Bool neg_;                                                                        \
-		__asm__ volatile("addq %2, %0"                                                     \
-				 : "+m"(*(uint64_t *)(c)), "=@ccs"(neg_)                           \
-				 : "er"((uint64_t)(v)));                                           \
-		neg_;                                                                              \
-	})
-/* stock -= size in one instruction; true when it borrowed (size > stock:
- * the caller puts size back, see _alloc_malloc_refill()). */
-#define ALLOC_STOCK_TAKE(stock, size)                                                              \
-	__extension__({                                                                            \
-		_Bool borrow_;                                                                     \
-		__asm__("subq %2, %0"                                                              \
-			: "+m"(*(stock)), "=@ccb"(borrow_)                                         \
-			: "er"((uint64_t)(size)));                                                 \
-		borrow_;                                                                           \
-	})
-#else
-#define ALLOC_STOCK_TAKE(stock, size)                                                              \
-	__extension__({                                                                            \
-		_Bool borrow_ = (size) > *(stock);                                                 \
-		*(stock) -= (size);                                                                \
-		borrow_;                                                                           \
-	})
-#define ALLOC_COUNTER_ADD(c, v)                                                                    \
-	atomic_store_explicit((c), atomic_load_explicit((c), memory_order_relaxed) + (v),          \
-			      memory_order_relaxed)
-#define ALLOC_PACKED_ADD(c, v)                                                                     \
+#define ALLOC_OWNER_ADD(c, v)                                                                      \
 	__extension__({                                                                            \
 		uint64_t sum_ = atomic_load_explicit((c), memory_order_relaxed) + (v);             \
-		atomic_store_explicit((c), sum_, memory_order_relaxed);                            \
-		(_Bool)(sum_ >> 63);                                                               \
+		atomic_store_explicit((c), sum_, memory_order_release);                            \
+		sum_;                                                                              \
 	})
-#endif
+#define ALLOC_COUNTER_ADD(c, v) ((void)ALLOC_OWNER_ADD((c), (v)))
+/* The same add; true when the sum has its sign bit set (time to fold). */
+#define ALLOC_PACKED_ADD(c, v) ((_Bool)(ALLOC_OWNER_ADD((c), (v)) >> 63))
+/* stock -= size; true when it borrowed (size > stock: the caller puts size
+ * back, see _alloc_malloc_refill()). The stock is the owner's plain word. */
+#define ALLOC_STOCK_TAKE(stock, size) ((_Bool)__builtin_sub_overflow(*(stock), (size), (stock)))
 
 /*
  * The fast path: no lock-prefixed instruction, no shared line written.

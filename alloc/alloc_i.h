@@ -18,6 +18,14 @@
 #include "alloc.h"
 
 #define ALLOC_STOCK_BYTES_MAX (1ull << 30)
+/*
+ * All threads' stocks together may hold at most 1/2^ALLOC_STOCK_ALLOWANCE_SHIFT
+ * of the budget (mem_limit - balloon): the stock allowance. One thread's
+ * share of it is at most 1/ALLOC_STOCK_SHARES of the allowance, so that
+ * that many threads can keep a stock at once.
+ */
+#define ALLOC_STOCK_ALLOWANCE_SHIFT 4
+#define ALLOC_STOCK_SHARES	    16
 
 static inline unsigned _alloc_tag_site(uint64_t tag)
 {
@@ -41,6 +49,9 @@ struct alloc {
 	_Atomic uint64_t peak; /* high-water mark of charged */
 	_Atomic uint64_t mem_limit;
 	_Atomic uint64_t balloon;
+	/* Sum of every cache's stock_max: the part of the stock allowance
+	 * handed out (it bounds the budget sitting idle in stocks). */
+	_Atomic uint64_t stock_granted;
 	/* Exact per-site use, kept only with stock_bytes == 0. */
 	_Atomic uint64_t site_charged[ALLOC_SITE_COUNT];
 	_Atomic uint64_t site_peak[ALLOC_SITE_COUNT];

@@ -11,6 +11,20 @@
  * its stock on its next call) and checks again: in a single-threaded program
  * refusal is exact to the byte.
  *
+ * Another thread's stock cannot be taken back (it is the owner's plain
+ * word, which is what makes the fast path cheap), and an idle thread may
+ * hold its stock for ever. So what idle stocks may hold is bounded instead:
+ * all stocks together draw from an allowance of 1/16 of mem_limit - balloon.
+ * A thread's stock_max is its share, granted when it first needs stock and
+ * counted in stock_granted; its stock never passes it. A refusal therefore
+ * leaves at most 1/16 of the budget idle in other threads' stocks, at any
+ * thread count. Shares are at most 1/16 of the allowance (and 2 *
+ * stock_bytes), whole or none: threads beyond that run without a stock,
+ * every call on the shared counter, until a share comes back (the owner's
+ * exit, or its next call after the drain epoch moved). When the budget
+ * shrinks, shares granted from the old allowance come back at each owner's
+ * next call.
+ *
  * Near the limit stocks are switched off (the gate's OVER bit): from a
  * refusal, or a limit/balloon change that leaves less than one stock of
  * room, until frees or a bigger budget leave a stock's worth of room again.
@@ -142,11 +156,51 @@ static void stock_return(struct alloc *a, struct alloc_tcache *tc)
 	shared_uncharge(a, stock);
 }
 
+/* What all stocks together may hold; UINT64_MAX without a limit. */
+static uint64_t stock_allowance(struct alloc *a)
+{
+	uint64_t limit = atomic_load_explicit(&a->mem_limit, memory_order_relaxed);
+	uint64_t balloon = atomic_load_explicit(&a->balloon, memory_order_relaxed);
+
+	if (limit == 0)
+		return UINT64_MAX;
+	return (limit > balloon ? limit - balloon : 0) >> ALLOC_STOCK_ALLOWANCE_SHIFT;
+}
+
+/* Give tc (which has none) a whole share of the allowance if one is left. */
+static void stock_share_grant(struct alloc *a, struct alloc_tcache *tc)
+{
+	uint64_t allowance = stock_allowance(a);
+	uint64_t share = 2 * a->hot.stock_bytes;
+	uint64_t old;
+
+	if (allowance != UINT64_MAX && share > allowance / ALLOC_STOCK_SHARES)
+		share = allowance / ALLOC_STOCK_SHARES;
+	if (share == 0)
+		return;
+	old = atomic_load_explicit(&a->stock_granted, memory_order_relaxed);
+	do {
+		if (old > allowance || share > allowance - old)
+			return;
+	} while (!atomic_compare_exchange_weak(&a->stock_granted, &old, old + share));
+	tc->stock_max = share;
+}
+
+/* Hand back the stock and then the share it was held under. */
+static void stock_share_release(struct alloc *a, struct alloc_tcache *tc)
+{
+	stock_return(a, tc);
+	if (tc->stock_max) {
+		atomic_fetch_sub(&a->stock_granted, tc->stock_max);
+		tc->stock_max = 0;
+	}
+}
+
 int _alloc_budget_charge_slow(struct alloc *a, struct alloc_tcache *tc, unsigned site,
 			      uint64_t size)
 {
 	uint64_t epoch = _alloc_gate(a) & ALLOC_GATE_OPEN_MASK;
-	uint64_t need;
+	uint64_t need, refill;
 
 	if (a->hot.stock_bytes == 0) {
 		if (shared_charge(a, size))
@@ -156,7 +210,7 @@ int _alloc_budget_charge_slow(struct alloc *a, struct alloc_tcache *tc, unsigned
 		return 0;
 	}
 	if (tc->gate_seen != epoch) {
-		stock_return(a, tc);
+		stock_share_release(a, tc);
 		_alloc_gate_seen_set(tc, epoch);
 	}
 	if (_alloc_gate(a) & ALLOC_GATE_OVER) {
@@ -170,15 +224,18 @@ int _alloc_budget_charge_slow(struct alloc *a, struct alloc_tcache *tc, unsigned
 		tc->stock -= size;
 		return 0;
 	}
+	if (tc->stock_max == 0)
+		stock_share_grant(a, tc);
+	refill = tc->stock_max / 2;
 	need = size - tc->stock;
-	if (need + a->hot.stock_bytes >= need && shared_charge(a, need + a->hot.stock_bytes) == 0) {
-		tc->stock = a->hot.stock_bytes;
+	if (refill && need + refill >= need && shared_charge(a, need + refill) == 0) {
+		tc->stock = refill;
 	} else if (shared_charge(a, need) == 0) {
 		tc->stock = 0;
 	} else {
 		/* Refusing: first make every stock come home, then check again. */
 		_alloc_gate_seen_set(tc, drain_epoch_bump(a));
-		stock_return(a, tc);
+		stock_share_release(a, tc);
 		atomic_fetch_or(&a->hot.gate, ALLOC_GATE_OVER);
 		if (shared_charge(a, size))
 			return -ENOMEM;
@@ -201,13 +258,15 @@ void _alloc_budget_uncharge_slow(struct alloc *a, struct alloc_tcache *tc, unsig
 		return;
 	}
 	tc->stock += size;
-	if (tc->gate_seen != epoch || (gate & (ALLOC_GATE_WAITERS_MASK | ALLOC_GATE_OVER))) {
+	if (tc->gate_seen != epoch) {
 		_alloc_gate_seen_set(tc, epoch);
+		stock_share_release(a, tc);
+	} else if (gate & (ALLOC_GATE_WAITERS_MASK | ALLOC_GATE_OVER)) {
 		stock_return(a, tc);
 	} else if (tc->stock > tc->stock_max) {
-		uint64_t excess = tc->stock - a->hot.stock_bytes;
+		uint64_t excess = tc->stock - tc->stock_max / 2;
 
-		tc->stock = a->hot.stock_bytes;
+		tc->stock = tc->stock_max / 2;
 		shared_uncharge(a, excess);
 	}
 }
@@ -232,7 +291,7 @@ static void thread_exit(void *unused)
 		for (struct alloc_tcache *tc = atomic_load(&a->tcaches); tc; tc = tc->next) {
 			if (tc->owner != me)
 				continue;
-			stock_return(a, tc);
+			stock_share_release(a, tc);
 			tc->owner = 0;
 			tc->owner_tls = NULL; /* gone with this thread */
 		}
@@ -263,8 +322,7 @@ struct alloc_tcache *_alloc_tcache_slow(struct alloc *a)
 	if (!tc)
 		goto out_unlock;
 	memset(tc, 0, sizeof(*tc));
-	tc->owner = me;
-	tc->stock_max = 2 * a->hot.stock_bytes;
+	tc->owner = me; /* stock_max 0: a share is granted at the first charge */
 	tc->gate_seen = atomic_load(&a->hot.gate) & ALLOC_GATE_OPEN_MASK;
 	/* Without the exit hook this thread's copy could outlive it unseen:
 	 * then its cache is found under the lock each time, never cached. */

@@ -8,8 +8,8 @@
  * that reads subtract.
  *
  * Peaks: the total peak is the high-water mark of `charged` (exact with
- * stock_bytes = 0; otherwise it may include up to stock_bytes of unused stock
- * per thread). Per-site peaks are exact with stock_bytes = 0 (shared per-site
+ * stock_bytes = 0; otherwise it may include the threads' unused stock, see
+ * alloc_charged()). Per-site peaks are exact with stock_bytes = 0 (shared per-site
  * counters); with a stock they are sampled whenever a thread's stock refills
  * and at every statistics read, so a short spike between two samples can be
  * missed (see alloc.h).
@@ -60,16 +60,21 @@ static uint64_t relaxed(_Atomic uint64_t *c)
 	return atomic_load_explicit(c, memory_order_relaxed);
 }
 
+/*
+ * A sequence count without fences (ThreadSanitizer does not model them):
+ * the fold's stores are releases after the odd count, the reader's loads
+ * acquires before it reads the count again, so a reader that sees any part
+ * of a fold also sees the count move and retries.
+ */
 void _alloc_counters_fold(struct alloc_tcache *tc, unsigned site, unsigned half)
 {
 	uint64_t seq = relaxed(&tc->fold_seq);
 	uint64_t p = relaxed(&tc->packed[site][half]);
 
 	atomic_store_explicit(&tc->fold_seq, seq + 1, memory_order_relaxed);
-	atomic_thread_fence(memory_order_release);
 	_alloc_counter_add(&tc->count[site][2 * half], p >> 48);
 	_alloc_counter_add(&tc->count[site][2 * half + 1], p & ALLOC_PACKED_BYTES_MASK);
-	atomic_store_explicit(&tc->packed[site][half], 0, memory_order_relaxed);
+	atomic_store_explicit(&tc->packed[site][half], 0, memory_order_release);
 	atomic_store_explicit(&tc->fold_seq, seq + 2, memory_order_release);
 }
 
@@ -84,9 +89,8 @@ static uint64_t tc_counter(struct alloc_tcache *tc, unsigned site, enum alloc_tc
 		       "packed[site][which / 2] holds count `which & ~1` and bytes `which | 1`");
 	do {
 		seq = atomic_load_explicit(&tc->fold_seq, memory_order_acquire);
-		value = relaxed(&tc->count[site][which]);
-		p = relaxed(&tc->packed[site][which / 2]);
-		atomic_thread_fence(memory_order_acquire);
+		value = atomic_load_explicit(&tc->count[site][which], memory_order_acquire);
+		p = atomic_load_explicit(&tc->packed[site][which / 2], memory_order_acquire);
 	} while ((seq & 1) || seq != relaxed(&tc->fold_seq));
 	return value + (which % 2 ? p & ALLOC_PACKED_BYTES_MASK : p >> 48);
 }

@@ -247,11 +247,11 @@ static void test_alloc_realloc_accounts_growth_and_shrink(void **state)
 	alloc_destroy(a);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define TEST_UNDER_ASAN 1
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TEST_UNDER_SANITIZER 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TEST_UNDER_ASAN 1
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TEST_UNDER_SANITIZER 1
 #endif
 #endif
 
@@ -260,8 +260,8 @@ static void test_alloc_double_free_aborts(void **state)
 	pid_t pid;
 	int status;
 
-#ifdef TEST_UNDER_ASAN
-	skip(); /* ASan reports the use after free itself, before our check */
+#ifdef TEST_UNDER_SANITIZER
+	skip(); /* ASan and TSan report the use after free themselves, first */
 #endif
 	pid = fork();
 	assert_true(pid >= 0);

@@ -440,6 +440,183 @@ static void test_budget_reused_id_never_meets_a_stale_cache(void **state)
 	alloc_destroy(next);
 }
 
+/* A thread's stock share scales with the budget, and a share granted under
+ * a bigger budget comes back at the owner's next call after it shrinks. */
+static void test_budget_stock_share_follows_the_limit(void **state)
+{
+	enum { BIG = 64 << 20, SMALL = 1 << 20 };
+	struct alloc *a = make(BIG, ALLOC_DEFAULT_STOCK_BYTES);
+	void *p;
+
+	alloc_free(a, alloc_malloc(a, ALLOC_SITE_OTHER, 100, 0));
+	/* 1/16 of 64 MiB leaves room for a full share: 2 * stock_bytes. */
+	assert_int_equal(atomic_load(&a->stock_granted), 2 * ALLOC_DEFAULT_STOCK_BYTES);
+	assert_int_equal(alloc_charged(a), ALLOC_DEFAULT_STOCK_BYTES + 100);
+
+	alloc_set_mem_limit(a, SMALL);
+	p = alloc_malloc(a, ALLOC_SITE_OTHER, 100, 0);
+	assert_non_null(p);
+	/* A share is 1/16 of the allowance, which is 1/16 of the limit. */
+	assert_int_equal(atomic_load(&a->stock_granted), SMALL / 16 / 16);
+	assert_true(alloc_charged(a) - alloc_live(a) <= SMALL / 16 / 16);
+	alloc_free(a, p);
+	assert_true(alloc_charged(a) <= SMALL / 16 / 16);
+	alloc_destroy(a);
+}
+
+/*
+ * 64 threads against a tight limit. The budget a thread may be refused for
+ * must not sit idle in the others' stocks: all stocks together hold at most
+ * 1/16 of the limit, whatever the thread count, and when every block is
+ * freed the accounting is exact again.
+ */
+enum {
+	CROWD_THREADS = 64,
+	CROWD_LIMIT = 3 << 20,
+	CROWD_IDLE_MAX = CROWD_LIMIT / 16,
+	CROWD_SLOTS = 16,
+	CROWD_KEPT = 2, /* blocks each thread keeps live while it idles */
+};
+
+struct crowd {
+	struct alloc *a;
+	pthread_barrier_t *step;
+	unsigned seed;
+	unsigned refused;
+	unsigned stock_over_share; /* its stock seen above its share */
+	unsigned failed;	   /* a call that should have succeeded did not */
+};
+
+/* This thread's stock must never pass its share of the allowance. */
+static void crowd_check_own_stock(struct crowd *c)
+{
+	struct alloc_tcache *tc = atomic_load_explicit(&_alloc_tls.tc, memory_order_relaxed);
+
+	if (tc && tc->stock > tc->stock_max)
+		c->stock_over_share++;
+}
+
+static void *crowd_main(void *arg)
+{
+	struct crowd *c = arg;
+	void *held[CROWD_SLOTS] = {0};
+	unsigned r = c->seed;
+
+	/* Everyone at once, far past the limit: refusals on every thread. */
+	for (unsigned i = 0; i < 3000; i++) {
+		unsigned slot;
+
+		r = r * 1103515245u + 12345u;
+		slot = (r >> 16) % CROWD_SLOTS;
+		alloc_free(c->a, held[slot]);
+		held[slot] = alloc_malloc(c->a, ALLOC_SITE_CACHE_PAGE, 64 + (r >> 8) % 16384,
+					  ALLOC_NORETRY);
+		if (!held[slot])
+			c->refused++;
+		crowd_check_own_stock(c);
+	}
+	pthread_barrier_wait(c->step);
+	/* Keep a little live, then work as an ordinary thread would (filling
+	 * its stock), and go idle with whatever stock it has. */
+	for (unsigned i = CROWD_KEPT; i < CROWD_SLOTS; i++) {
+		alloc_free(c->a, held[i]);
+		held[i] = NULL;
+	}
+	pthread_barrier_wait(c->step); /* room for everyone now */
+	for (unsigned i = 0; i < 200; i++) {
+		void *p = alloc_malloc(c->a, ALLOC_SITE_INODE, 64 + i * 13 % 4096, ALLOC_NORETRY);
+
+		if (!p)
+			c->failed++;
+		alloc_free(c->a, p);
+		crowd_check_own_stock(c);
+	}
+	pthread_barrier_wait(c->step); /* idle: main is refused now */
+	pthread_barrier_wait(c->step);
+	for (unsigned i = 0; i < CROWD_SLOTS; i++)
+		alloc_free(c->a, held[i]);
+	crowd_check_own_stock(c);
+	pthread_barrier_wait(c->step); /* all freed, still alive */
+	pthread_barrier_wait(c->step);
+	return NULL;
+}
+
+static void test_budget_64_threads_never_leave_more_than_a_sixteenth_idle(void **state)
+{
+	struct alloc *a = make(CROWD_LIMIT, ALLOC_DEFAULT_STOCK_BYTES);
+	struct crowd c[CROWD_THREADS];
+	pthread_t t[CROWD_THREADS];
+	pthread_barrier_t step;
+	void *mine[CROWD_LIMIT / 4096 + 1];
+	unsigned refused = 0, n = 0;
+	uint64_t live, charged;
+
+	pthread_barrier_init(&step, NULL, CROWD_THREADS + 1);
+	for (unsigned i = 0; i < CROWD_THREADS; i++) {
+		c[i] = (struct crowd){.a = a, .step = &step, .seed = i + 1};
+		assert_int_equal(pthread_create(&t[i], NULL, crowd_main, &c[i]), 0);
+	}
+	pthread_barrier_wait(&step);
+	pthread_barrier_wait(&step);
+	pthread_barrier_wait(&step);
+
+	/* All 64 idle, holding stock: another thread is refused only once the
+	 * stocks hold no more than 1/16 of the limit. */
+	live = alloc_live(a);
+	charged = alloc_charged(a);
+	assert_true(charged >= live);
+	assert_true(charged - live <= CROWD_IDLE_MAX);
+	assert_true(atomic_load(&a->stock_granted) <= CROWD_IDLE_MAX);
+	assert_true(CROWD_LIMIT - live > CROWD_IDLE_MAX + 4096);
+	for (;;) {
+		void *p = alloc_malloc(a, ALLOC_SITE_OTHER, 4096, ALLOC_NORETRY);
+
+		if (p) {
+			mine[n++] = p;
+			continue;
+		}
+		refused++;
+		live = alloc_live(a);
+		charged = alloc_charged(a);
+		assert_true(charged - live <= CROWD_IDLE_MAX);
+		assert_true(charged + 4096 > CROWD_LIMIT);
+		/* What is left fits to the byte. */
+		if (charged < CROWD_LIMIT) {
+			mine[n] = alloc_malloc(a, ALLOC_SITE_OTHER, CROWD_LIMIT - charged,
+					       ALLOC_NORETRY);
+			assert_non_null(mine[n]);
+			n++;
+		}
+		break;
+	}
+	assert_int_equal(alloc_charged(a), CROWD_LIMIT);
+	assert_null(alloc_malloc(a, ALLOC_SITE_OTHER, 1, ALLOC_NORETRY));
+	while (n > 0)
+		alloc_free(a, mine[--n]);
+	pthread_barrier_wait(&step);
+
+	/* Every block freed, the threads alive: only stock is charged. */
+	pthread_barrier_wait(&step);
+	assert_int_equal(alloc_live(a), 0);
+	assert_true(alloc_charged(a) <= CROWD_IDLE_MAX);
+	pthread_barrier_wait(&step);
+	for (unsigned i = 0; i < CROWD_THREADS; i++)
+		pthread_join(t[i], NULL);
+	/* Gone: every stock and every share came back. */
+	assert_int_equal(alloc_charged(a), 0);
+	assert_int_equal(atomic_load(&a->stock_granted), 0);
+	for (unsigned i = 0; i < CROWD_THREADS; i++) {
+		refused += c[i].refused;
+		assert_int_equal(c[i].stock_over_share, 0);
+		assert_int_equal(c[i].failed, 0);
+	}
+	/* The crowd really pressed on the limit. */
+	assert_true(refused > CROWD_THREADS);
+	assert_true(test_stat(a, -1, ALLOC_STAT_peak) <= CROWD_LIMIT);
+	pthread_barrier_destroy(&step);
+	alloc_destroy(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -458,6 +635,8 @@ int main(void)
 		cmocka_unit_test(test_budget_refusal_drains_other_threads_stock),
 		cmocka_unit_test(test_budget_two_threads_never_pass_limit),
 		cmocka_unit_test(test_budget_reused_id_never_meets_a_stale_cache),
+		cmocka_unit_test(test_budget_stock_share_follows_the_limit),
+		cmocka_unit_test(test_budget_64_threads_never_leave_more_than_a_sixteenth_idle),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

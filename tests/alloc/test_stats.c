@@ -282,6 +282,60 @@ static void test_stats_exact_across_counter_folds(void **state)
 	alloc_destroy(a);
 }
 
+/*
+ * A reader sums other threads' counters while those threads count and fold.
+ * Under ThreadSanitizer (run-tests' third build) this is the test that puts
+ * the fast path's writes beside a reader, so a plain write there is
+ * reported. No sum may go backwards (a fold read half done drops 2^15
+ * calls; the window is a few instructions wide, so that is caught only now
+ * and then) and the totals are exact at the end.
+ */
+enum { COUNTERS_THREADS = 3, COUNTERS_PAIRS = 70000 };
+
+static void *counting_thread(void *arg)
+{
+	struct alloc *a = arg;
+
+	for (unsigned i = 0; i < COUNTERS_PAIRS; i++)
+		alloc_free(a, alloc_malloc(a, ALLOC_SITE_READDIR, 32, 0));
+	return NULL;
+}
+
+static void test_stats_read_while_other_threads_count_and_fold(void **state)
+{
+	struct alloc *a = make(1ull << 30, ALLOC_DEFAULT_STOCK_BYTES);
+	pthread_t t[COUNTERS_THREADS];
+	uint64_t calls = 0, frees = 0, bytes = 0;
+	unsigned backwards = 0, reads = 0;
+	struct alloc_stats st;
+
+	for (unsigned i = 0; i < COUNTERS_THREADS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, counting_thread, a), 0);
+	do {
+		alloc_stats_read(a, &st);
+		reads++;
+		backwards += st.site[ALLOC_SITE_READDIR][ALLOC_STAT_calls] < calls ||
+			     st.site[ALLOC_SITE_READDIR][ALLOC_STAT_frees] < frees ||
+			     st.site[ALLOC_SITE_READDIR][ALLOC_STAT_bytes] < bytes;
+		calls = st.site[ALLOC_SITE_READDIR][ALLOC_STAT_calls];
+		frees = st.site[ALLOC_SITE_READDIR][ALLOC_STAT_frees];
+		bytes = st.site[ALLOC_SITE_READDIR][ALLOC_STAT_bytes];
+	} while (calls < (uint64_t)COUNTERS_THREADS * COUNTERS_PAIRS);
+	for (unsigned i = 0; i < COUNTERS_THREADS; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(backwards, 0);
+	assert_true(reads > 1);
+	alloc_stats_read(a, &st);
+	assert_int_equal(st.site[ALLOC_SITE_READDIR][ALLOC_STAT_calls],
+			 COUNTERS_THREADS * COUNTERS_PAIRS);
+	assert_int_equal(st.site[ALLOC_SITE_READDIR][ALLOC_STAT_frees],
+			 COUNTERS_THREADS * COUNTERS_PAIRS);
+	assert_int_equal(st.site[ALLOC_SITE_READDIR][ALLOC_STAT_bytes],
+			 32ull * COUNTERS_THREADS * COUNTERS_PAIRS);
+	assert_int_equal(alloc_live(a), 0);
+	alloc_destroy(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -294,6 +348,7 @@ int main(void)
 		cmocka_unit_test(test_stats_stall_lands_in_histogram),
 		cmocka_unit_test(test_stats_snapshot_reports_budget_fields),
 		cmocka_unit_test(test_stats_exact_across_counter_folds),
+		cmocka_unit_test(test_stats_read_while_other_threads_count_and_fold),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
