@@ -8,11 +8,13 @@
  * SB_NOSEC. With it, the kernel latches S_NOSEC on an inode after its first
  * write and leaves clearing setuid/setgid/capabilities to us.
  *
- * libfuse reads a request and dispatches it in the same thread (the
- * single-threaded loop and every worker of fuse_session_loop_mt), and the
+ * Every worker of the pool (worker.c) takes a request, from /dev/fuse or
+ * from its ring entry (uring.c), and handles it in the same thread, and the
  * INIT reply is written by the thread that read INIT; so what we learn from
  * a raw request is kept per thread and holds for the handler that runs
- * next.
+ * next. The same writev routes the answer to a ring request into its entry
+ * (pfs_uring_answer), and puts FUSE_OVER_IO_URING in the INIT reply when the
+ * pool has rings and the kernel offers it.
  */
 #include <errno.h>
 #include <linux/fuse.h>
