@@ -88,9 +88,9 @@ static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 			       "how requests arrive: io_uring (FUSE over io_uring), dev_fuse "
 			       "(read/write on /dev/fuse) or auto (io_uring when the kernel offers "
 			       "it). Ring memory, charged to mem_limit at mount: CPUs x depth x "
-			       "(max_write + 4K), depth <= 8 chosen to fit min(8M, mem_limit/8) "
-			       "(max_write halved from 128K down to 32K first if even depth 1 "
-			       "does not fit); every worker also has a 128K stack charged",
+			       "(max_write + 4K), depth 2..8 chosen to fit min(8M, mem_limit/8) "
+			       "(max_write halved from 128K down to 32K first if depth 2 does not "
+			       "fit); every worker also has a 128K stack charged",
 			       PFS_CTL_NONE},
 };
 

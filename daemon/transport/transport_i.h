@@ -25,6 +25,7 @@
 #define PFS_REQ_HEADER_PAGE 4096u
 #define PFS_MAX_WRITE	    (128u * 1024u)
 #define PFS_MIN_WRITE	    (32u * 1024u)
+#define PFS_RING_DEPTH_MIN  2u
 #define PFS_RING_DEPTH_MAX  8u
 #define PFS_RING_BYTES_MAX  (8ull << 20)
 #define PFS_DEV_WORKERS_MAX 16u

@@ -39,9 +39,12 @@ static uint64_t pfs_ring_bytes(unsigned nqueues, unsigned depth, unsigned max_wr
 
 /*
  * Ring memory may take min(8 MiB, mem_limit/8); the depth is what fits, at
- * most PFS_RING_DEPTH_MAX. When not even one entry per CPU fits, max_write
- * is halved (down to PFS_MIN_WRITE) before io_uring is given up. Returns
- * false if it does not fit at all.
+ * most PFS_RING_DEPTH_MAX. The kernel gives a request only to an entry of
+ * its caller's CPU, so every queue needs PFS_RING_DEPTH_MIN entries: one
+ * request stalled by its policy must not leave that CPU's callers (the
+ * control files that would end the stall among them) without an entry.
+ * When that does not fit, max_write is halved (down to PFS_MIN_WRITE)
+ * before io_uring is given up. Returns false if it does not fit at all.
  */
 static bool pfs_ring_size(uint64_t mem_limit, unsigned nqueues, unsigned *max_write,
 			  unsigned *depth)
@@ -53,7 +56,7 @@ static bool pfs_ring_size(uint64_t mem_limit, unsigned nqueues, unsigned *max_wr
 	for (unsigned mw = PFS_MAX_WRITE; mw >= PFS_MIN_WRITE; mw /= 2) {
 		uint64_t d = room / pfs_ring_bytes(nqueues, 1, mw);
 
-		if (d >= 1) {
+		if (d >= PFS_RING_DEPTH_MIN) {
 			*max_write = mw;
 			*depth = d > PFS_RING_DEPTH_MAX ? PFS_RING_DEPTH_MAX : (unsigned)d;
 			return true;
@@ -124,14 +127,14 @@ static bool pfs_uring_try(struct pfs_transport *t, const struct pfs_transport_co
 	t->nqueues = pfs_possible_cpus();
 	if (!pfs_ring_size(mem_limit, t->nqueues, &t->max_write, &t->depth)) {
 		snprintf(why, whylen,
-			 "mem_limit=%llu is too small for one ring entry per CPU (%u CPUs x %u "
+			 "mem_limit=%llu is too small for the rings (%u CPUs x %u entries x %u "
 			 "bytes must fit in mem_limit/8)",
-			 (unsigned long long)mem_limit, t->nqueues,
+			 (unsigned long long)mem_limit, t->nqueues, PFS_RING_DEPTH_MIN,
 			 PFS_MIN_WRITE + PFS_REQ_HEADER_PAGE);
 		return false;
 	}
 	if (cfg->single_thread)
-		t->depth = 1;
+		t->depth = PFS_RING_DEPTH_MIN;
 	return true;
 }
 
