@@ -30,6 +30,8 @@
 #define PFS_RING_BYTES_MAX  (8ull << 20)
 #define PFS_DEV_WORKERS_MAX 16u
 #define PFS_DEV_WORKERS_MIN 2u
+/* /dev/fuse workers beside the rings (FORGET, INTERRUPT, INIT) */
+#define PFS_URING_DEV_WORKERS 4u
 
 /* Where the transport stands; only moves forward. */
 enum pfs_transport_state {
@@ -83,6 +85,7 @@ struct pfs_transport {
 	unsigned max_write;
 	unsigned nqueues, depth; /* io_uring: queues (possible CPUs) x entries */
 	unsigned nworkers;
+	unsigned ndev;		    /* workers [0, ndev) read /dev/fuse from the start */
 	struct pfs_worker *workers; /* from the allocator (site request) */
 	size_t charged;		    /* bytes of the pool */
 	int stop_fd;		    /* eventfd that ring workers poll */

@@ -6,11 +6,13 @@
  *   /dev/fuse:  N workers, each reading /dev/fuse into its own buffer;
  *               N = (budget/8) / (stack + buffer), within 2..16 (16 without
  *               a budget; 1 with -s).
- *   io_uring:   one /dev/fuse worker (INIT, FORGET, INTERRUPT, and what the
- *               kernel sends before every queue has an entry) plus
- *               CPUs x depth ring workers, each with one entry of its CPU's
- *               queue. If INIT does not take io_uring after all (auto), the
- *               ring workers read /dev/fuse instead: the same buffers serve.
+ *   io_uring:   up to 4 /dev/fuse workers (INIT, FORGET, INTERRUPT, and
+ *               what the kernel sends before every queue has an entry; a
+ *               FORGET of an unlinked file closes its backing fd, which the
+ *               backing fs may make wait for its journal, so one worker
+ *               falls behind a burst of unlinks) plus CPUs x depth ring
+ *               workers, each with one entry of its CPU's queue. If INIT does not take io_uring
+ * after all (auto), the ring workers read /dev/fuse instead: the same buffers serve.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -173,7 +175,10 @@ int pfs_transport_create(struct pfs *fs, const struct pfs_transport_config *cfg,
 	}
 	if (t->uring_possible) {
 		nring = t->nqueues * t->depth;
-		t->nworkers = 1 + nring;
+		t->ndev = pfs_dev_workers(mem_limit, t->max_write, cfg->single_thread);
+		if (t->ndev > PFS_URING_DEV_WORKERS)
+			t->ndev = PFS_URING_DEV_WORKERS;
+		t->nworkers = t->ndev + nring;
 		t->stop_fd = eventfd(0, EFD_CLOEXEC);
 		if (t->stop_fd < 0) {
 			r = -errno;
@@ -183,6 +188,7 @@ int pfs_transport_create(struct pfs *fs, const struct pfs_transport_config *cfg,
 	} else {
 		t->max_write = PFS_MAX_WRITE;
 		t->nworkers = pfs_dev_workers(mem_limit, t->max_write, cfg->single_thread);
+		t->ndev = t->nworkers;
 		if (cfg->want == PFS_TRANSPORT_AUTO) {
 			static char line[360];
 			snprintf(line, sizeof(line), "io_uring unavailable: %s", why);
@@ -202,9 +208,9 @@ int pfs_transport_create(struct pfs *fs, const struct pfs_transport_config *cfg,
 
 		w->t = t;
 		w->index = i;
-		/* worker 0 reads /dev/fuse from the start (INIT comes there) */
-		w->ring_capable = t->uring_possible && i > 0;
-		w->qid = w->ring_capable ? (i - 1) % t->nqueues : 0;
+		/* the first ndev read /dev/fuse from the start (INIT comes there) */
+		w->ring_capable = t->uring_possible && i >= t->ndev;
+		w->qid = w->ring_capable ? (i - t->ndev) % t->nqueues : 0;
 		r = pfs_worker_alloc(t, w);
 		if (r)
 			goto nomem;
