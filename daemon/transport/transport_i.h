@@ -94,6 +94,7 @@ struct pfs_transport {
 	pthread_cond_t changed;
 	enum pfs_transport_state state;
 	unsigned registered, failed; /* ring entries the kernel took / refused */
+	bool ended_on_uring;	     /* set before state turns PFS_TS_STOP */
 	sem_t ended;		     /* a worker saw the session end */
 	int status;		     /* exit status (atomic: 1 = the transport failed) */
 };

@@ -104,7 +104,7 @@ void pfs_transport_destroy(struct pfs *fs)
 
 	if (!t)
 		return;
-	for (unsigned i = 0; i < t->nworkers; i++) {
+	for (unsigned i = 0; t->workers && i < t->nworkers; i++) {
 		pfs_ring_entry_teardown(&t->workers[i]);
 		alloc_free(fs->alloc, t->workers[i].block);
 	}
@@ -245,7 +245,7 @@ const char *pfs_transport_name(const struct pfs *fs)
 	if (st == PFS_TS_URING && __atomic_load_n(&t->failed, __ATOMIC_RELAXED) == 0)
 		return "io_uring";
 	if (st == PFS_TS_STOP)
-		return __atomic_load_n(&t->registered, __ATOMIC_RELAXED) ? "io_uring" : "dev_fuse";
+		return t->ended_on_uring ? "io_uring" : "dev_fuse";
 	return "dev_fuse";
 }
 
@@ -408,6 +408,9 @@ static void pfs_transport_stop(struct pfs_transport *t)
 	uint64_t one = 1;
 
 	pthread_mutex_lock(&t->lock);
+	/* What the stats say from now on (the final stats_file among them). */
+	t->ended_on_uring =
+		t->state == PFS_TS_URING && !__atomic_load_n(&t->failed, __ATOMIC_RELAXED);
 	__atomic_store_n(&t->state, PFS_TS_STOP, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&t->changed);
 	pthread_mutex_unlock(&t->lock);
