@@ -90,7 +90,8 @@ static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 			       "it). Ring memory, charged to mem_limit at mount: CPUs x depth x "
 			       "(max_write + 4K), depth 2..8 chosen to fit min(8M, mem_limit/8) "
 			       "(max_write halved from 128K down to 32K first if depth 2 does not "
-			       "fit); every worker also has a 128K stack charged",
+			       "fit) and, with the ring workers' 128K stacks, mem_limit/4 beyond "
+			       "depth 2",
 			       PFS_CTL_NONE},
 };
 

@@ -6,7 +6,7 @@
  *   /dev/fuse:  N workers, each reading /dev/fuse into its own buffer;
  *               N = (budget/8) / (stack + buffer), within 2..16 (16 without
  *               a budget; 1 with -s).
- *   io_uring:   up to 4 /dev/fuse workers (INIT, FORGET, INTERRUPT, and
+ *   io_uring:   1 to 4 /dev/fuse workers (INIT, FORGET, INTERRUPT, and
  *               what the kernel sends before every queue has an entry; a
  *               FORGET of an unlinked file closes its backing fd, which the
  *               backing fs may make wait for its journal, so one worker
@@ -59,6 +59,14 @@ static bool pfs_ring_size(uint64_t mem_limit, unsigned nqueues, unsigned *max_wr
 		uint64_t d = room / pfs_ring_bytes(nqueues, 1, mw);
 
 		if (d >= PFS_RING_DEPTH_MIN) {
+			/* The ring workers' stacks as well may take no more
+			 * than a quarter of the budget, beyond the minimum. */
+			uint64_t most =
+				mem_limit
+					? mem_limit / 4 / ((uint64_t)nqueues * pfs_worker_bytes(mw))
+					: PFS_RING_DEPTH_MAX;
+			if (d > most)
+				d = most < PFS_RING_DEPTH_MIN ? PFS_RING_DEPTH_MIN : most;
 			*max_write = mw;
 			*depth = d > PFS_RING_DEPTH_MAX ? PFS_RING_DEPTH_MAX : (unsigned)d;
 			return true;
@@ -175,9 +183,14 @@ int pfs_transport_create(struct pfs *fs, const struct pfs_transport_config *cfg,
 	}
 	if (t->uring_possible) {
 		nring = t->nqueues * t->depth;
-		t->ndev = pfs_dev_workers(mem_limit, t->max_write, cfg->single_thread);
+		/* One is enough for INIT, FORGET and INTERRUPT under a small
+		 * budget; up to four keep up with a burst of unlinks. */
+		t->ndev = mem_limit ? (unsigned)(mem_limit / 8 / pfs_worker_bytes(t->max_write))
+				    : PFS_URING_DEV_WORKERS;
 		if (t->ndev > PFS_URING_DEV_WORKERS)
 			t->ndev = PFS_URING_DEV_WORKERS;
+		if (t->ndev < 1 || cfg->single_thread)
+			t->ndev = 1;
 		t->nworkers = t->ndev + nring;
 		t->stop_fd = eventfd(0, EFD_CLOEXEC);
 		if (t->stop_fd < 0) {

@@ -79,9 +79,12 @@ roundtrip on_dev -o transport=dev_fuse,mem_limit=64M
 assert_eq dev_fuse "$TRANSPORT" "transport=dev_fuse with io_uring on: /dev/fuse"
 assert_ge "$(stat_get on_dev sites.request.live)" $((2 * (256 << 10))) \
 	"the /dev/fuse pool is charged to the request site"
-# A small budget: max_write shrinks until one entry per CPU fits in 1/8.
-roundtrip on_small -o transport=io_uring,mem_limit=2M
-assert_eq io_uring "$TRANSPORT" "transport=io_uring under mem_limit=2M"
-assert_ge 2097152 "$(stat_get on_small peak)" "mem_limit=2M holds with the pool in it"
+# A small budget: max_write shrinks until two entries per CPU fit in 1/8.
+roundtrip on_small -o transport=io_uring,mem_limit=4M
+assert_eq io_uring "$TRANSPORT" "transport=io_uring under mem_limit=4M"
+grep -q "transport: io_uring (.* entries of 64 KiB)" "$PFS_LOG" ||
+	pfs_fail "mem_limit=4M: max_write did not shrink to 64 KiB ($(cat "$PFS_LOG"))"
+pfs_ok "mem_limit=4M: the ring's max_write shrank to 64 KiB"
+assert_ge 4194304 "$(stat_get on_small peak)" "mem_limit=4M holds with the pool in it"
 
 pfs_ok "$PFS_CHECKS checks"
