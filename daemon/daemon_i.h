@@ -22,6 +22,8 @@
  *   pfs.shrink.lock: a leaf (others only trylock it); the shrinker thread
  *       drops it before it takes hint_lock, shard locks, writes back
  *       (pcache_flush_file, with no lock held) or notifies the kernel
+ *   pfs_transport.lock: a leaf (the transport's state; taken with no other
+ *       lock held, by a worker writing the INIT reply and by the main thread)
  *
  * Allocation rule: under pages_lock, dirty_lock, lru_lock, hint_lock, a
  * shard lock or list_lock only fail-fast allocations are made
@@ -55,15 +57,19 @@
 /* ---- options (options.c): one table drives parsing, --help, ctl files ---- */
 
 enum pfs_opt_type {
-	PFS_OPT_SIZE,	/* bytes, K/M/G suffixes */
-	PFS_OPT_UINT,	/* unsigned decimal in [min, max] */
-	PFS_OPT_INT,	/* signed decimal in [min, max] */
-	PFS_OPT_BOOL,	/* 0 or 1 */
-	PFS_OPT_STRING, /* any non-empty text */
-	PFS_OPT_CTLDIR, /* hidden, visible, none */
-	PFS_OPT_SITES,	/* site list, "all" or "none" */
-	PFS_OPT_POLICY, /* NAME or PATH (arguments come as other options) */
+	PFS_OPT_SIZE,	   /* bytes, K/M/G suffixes */
+	PFS_OPT_UINT,	   /* unsigned decimal in [min, max] */
+	PFS_OPT_INT,	   /* signed decimal in [min, max] */
+	PFS_OPT_BOOL,	   /* 0 or 1 */
+	PFS_OPT_STRING,	   /* any non-empty text */
+	PFS_OPT_CTLDIR,	   /* hidden, visible, none */
+	PFS_OPT_SITES,	   /* site list, "all" or "none" */
+	PFS_OPT_POLICY,	   /* NAME or PATH (arguments come as other options) */
+	PFS_OPT_TRANSPORT, /* auto, io_uring, dev_fuse */
 };
+
+/* How requests reach the daemon (transport/). */
+enum pfs_transport_kind { PFS_TRANSPORT_AUTO, PFS_TRANSPORT_IO_URING, PFS_TRANSPORT_DEV_FUSE };
 
 /* Where a knob can be changed at run time through the control directory. */
 enum pfs_opt_ctl {
@@ -91,7 +97,8 @@ enum pfs_opt_ctl {
 	X(stats_file)                                                                              \
 	X(writeback_cache)                                                                         \
 	X(killpriv)                                                                                \
-	X(attr_timeout)
+	X(attr_timeout)                                                                            \
+	X(transport)
 
 enum pfs_opt_id {
 #define PFS_OPT_ENUM(name) PFS_OPT_##name,
@@ -240,6 +247,9 @@ struct pfs_conn {
 	 * suid/sgid/caps to us. */
 	bool killpriv_v2;
 	uint64_t getxattr_requests; /* atomic: GETXATTR requests the kernel sent */
+	/* The worker pool and how requests arrive (transport/); set up
+	 * before the mount, gone after the session. */
+	struct pfs_transport *transport;
 };
 
 /* Who owns the mount; immutable after start. */

@@ -20,22 +20,15 @@
 #include "daemon_i.h"
 #include "memtune.h"
 #include "pfs_config.h"
-
-/*
- * The largest WRITE the kernel sends. Each FUSE worker keeps its receive
- * buffer touched up to the largest request it has read, outside mem_limit:
- * 128 KiB bounds that at 16 x 132 KiB. Measured against 1 MiB: 1 MiB
- * write()s went faster (3 of 3 runs, half the daemon's CPU time), 128 KiB
- * writes the same, and peak RSS 14-19 MiB lower (daemon/memtune.c).
- */
-#define PFS_MAX_WRITE (128u * 1024u)
+#include "transport/transport.h"
 
 static void pfs_op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct pfs *fs = userdata;
 
-	/* libfuse sizes max_pages from this (its buffer holds up to 1 MiB). */
-	conn->max_write = PFS_MAX_WRITE;
+	/* The worker pool's buffers hold this much (transport/worker.c);
+	 * libfuse sizes max_pages from it. */
+	conn->max_write = pfs_transport_max_write(fs);
 	if (fs->ctl.opt.num[PFS_OPT_writeback_cache] &&
 	    (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
@@ -303,17 +296,8 @@ static int pfs_run(struct pfs *fs, const struct pfs_cmdline *cl)
 	r = pfs_unmount_accept_start();
 	if (r)
 		pfs_log(LOG_WARNING, "pressurefs -u waiters: %s", strerror(-r));
-	if (cl->single_thread) {
-		r = fuse_session_loop(fs->conn.se);
-	} else {
-		struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-		if (!cfg)
-			pfs_die("out of memory");
-		fuse_loop_cfg_set_clone_fd(cfg, 0);
-		fuse_loop_cfg_set_max_threads(cfg, 16);
-		r = fuse_session_loop_mt(fs->conn.se, cfg);
-		fuse_loop_cfg_destroy(cfg);
-	}
+	/* The fixed worker pool, /dev/fuse or io_uring (transport/). */
+	r = pfs_transport_run(fs);
 	pfs_inode_shrinker_stop(fs);
 	fuse_remove_signal_handlers(fs->conn.se);
 	fuse_session_unmount(fs->conn.se);
@@ -343,6 +327,7 @@ static int pfs_teardown(struct pfs *fs)
 	fs->cache = NULL;
 	pfs_stats_file_write(fs);
 	fuse_session_destroy(fs->conn.se);
+	pfs_transport_destroy(fs);
 	alloc_destroy(fs->alloc);
 	/* After the allocator: no thread can ask a policy any more. */
 	for (unsigned i = 0; i < fs->ctl.npolicies; i++)
@@ -357,7 +342,7 @@ int main(int argc, char **argv)
 	struct pfs_cmdline cl;
 	struct policy_handle *policy;
 	char err[1024];
-	int r;
+	int r, status;
 
 	if (argc >= 2 && strcmp(argv[1], "-u") == 0)
 		return pfs_unmount_main(argc - 2, argv + 2);
@@ -423,11 +408,22 @@ int main(int argc, char **argv)
 	pfs_root_init(&fs, cl.backing);
 	if (pfs_inode_table_init(&fs))
 		pfs_die("cannot set up the inode table (mem_limit too small?)");
+	/* Charged now, so the budget can never leave no buffer to answer. */
+	if (pfs_transport_create(
+		    &fs,
+		    &(struct pfs_transport_config){
+			    .want = (enum pfs_transport_kind)fs.ctl.opt.num[PFS_OPT_transport],
+			    .single_thread = cl.single_thread,
+		    },
+		    err, sizeof(err)))
+		pfs_die("%s", err);
 	/* Injection starts with the filesystem, not with its own setup. */
 	pfs_inject_apply(&fs);
 
-	pfs_run(&fs, &cl);
+	status = pfs_run(&fs, &cl);
 	r = pfs_teardown(&fs);
+	if (!r)
+		r = status;
 	/* The option strings moved into fs.ctl.opt; free them through cl. */
 	pfs_cmdline_free(&cl);
 	return r;

@@ -84,6 +84,15 @@ static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 		 "seconds the kernel keeps a file's attributes (size, times, mode) "
 		 "before it asks again (0: every stat asks the daemon)",
 		 PFS_CTL_NONE},
+	[PFS_OPT_transport] = {"transport", PFS_OPT_TRANSPORT, "auto", 0, 0,
+			       "how requests arrive: io_uring (FUSE over io_uring), dev_fuse "
+			       "(read/write on /dev/fuse) or auto (io_uring when the kernel offers "
+			       "it). Ring memory, charged to mem_limit at mount: CPUs x depth x "
+			       "(max_write + 4K), depth 2..8 chosen to fit min(8M, mem_limit/8) "
+			       "(max_write halved from 128K down to 32K first if depth 2 does not "
+			       "fit) and, with the ring workers' 128K stacks, mem_limit/4 beyond "
+			       "depth 2",
+			       PFS_CTL_NONE},
 };
 
 /* Options libfuse handles; passed through unchanged. */
@@ -215,6 +224,8 @@ static int pfs_parse_int(const char *s, long long *out)
 }
 
 static const char *pfs_ctldir_names[] = {"hidden", "visible", "none"};
+/* In enum pfs_transport_kind order. */
+static const char *pfs_transport_names[] = {"auto", "io_uring", "dev_fuse"};
 
 /* "cache_page+writeback" or "a:b" or "a,b" -> mask; "all", "none". */
 static int pfs_parse_sites(const char *text, long long *out, char *bad, size_t badlen)
@@ -293,6 +304,16 @@ int pfs_opt_parse_value(enum pfs_opt_id id, const char *text, long long *num, ch
 			return -EINVAL;
 		}
 		break;
+	case PFS_OPT_TRANSPORT:
+		for (v = 0; v < 3; v++)
+			if (strcmp(text, pfs_transport_names[v]) == 0)
+				break;
+		if (v == 3) {
+			pfs_err(err, errlen, "%s='%s': expected auto, io_uring or dev_fuse",
+				d->name, text);
+			return -EINVAL;
+		}
+		break;
 	case PFS_OPT_SITES: {
 		char bad[64] = "", expected[256];
 
@@ -343,6 +364,9 @@ void pfs_opt_format_value(enum pfs_opt_id id, const struct pfs_options *o, char 
 		break;
 	case PFS_OPT_CTLDIR:
 		snprintf(buf, len, "%s", pfs_ctldir_names[v]);
+		break;
+	case PFS_OPT_TRANSPORT:
+		snprintf(buf, len, "%s", pfs_transport_names[v]);
 		break;
 	case PFS_OPT_SITES:
 		if (v == 0)
@@ -616,6 +640,7 @@ static const char *pfs_opt_metavar(const struct pfs_opt_desc *d)
 	case PFS_OPT_SITES:
 		return "LIST";
 	case PFS_OPT_CTLDIR:
+	case PFS_OPT_TRANSPORT:
 		return "MODE";
 	case PFS_OPT_BOOL:
 		return "0|1";

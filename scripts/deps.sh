@@ -5,7 +5,7 @@ set -euo pipefail
 
 PFS_DEB_PACKAGES=(
   build-essential meson ninja-build pkg-config
-  libfuse3-dev fuse3 libcmocka-dev
+  libfuse3-dev fuse3 libcmocka-dev liburing-dev
   python3 fio sqlite3 gnuplot-nox clang clang-format
   git diffutils tar util-linux procps help2man
   passwd

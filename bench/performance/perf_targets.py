@@ -4,12 +4,13 @@ A target is one of
   backing                       the backing directory itself (the physical limit here)
   passthrough_ll[-xattr]        libfuse's low-level example (-xattr: with its -o xattr)
   passthrough                   libfuse's high-level example
-  pfs-POLICY[@LIMIT][+wbc][+kp0][+buf]
+  pfs-POLICY[@LIMIT][+wbc][+kp0][+buf][~TRANSPORT]
                                 pressurefs with policy POLICY, mem_limit=LIMIT when given,
                                 writeback_cache=1 with +wbc, killpriv=0 with +kp0 (the kernel then
                                 asks GETXATTR(security.capability) before every write),
                                 direct_writeback=0 with +buf (every writeback through the backing
-                                fs's page cache)
+                                fs's page cache), transport=TRANSPORT with ~io_uring or ~dev_fuse
+                                (default auto: io_uring, which bench/perf turns on for the run)
   fuse-null                     bench/performance/perf_null.c: a FUSE daemon that stores nothing and answers
                                 at once, the ceiling of the FUSE transport (seqwrite only)
   ANY-FUSE-TARGET+kp2           the same daemon with bench/performance/perf_killpriv_shim.so preloaded: an
@@ -219,6 +220,8 @@ class Target:
         self.wbc = False
         self.kp0 = False
         self.buffered = False
+        self.transport = None       # pressurefs: None = auto
+        self.transport_seen = None  # pressurefs: what the stats said after the mount
         self.xattr = False
         self.kp2 = spec.endswith('+kp2')
         if self.kp2:
@@ -233,17 +236,19 @@ class Target:
             self.kind = 'libfuse'
             self.xattr = spec.endswith('-xattr')
         else:
-            m = re.fullmatch(r'pfs-([A-Za-z0-9_./-]+?)(?:@(\w+))?(\+wbc)?(\+kp0)?(\+buf)?', spec)
+            m = re.fullmatch(r'pfs-([A-Za-z0-9_./-]+?)(?:@(\w+))?(\+wbc)?(\+kp0)?(\+buf)?'
+                             r'(?:~(io_uring|dev_fuse))?', spec)
             if not m:
                 raise PerfError(f"unknown target '{spec}' (backing, passthrough_ll, "
                                 "passthrough_ll-xattr, passthrough, fuse-null, "
-                                "pfs-POLICY[@LIMIT][+wbc][+kp0][+buf])")
+                                "pfs-POLICY[@LIMIT][+wbc][+kp0][+buf][~io_uring|~dev_fuse])")
             self.kind = 'pressurefs'
             self.policy = m.group(1)
             self.mem_limit = size_parse(m.group(2)) if m.group(2) else 0
             self.wbc = bool(m.group(3))
             self.kp0 = bool(m.group(4))
             self.buffered = bool(m.group(5))
+            self.transport = m.group(6)
 
     @property
     def is_fuse(self):
@@ -287,6 +292,8 @@ class Target:
             opts.append('killpriv=0')
         if self.buffered:
             opts.append('direct_writeback=0')
+        if self.transport:
+            opts.append('transport=' + self.transport)
         if self.pfs_extra:
             opts.append(self.pfs_extra)
         return [ctx.pressurefs, '-f', '-o', ','.join(opts), ctx.backing, ctx.mnt]
@@ -313,6 +320,9 @@ class Target:
             if self.mountinfo and self.mountinfo['fstype'].startswith('fuse'):
                 self.mount_seen = (f"{self.mountinfo['fstype']} {self.mountinfo['opts']} "
                                    f"{self.mountinfo['super_opts']}")
+                if self.kind == 'pressurefs':
+                    st = self.stats() or {}
+                    self.transport_seen = st.get('transport')
                 return
             if self.proc.poll() is not None:
                 break
@@ -391,7 +401,8 @@ class Target:
             d['mount'] = self.mount_seen
         if self.kind == 'pressurefs':
             d.update(policy=self.policy, mem_limit=self.mem_limit, writeback_cache=self.wbc,
-                     killpriv=not self.kp0, direct_writeback=not self.buffered)
+                     killpriv=not self.kp0, direct_writeback=not self.buffered,
+                     transport=self.transport or 'auto', transport_seen=self.transport_seen)
         return d
 
 

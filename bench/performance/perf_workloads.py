@@ -43,8 +43,10 @@ class Metric:
         self.label = label or key
 
 
-def fio_run(name, path, args, timeout):
-    cmd = ['fio', '--output-format=json', '--name=' + name, '--filename=' + path,
+def fio_run(name, path, args, timeout, directory=False):
+    """directory: path is a directory and each job writes its own file in it."""
+    where = ('--directory=' + path) if directory else ('--filename=' + path)
+    cmd = ['fio', '--output-format=json', '--name=' + name, where,
            '--ioengine=psync', '--fallocate=none', '--invalidate=0', '--randrepeat=1',
            '--randseed=20100801'] + args
     try:
@@ -122,21 +124,31 @@ class SeqWrite(Workload):
 
 
 class RandWrite(Workload):
-    name = 'randwrite'
     profile = True
 
-    def __init__(self, size, runtime):
-        self.size, self.runtime = size, runtime
-        self.title = (f'random 4 KiB writes for {runtime}s in a {size_format(size)} file, '
-                      'end_fsync=1')
-        self.metrics = [Metric('iops', 'IOPS', label='randwrite IOPS')]
+    def __init__(self, size, runtime, jobs=1):
+        self.size, self.runtime, self.jobs = size, runtime, jobs
+        self.name = 'randwrite' if jobs == 1 else f'randwrite{jobs}'
+        if jobs == 1:
+            self.title = (f'random 4 KiB writes for {runtime}s in a {size_format(size)} file, '
+                          'end_fsync=1')
+        else:
+            self.title = (f'random 4 KiB writes for {runtime}s, {jobs} jobs, each in its own '
+                          f'{size_format(size // jobs)} file, end_fsync=1')
+        self.metrics = [Metric('iops', 'IOPS', label=self.name + ' IOPS')]
 
     def run(self, target, ctx, params):
-        path = os.path.join(_workdir_sub(target, 'w'), 'rand.dat')
-        job = fio_run(self.name, path, ['--rw=randwrite', '--bs=4k', f'--size={self.size}',
+        if self.jobs == 1:
+            path = os.path.join(_workdir_sub(target, 'w'), 'rand.dat')
+            extra = []
+        else:
+            path = _workdir_sub(target, 'w')
+            extra = [f'--numjobs={self.jobs}', '--group_reporting']
+        job = fio_run(self.name, path, ['--rw=randwrite', '--bs=4k',
+                                        f'--size={self.size // self.jobs}',
                                         '--time_based', f'--runtime={self.runtime}',
-                                        '--norandommap', '--end_fsync=1'],
-                      _timeout_for(self.size, self.runtime))
+                                        '--norandommap', '--end_fsync=1'] + extra,
+                      _timeout_for(self.size, self.runtime), directory=self.jobs > 1)
         return {'iops': job['write']['iops'], 'extra': {'ios': job['write']['total_ios']}}
 
 
@@ -308,6 +320,8 @@ def workloads_build(names, p):
             out.append(SeqWrite(p['size']))
         elif name == 'randwrite':
             out.append(RandWrite(p['rand_size'], p['time']))
+        elif name == 'randwrite4':
+            out.append(RandWrite(p['rand_size'], p['time'], jobs=4))
         elif name == 'seqread':
             out.append(SeqRead(p['size']))
         elif name == 'randread':
@@ -328,7 +342,7 @@ def workloads_build(names, p):
     return out
 
 
-WORKLOAD_NAMES = ['seqwrite', 'randwrite', 'seqread', 'randread', 'meta', 'tar', 'scale-write',
+WORKLOAD_NAMES = ['seqwrite', 'randwrite', 'randwrite4', 'seqread', 'randread', 'meta', 'tar', 'scale-write',
                   'scale-lookup', 'census', 'alloc']
 
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "daemon_i.h"
+#include "transport/transport.h"
 
 /* Emergency handles, for when the allocator says no (stats at the limit). */
 #define PFS_CTL_SLOTS 4
@@ -123,6 +124,8 @@ size_t pfs_stats_json(struct pfs *fs, char *out, size_t len)
 		       fs->conn.kernel_wbcache ? "true" : "false",
 		       __atomic_load_n(&fs->conn.killpriv_v2, __ATOMIC_ACQUIRE) ? "true" : "false",
 		       __atomic_load_n(&fs->conn.getxattr_requests, __ATOMIC_RELAXED));
+	/* How requests arrive (transport/): io_uring, dev_fuse, or starting. */
+	pfs_buf_printf(&b, ",\"transport\":\"%s\"", pfs_transport_name(fs));
 	/* The allocator's counters, per site and in total, from the same snapshot. */
 	members = alloc_stats_json_members(&st, NULL, 0);
 	pfs_buf_printf(&b, ",");

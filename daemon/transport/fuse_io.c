@@ -8,11 +8,13 @@
  * SB_NOSEC. With it, the kernel latches S_NOSEC on an inode after its first
  * write and leaves clearing setuid/setgid/capabilities to us.
  *
- * libfuse reads a request and dispatches it in the same thread (the
- * single-threaded loop and every worker of fuse_session_loop_mt), and the
+ * Every worker of the pool (worker.c) takes a request, from /dev/fuse or
+ * from its ring entry (uring.c), and handles it in the same thread, and the
  * INIT reply is written by the thread that read INIT; so what we learn from
  * a raw request is kept per thread and holds for the handler that runs
- * next.
+ * next. The same writev routes the answer to a ring request into its entry
+ * (pfs_uring_answer), and puts FUSE_OVER_IO_URING in the INIT reply when the
+ * pool has rings and the kernel offers it.
  */
 #include <errno.h>
 #include <linux/fuse.h>
@@ -22,7 +24,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "daemon_i.h"
+#include "transport_i.h"
 
 /* The request this thread read last (reset by every read). */
 struct pfs_fuse_note {
@@ -31,6 +33,7 @@ struct pfs_fuse_note {
 	uint32_t opcode;
 	bool kill_suidgid; /* the request asks us to clear suid/sgid/caps */
 	bool init_kp2;	   /* INIT: the kernel offers FUSE_HANDLE_KILLPRIV_V2 */
+	bool init_uring;   /* INIT: the kernel offers FUSE_OVER_IO_URING */
 };
 
 static __thread struct pfs_fuse_note pfs_fuse_note;
@@ -101,6 +104,12 @@ static void pfs_fuse_note_take(struct pfs *fs, const void *buf, size_t len)
 		if (pfs_fuse_io_want_kp2 && !note->init_kp2)
 			pfs_log(LOG_INFO, "the kernel does not offer FUSE_HANDLE_KILLPRIV_V2: "
 					  "it asks for security.capability before every write()");
+		/* FUSE_OVER_IO_URING is bit 41: flags2 (7.36+) holds it. */
+		init = pfs_fuse_arg(buf, len,
+				    offsetof(struct fuse_init_in, flags2) + sizeof(init->flags2));
+		note->init_uring = init && init->major == 7 && init->minor >= 36 &&
+				   (init->flags & FUSE_INIT_EXT) &&
+				   (init->flags2 & (uint32_t)(FUSE_OVER_IO_URING >> 32));
 		break;
 	default:
 		break;
@@ -118,34 +127,76 @@ static ssize_t pfs_fuse_read(int fd, void *buf, size_t buf_len, void *userdata)
 	return n;
 }
 
-/* The INIT reply to the INIT this thread read: add KILLPRIV_V2. */
-static void pfs_fuse_init_reply_edit(struct pfs *fs, struct iovec *iov, int count)
+ssize_t pfs_fuse_io_receive(struct pfs *fs, int fd, void *buf, size_t len)
+{
+	return pfs_fuse_read(fd, buf, len, fs);
+}
+
+void pfs_fuse_io_note_request(struct pfs *fs, const void *buf, size_t len)
+{
+	memset(&pfs_fuse_note, 0, sizeof(pfs_fuse_note));
+	if (len >= sizeof(struct fuse_in_header))
+		pfs_fuse_note_take(fs, buf, len);
+}
+
+/*
+ * The INIT reply to the INIT this thread read: add KILLPRIV_V2 and
+ * FUSE_OVER_IO_URING where wanted and offered. Returns false if iov is not
+ * a successful INIT reply of protocol 7.
+ */
+static bool pfs_fuse_init_reply_edit(struct pfs *fs, struct iovec *iov, int count, bool *uring)
 {
 	const struct pfs_fuse_note *note = &pfs_fuse_note;
 	const struct fuse_out_header *out;
 	struct fuse_init_out *init;
 
+	*uring = false;
 	if (count < 2 || iov[0].iov_len != sizeof(*out))
-		return;
+		return false;
 	out = iov[0].iov_base;
 	if (out->unique != note->unique || out->error != 0 ||
 	    iov[1].iov_len < offsetof(struct fuse_init_out, flags) + sizeof(init->flags))
-		return;
+		return false;
 	init = iov[1].iov_base;
 	if (init->major != 7)
-		return;
-	init->flags |= FUSE_HANDLE_KILLPRIV_V2;
-	__atomic_store_n(&fs->conn.killpriv_v2, true, __ATOMIC_RELEASE);
+		return false;
+	if (note->init_kp2 && pfs_fuse_io_want_kp2) {
+		init->flags |= FUSE_HANDLE_KILLPRIV_V2;
+		__atomic_store_n(&fs->conn.killpriv_v2, true, __ATOMIC_RELEASE);
+	}
+	if (note->init_uring && pfs_transport_uring_wanted(fs) &&
+	    iov[1].iov_len >= offsetof(struct fuse_init_out, flags2) + sizeof(init->flags2)) {
+		init->flags |= FUSE_INIT_EXT;
+		init->flags2 |= (uint32_t)(FUSE_OVER_IO_URING >> 32);
+		*uring = true;
+	}
 	if (pfs_fuse_io_debug)
-		pfs_log(LOG_DEBUG, "INIT reply: FUSE_HANDLE_KILLPRIV_V2 set (flags=0x%08x)",
-			init->flags);
+		pfs_log(LOG_DEBUG, "INIT reply: flags=0x%08x flags2=0x%08x", init->flags,
+			iov[1].iov_len >= offsetof(struct fuse_init_out, flags2) +
+						  sizeof(init->flags2)
+				? init->flags2
+				: 0);
+	return true;
 }
 
 static ssize_t pfs_fuse_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
-	if (pfs_fuse_note.opcode == FUSE_INIT && pfs_fuse_note.init_kp2 && pfs_fuse_io_want_kp2)
-		pfs_fuse_init_reply_edit(userdata, iov, count);
-	return writev(fd, iov, count);
+	bool init = false, uring = false;
+	ssize_t n;
+
+	if (pfs_uring_answer(iov, count, &n))
+		return n;
+	if (pfs_fuse_note.opcode == FUSE_INIT)
+		init = pfs_fuse_init_reply_edit(userdata, iov, count, &uring);
+	n = writev(fd, iov, count);
+	/* The kernel has taken the INIT reply (it does so within writev): ring
+	 * entries may register now. */
+	if (init) {
+		int e = errno;
+		pfs_transport_init_answered(userdata, uring && n >= 0, pfs_fuse_note.init_uring);
+		errno = e;
+	}
+	return n;
 }
 
 int pfs_fuse_io_install(struct pfs *fs, bool debug)

@@ -53,7 +53,7 @@ say "running as $user (uid $uid)"
 # --reset-env leaves HOME, USER, SHELL, PATH (the user's); keep what the
 # test runner passed that the scripts read.
 keep=()
-for v in TMPDIR PFS_DAEMON_FLAGS PFS_KEEP PFS_MOUNT_TIMEOUT PFS_EXIT_TIMEOUT PFS_OP_TIMEOUT \
+for v in TMPDIR PFS_DAEMON_FLAGS PFS_TEST_TRANSPORT PFS_KEEP PFS_MOUNT_TIMEOUT PFS_EXIT_TIMEOUT PFS_OP_TIMEOUT \
 	ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS MALLOC_PERTURB_; do
 	[ -n "${!v+x}" ] && keep+=("$v=${!v}")
 done

@@ -76,6 +76,13 @@ pfs_check_env() {
 	fi
 	# Present but unusable is a failure, not a skip.
 	[ -c /dev/fuse ] || pfs_fail "/dev/fuse is not a character device"
+	# PFS_TEST_TRANSPORT=io_uring (scripts/run-tests' second pass): every
+	# mount asks for FUSE over io_uring, which the kernel must offer.
+	if [ "${PFS_TEST_TRANSPORT:-}" = io_uring ]; then
+		local p=/sys/module/fuse/parameters/enable_uring
+		[ -e "$p" ] || pfs_skip "transport=io_uring: this kernel has no FUSE over io_uring ($p is missing)"
+		[ "$(cat "$p")" = Y ] || pfs_skip "transport=io_uring: $p is N (scripts/run-tests turns it on as root)"
+	fi
 }
 
 pfs_init() {
@@ -165,7 +172,8 @@ pfs_mount_at() {
 	# keeps the daemon in the foreground.
 	local fg=${PFS_FOREGROUND_FLAG--f}
 	# shellcheck disable=SC2086
-	set -- ${PFS_DAEMON_FLAGS:-} $fg "$@"
+	# PFS_TEST_TRANSPORT comes first: a test's own transport= wins.
+	set -- ${PFS_TEST_TRANSPORT:+-o transport=$PFS_TEST_TRANSPORT} ${PFS_DAEMON_FLAGS:-} $fg "$@"
 	echo "+ $PFS_EXE $* $b $m" >"$PFS_LOG"
 	pfs_say "mount: ${PFS_EXE##*/} $*"
 	"$PFS_EXE" "$@" "$b" "$m" </dev/null >"$PFS_T/daemon.$PFS_NMOUNT.out" 2>>"$PFS_LOG" &

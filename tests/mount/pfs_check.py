@@ -91,6 +91,8 @@ def stats_keys(path):
     for k in ["policy", "policy_args"]:
         if not isinstance(d.get(k), str):
             missing.append(k)
+    if d.get("transport") not in ("io_uring", "dev_fuse"):
+        missing.append("transport")
     for c in COUNTERS:
         if not isinstance(d.get("total", {}).get(c), int):
             missing.append("total." + c)

@@ -1,0 +1,121 @@
+/* Private to daemon/transport/: the pool and its workers. */
+#ifndef PFS_TRANSPORT_I_H
+#define PFS_TRANSPORT_I_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdint.h>
+
+#include "daemon_i.h"
+#include "fuse_uring_uapi.h"
+#include "transport.h"
+
+/* Every worker's stack. Handlers keep at most ~100 KiB on it (the stats
+ * rendering buffer is 64 KiB); the sanitizers' redzones need more. */
+#if defined(__SANITIZE_ADDRESS__)
+#define PFS_WORKER_STACK (256u * 1024u)
+#else
+#define PFS_WORKER_STACK (128u * 1024u)
+#endif
+/* A request buffer is max_write plus one page: on /dev/fuse the page holds
+ * the request's headers; as a ring entry it holds the kernel's
+ * fuse_uring_req_header, the headers rebuilt in front of the payload, and
+ * small answers staged until the commit. */
+#define PFS_REQ_HEADER_PAGE 4096u
+#define PFS_MAX_WRITE	    (128u * 1024u)
+#define PFS_MIN_WRITE	    (32u * 1024u)
+#define PFS_RING_DEPTH_MIN  2u
+#define PFS_RING_DEPTH_MAX  8u
+#define PFS_RING_BYTES_MAX  (8ull << 20)
+#define PFS_DEV_WORKERS_MAX 16u
+#define PFS_DEV_WORKERS_MIN 2u
+/* /dev/fuse workers beside the rings (FORGET, INTERRUPT, INIT) */
+#define PFS_URING_DEV_WORKERS 4u
+
+/* Where the transport stands; only moves forward. */
+enum pfs_transport_state {
+	PFS_TS_STARTING, /* before the INIT reply: one /dev/fuse worker serves */
+	PFS_TS_URING,	 /* INIT took io_uring: ring workers register */
+	PFS_TS_DEV_FUSE, /* every worker reads /dev/fuse */
+	PFS_TS_STOP,	 /* the session ended: workers return */
+};
+
+/* A ring entry's small answers wait here until the handler has returned,
+ * since the request's own arguments may still be in the payload buffer. */
+#define PFS_RING_STAGE_OFFSET 512u
+#define PFS_RING_STAGE_SIZE   3072u
+
+struct pfs_ring_entry {
+	struct io_uring ring; /* this worker's own ring: one entry, one stop poll */
+	bool ring_ready;      /* ring set up (main thread, before the workers run) */
+	struct iovec iov[2];  /* header page and payload, as REGISTER gives them */
+	struct fuse_uring_req_header *header;
+	char *payload;
+	size_t payload_size;
+	uint64_t commit_id; /* of the request in the entry */
+	uint64_t unique;
+	bool answered;	    /* the handler's answer is in the entry */
+	bool staged;	    /* ... in the stage area, to move to the payload */
+	uint32_t answer_sz; /* payload bytes of the answer */
+	bool registered;    /* the kernel accepted the entry once */
+};
+
+struct pfs_transport;
+
+struct pfs_worker {
+	struct pfs_transport *t;
+	unsigned index;
+	bool ring_capable; /* has a ring entry (else /dev/fuse only) */
+	unsigned qid;	   /* ring: the CPU whose queue it serves */
+	void *block;	   /* from the allocator: stack, then the aligned buffer */
+	void *stack;
+	char *buf; /* PFS_REQ_HEADER_PAGE + max_write, page aligned */
+	size_t buf_size;
+	pthread_t thread;
+	bool started; /* main thread only */
+	struct pfs_ring_entry ent;
+};
+
+struct pfs_transport {
+	struct pfs *fs;
+	enum pfs_transport_kind want;
+	bool uring_possible;	  /* enable_uring=Y, io_uring works, the ring fits */
+	const char *dev_fuse_why; /* why not io_uring (log line), if so */
+	unsigned max_write;
+	unsigned nqueues, depth; /* io_uring: queues (possible CPUs) x entries */
+	unsigned nworkers;
+	unsigned ndev;		    /* workers [0, ndev) read /dev/fuse from the start */
+	struct pfs_worker *workers; /* from the allocator (site request) */
+	size_t charged;		    /* bytes of the pool */
+	int stop_fd;		    /* eventfd that ring workers poll */
+
+	pthread_mutex_t lock; /* state, registered, failed */
+	pthread_cond_t changed;
+	enum pfs_transport_state state;
+	unsigned registered, failed; /* ring entries the kernel took / refused */
+	bool ended_on_uring;	     /* set before state turns PFS_TS_STOP */
+	sem_t ended;		     /* a worker saw the session end */
+	int status;		     /* exit status (atomic: 1 = the transport failed) */
+};
+
+/* uring.c */
+int pfs_ring_entry_setup(struct pfs_worker *w, char *err, size_t errlen);
+void pfs_ring_entry_teardown(struct pfs_worker *w);
+/* Register the entry and serve requests until the session ends; false if
+ * the kernel refused the entry before serving anything. */
+bool pfs_ring_worker_loop(struct pfs_worker *w);
+bool pfs_uring_kernel_enabled(char *why, size_t whylen);
+/* Can this process set up a ring with 128-byte SQEs? */
+bool pfs_uring_probe(char *why, size_t whylen);
+unsigned pfs_possible_cpus(void);
+
+/* worker.c */
+void pfs_transport_session_ended(struct pfs_transport *t, bool failed);
+
+/* fuse_io.c: read one request (noting it for killpriv); the note for a
+ * request that came from a ring. */
+ssize_t pfs_fuse_io_receive(struct pfs *fs, int fd, void *buf, size_t len);
+void pfs_fuse_io_note_request(struct pfs *fs, const void *buf, size_t len);
+
+#endif /* PFS_TRANSPORT_I_H */

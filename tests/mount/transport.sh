@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# How requests reach the daemon (-o transport=auto|io_uring|dev_fuse):
+#   - the refusal: transport=io_uring where the fuse module has io_uring
+#     off (or the budget cannot hold one ring entry per CPU) is one line
+#     saying why and how to enable it, exit 1, nothing mounted;
+#   - the fallback: auto on /dev/fuse when io_uring is off, said once in
+#     the log; io_uring when the kernel offers it; dev_fuse when asked;
+#   - the worker pool is charged to the budget at mount (site request);
+#   - data written through each transport reads back the same.
+# Turning enable_uring on and off needs root; the previous value is put
+# back on exit whatever happens.
+. "$(dirname "$0")/lib.sh"
+pfs_init "$@"
+# This test picks each mount's transport itself.
+PFS_TEST_TRANSPORT=
+
+PARAM=/sys/module/fuse/parameters/enable_uring
+[ -e "$PARAM" ] || pfs_skip "this kernel has no FUSE over io_uring ($PARAM is missing)"
+[ "$(id -u)" = 0 ] || pfs_skip "switching $PARAM needs root"
+PREV=$(cat "$PARAM")
+# Keeps the exit status for pfs_cleanup, which reads it from $?.
+restore_param() {
+	local rc=$?
+	echo "$PREV" >"$PARAM"
+	return $rc
+}
+trap 'restore_param; pfs_cleanup' EXIT
+uring() { echo "$1" >"$PARAM" || pfs_fail "cannot write $1 to $PARAM"; }
+
+# The refusal: one line, exit 1, nothing mounted.
+refused() {
+	local what=$1 want=$2 status
+	shift 2
+	pfs_run 30 "$PFS_EXE" -f "$@" "$B" "$M" </dev/null >"$W/out" 2>"$W/err"
+	status=$?
+	if pfs_is_mounted "$M"; then
+		pfs_fusermount_u "$M"
+		pfs_fail "$what: the mount came up"
+	fi
+	assert_eq 1 "$status" "$what: exit status"
+	assert_eq 1 "$(wc -l <"$W/err")" "$what: one line on stderr ($(head -c 600 "$W/err"))"
+	assert_match "$want" "$(cat "$W/err")" "$what: the line says why"
+}
+
+# Mount, write and read back a file, and report the stats' transport.
+roundtrip() {
+	local name=$1
+	shift
+	pfs_mount "$@"
+	head -c $((3 << 20)) /dev/urandom >"$W/$name.src"
+	pfs_must cp "$W/$name.src" "$M/$name"
+	pfs_must dd if=/dev/urandom of="$M/$name.small" bs=4096 count=64 conv=fsync status=none
+	pfs_must cmp "$W/$name.src" "$M/$name"
+	stats_snap "$name"
+	TRANSPORT=$(stat_get "$name" transport)
+	pfs_umount_clean
+	cmp "$W/$name.src" "$B/$name" || pfs_fail "$name: the backing file differs after unmount"
+}
+
+uring N
+refused "io_uring while the module has it off" "enable_uring is N.*echo 1 > $PARAM" \
+	-o transport=io_uring
+roundtrip off_auto
+assert_eq dev_fuse "$TRANSPORT" "auto with io_uring off: /dev/fuse"
+grep -q "transport: /dev/fuse (io_uring unavailable: .*enable_uring is N" "$PFS_LOG" ||
+	pfs_fail "auto with io_uring off: no log line saying why ($(cat "$PFS_LOG"))"
+pfs_ok "auto with io_uring off says why in the log"
+
+uring Y
+refused "io_uring with a budget too small for a ring" "too small for the rings" \
+	-o transport=io_uring,mem_limit=256K
+roundtrip on_auto -o mem_limit=64M
+assert_eq io_uring "$TRANSPORT" "auto with io_uring on: io_uring"
+grep -q "transport: io_uring" "$PFS_LOG" || pfs_fail "auto with io_uring on: no log line"
+# The pool was charged at mount: every worker's stack and buffer.
+assert_ge "$(stat_get on_auto sites.request.live)" $((3 * (128 << 10))) \
+	"the worker pool is charged to the request site"
+roundtrip on_dev -o transport=dev_fuse,mem_limit=64M
+assert_eq dev_fuse "$TRANSPORT" "transport=dev_fuse with io_uring on: /dev/fuse"
+assert_ge "$(stat_get on_dev sites.request.live)" $((2 * (256 << 10))) \
+	"the /dev/fuse pool is charged to the request site"
+# A small budget: max_write shrinks until two entries per CPU fit in 1/8.
+roundtrip on_small -o transport=io_uring,mem_limit=4M
+assert_eq io_uring "$TRANSPORT" "transport=io_uring under mem_limit=4M"
+grep -q "transport: io_uring (.* entries of 64 KiB)" "$PFS_LOG" ||
+	pfs_fail "mem_limit=4M: max_write did not shrink to 64 KiB ($(cat "$PFS_LOG"))"
+pfs_ok "mem_limit=4M: the ring's max_write shrank to 64 KiB"
+assert_ge 4194304 "$(stat_get on_small peak)" "mem_limit=4M holds with the pool in it"
+
+pfs_ok "$PFS_CHECKS checks"
