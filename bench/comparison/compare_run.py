@@ -322,7 +322,10 @@ class Cell:
     def apply_cgroup_budget(self):
         """cgroup_budget: mem_limit = the group's limit - what the daemon holds outside the
         budget - headroom. Outside the budget: the group's usage after a warm-up, written back
-        and with clean pages dropped, less the page cache charged to it (reclaimable)."""
+        and with clean pages dropped, less the page cache charged to it (reclaimable). What the
+        budget has charged by then (the worker pool, inode records) is recorded: the new
+        mem_limit must hold it too, and it may exceed the group's usage (stacks and buffers are
+        charged to the budget whole, to the group only where touched)."""
         if self.group is None or self.sc.cgroup_headroom is None:
             return
         self._warm_up()
@@ -330,6 +333,8 @@ class Cell:
             self._ctl_write('sync', '1')
             self._ctl_write('drop_caches', '1')
             usage, cache = self.group.usage(), self.group.file_cache()
+            with open(os.path.join(self.mnt, '.pressurefs', 'stats'), encoding='utf-8') as f:
+                charged = int(json.load(f).get('charged', 0))
         except (OSError, ValueError) as e:
             self.note('cgroup budget not set: %s' % e)
             return
@@ -345,7 +350,8 @@ class Cell:
             self.note('writing mem_limit=%d failed: %s' % (budget, e.strerror))
             return
         self.res['cgroup'].update({'usage_after_warmup': usage, 'cache_after_warmup': cache,
-                                   'overhead': overhead, 'budget': budget})
+                                   'charged_after_warmup': charged, 'overhead': overhead,
+                                   'budget': budget})
 
     def crash_now(self):
         """End the run the scenario's way: a daemon crash (the crash control file, kill -9 if
