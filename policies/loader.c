@@ -359,13 +359,14 @@ static int policy_int_parse(const char *s, long long min, long long max, long lo
 	return 0;
 }
 
-/* A string argument: non-empty, and one option (no comma, no control byte). */
+/* A string argument: non-empty, one option (no comma, no blank), and safe
+ * to show anywhere unquoted (no control byte, quote or backslash). */
 static bool policy_str_valid(const char *s)
 {
 	if (!*s)
 		return false;
 	for (; *s; s++) {
-		if (*s == ',' || iscntrl((unsigned char)*s))
+		if (!isgraph((unsigned char)*s) || *s == ',' || *s == '"' || *s == '\\')
 			return false;
 	}
 	return true;
@@ -405,7 +406,8 @@ static int policy_args_parse(const struct policy_open *po, const char *const *ke
 		if (params[idx].type == PFS_PARAM_STRING) {
 			if (!policy_str_valid(value)) {
 				policy_err(err, errlen, false,
-					   "%s: %s='%.80s' must be non-empty text without commas "
+					   "%s: %s='%.80s' must be non-empty text without commas, "
+					   "blanks or quotes "
 					   "(%s)",
 					   name, key, value,
 					   params[idx].help ? params[idx].help : "");
