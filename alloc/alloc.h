@@ -240,6 +240,8 @@ void alloc_reserve_uncharge(struct alloc *a, uint64_t bytes);
  * next failed attempt; the previous one is kept until alloc_destroy() (a
  * thread may still be asking it), and its fini() is the caller's job then
  * (the loader owns plugin lifetimes). ops NULL = the built-in fail-at-once.
+ * It does not call ops->install()/uninstall(): the host does, around this
+ * call, since only it knows whether a failed install keeps the old policy.
  */
 void alloc_set_policy(struct alloc *a, const struct pfs_policy *ops, void *state);
 const struct pfs_policy *alloc_policy(const struct alloc *a);
