@@ -93,6 +93,8 @@ def run_metrics(res):
             errors += _errors_without_dead(s.get('fsync_errors'))
             errors += int(s.get('short_writes') or 0)
             m['enotconn'] = s.get('enotconn')
+            we = s.get('write_errors')
+            m['write_eio'] = _num(we.get('EIO')) if isinstance(we, dict) else None
             lat = s.get('write_latency_us') or {}
             if _num(lat.get('p99')) is not None:
                 m['write_p99_ms'] = lat['p99'] / 1000.0
@@ -293,15 +295,17 @@ def invariants_check(rows, cells, policies, scenarios=None):
                         'bounded by timeout_ms' % (sc, rm['hung'], rm['runs'])))
         sd = get('shutdown')
         if sd:
-            # Only runs whose applications saw an error met a failure at all; in each of
-            # those the mount must have shut down (these scenarios always hold dirty data).
-            hit = [r for r in _finished(runs('shutdown')) if (r.get('app_errors') or 0) > 0]
-            down = sum(1 for r in hit if r.get('shutdown'))
-            if hit:
-                out.append((down == len(hit),
-                            '%s: shutdown shut the mount down in %d of the %d finished runs whose '
-                            'applications saw an error: proves a failure with dirty data stops '
-                            'all later changes' % (sc, down, len(hit))))
+            # EIO from write() comes from the shutdown and from nothing else here, so the runs
+            # that shut down and the runs whose writes got EIO must be the same runs. (A
+            # failure with nothing dirty, e.g. once writeback has emptied the cache under a
+            # balloon that never lets go, is an ENOMEM without a shutdown.)
+            fin = _finished(runs('shutdown'))
+            down = [r['rep'] for r in fin if r.get('shutdown')]
+            eio = [r['rep'] for r in fin if (r.get('write_eio') or 0) > 0]
+            out.append((bool(fin) and down == eio,
+                        '%s: shutdown: writes got EIO in exactly the finished runs whose mount shut '
+                        'down (%d of %d shut down): proves the shutdown, and only it, stops later '
+                        'changes' % (sc, len(down), len(fin))))
         mp = get('mempool')
         if mp and (_med(mp, 'reserved') or 0) > 0:
             lost = _med(mp, 'lost_after_write') or 0
