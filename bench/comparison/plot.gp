@@ -33,7 +33,7 @@ px(i, j) = i + (j - (npol + 1) / 2.0) / (npol + 1.0)
 
 set multiplot layout 3,2 title "pressurefs: the same pressure and workload under each allocation-failure policy (H = hung, C = crashed)"
 
-set title "application errors + 1, log scale (finished runs; write/fsync/metadata, not ENOTCONN)"
+set title "application errors + 1, log scale (medians as in the table; write/fsync/metadata, not ENOTCONN)"
 set logscale y
 set yrange [1:*]
 plot for [i=2:npol+1] datadir."/plot-errors.dat" using (column(i) + 1):xtic(1) title columnheader(i), \
@@ -51,7 +51,8 @@ plot for [i=2:npol+1] datadir."/plot-lost.dat" using i:xtic(1) title columnheade
 set title "throughput (MB/s acknowledged)"
 plot for [i=2:npol+1] datadir."/plot-mbps.dat" using i:xtic(1) title columnheader(i)
 
-set title "hung runs (fraction of the repeats)"
+set title "hung runs (fraction of the repeats; colours as above)"
+unset key
 set yrange [0:1.05]
 plot for [i=2:npol+1] datadir."/plot-hung.dat" using i:xtic(1) title columnheader(i)
 
