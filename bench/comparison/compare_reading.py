@@ -18,6 +18,8 @@ RULE = [
     'then the fewest application errors (sum over scenarios of the median, finished runs only)',
     'then the smallest max stall (the largest median max write latency over scenarios)',
 ]
+RULE_NOTE = ('Scenarios decided by the kernel (decided_by = kernel: no allocation ever fails in the '
+             'allocator, so no policy is asked) are left out of every step.')
 
 
 def _n(v):
@@ -53,7 +55,10 @@ def _finished_errors(runs):
 
 def policy_record(data, policy):
     """Everything the rule needs about one policy, with the rows that show it."""
-    runs = [r for r in data['runs'] if r['policy'] == policy and r['workload'] == 'pfs-stress']
+    # A scenario decided by the kernel (the OOM killer, a stall) never asks the policy: its runs
+    # say nothing about the policy, so the rule leaves them out.
+    runs = [r for r in data['runs'] if r['policy'] == policy and r['workload'] == 'pfs-stress'
+            and r.get('decided_by') != 'kernel']
     expect = {s['name']: set(s.get('expect_hang') or []) for s in data.get('scenarios', [])}
     scen = []
     for r in runs:
@@ -181,6 +186,8 @@ def render(data):
     out.append('')
     for i, r in enumerate(RULE, 1):
         out.append('%d. %s;' % (i, r))
+    out.append('')
+    out.append(RULE_NOTE)
     out.append('')
     win, losers, recs = verdict(data)
     if win:
