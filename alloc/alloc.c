@@ -139,9 +139,14 @@ static void counters_add(struct alloc_tcache *tc, bool orphan, unsigned site,
 /*
  * Try once: injection, budget, malloc (or realloc of old). Returns the block
  * or NULL with *cause set. Nothing is charged after a failure.
+ *
+ * held: bytes a policy's reserve already charged for this call (RESERVED
+ * verdict), 0 otherwise. Such an attempt skips injection and the budget,
+ * and accounts for every held byte whatever happens: the block takes what
+ * it needs, the rest, or all of it on failure, goes back to the budget.
  */
 static void *attempt(struct alloc *a, struct alloc_tcache *tc, unsigned site, size_t size,
-		     unsigned flags, void *old, enum pfs_cause *cause)
+		     unsigned flags, void *old, uint64_t held, enum pfs_cause *cause)
 {
 	struct alloc_header *oh = old ? header_of(old) : NULL;
 	uint64_t old_size = oh ? oh->size : 0;
@@ -152,6 +157,18 @@ static void *attempt(struct alloc *a, struct alloc_tcache *tc, unsigned site, si
 	uint64_t uncharge = old_site == site ? (size < old_size ? old_size - size : 0) : old_size;
 	struct alloc_header *h;
 
+	if (held) {
+		/* A reserve covers what was asked for, hence any growth. */
+		alloc_reserve_uncharge(a, held - (charge < held ? charge : held));
+		if (!tc || size > ALLOC_SIZE_MAX) {
+			alloc_reserve_uncharge(a, charge < held ? charge : held);
+			*cause = PFS_CAUSE_SYSTEM;
+			return NULL;
+		}
+		if (charge)
+			_alloc_budget_adopt(a, site, charge);
+		goto charged;
+	}
 	if (!tc) {
 		*cause = PFS_CAUSE_SYSTEM;
 		return NULL;
@@ -168,6 +185,7 @@ static void *attempt(struct alloc *a, struct alloc_tcache *tc, unsigned site, si
 		*cause = PFS_CAUSE_BUDGET;
 		return NULL;
 	}
+charged:
 	if (oh)
 		h = realloc(oh, sizeof(*h) + size);
 	else if (flags & ALLOC_ZERO)
@@ -249,6 +267,7 @@ static void *call_slow(struct alloc *a, unsigned site, size_t size, unsigned fla
 	bool waiting = false;	   /* registered as a waiter since the first wait */
 	bool direct_tried = false; /* direct reclaim had its turn in this call */
 	bool rescue = false;	   /* this attempt is the one after direct reclaim */
+	uint64_t held = 0;	   /* a policy's reserve charged this for the next attempt */
 	struct alloc_tcache *tc;
 	void *p = NULL;
 
@@ -269,7 +288,8 @@ static void *call_slow(struct alloc *a, unsigned site, size_t size, unsigned fla
 
 		if (!tc)
 			tc = _alloc_tcache(a);
-		p = attempt(a, tc, site, size, flags, old, &cause);
+		p = attempt(a, tc, site, size, flags, old, held, &cause);
+		held = 0;
 		if (p) {
 			if (rescue)
 				_alloc_stat_inc(a, site, ALLOC_STAT_reclaimed);
@@ -327,6 +347,12 @@ static void *call_slow(struct alloc *a, unsigned site, size_t size, unsigned fla
 			/* The caller cannot drop its locks: back off here. */
 			_alloc_stat_inc(a, site, ALLOC_STAT_caller_retries);
 			break;
+		case PFS_VERDICT_RESERVED:
+			/* Straight to the attempt: no reclaim, no wait. */
+			_alloc_stat_inc(a, site, ALLOC_STAT_reserved);
+			held = size;
+			r->attempt++;
+			continue;
 		case PFS_VERDICT_ABORT:
 			carry_out_abort(a, &f);
 		case PFS_VERDICT_FAIL:

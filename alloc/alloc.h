@@ -230,10 +230,22 @@ int alloc_wait_for_memory(struct alloc *a, uint64_t timeout_ns);
 /* ---- policy ---- */
 
 /*
+ * A policy's reserve (the RESERVED verdict, see pressurefs/policy.h):
+ * budget charged for memory that no block holds yet. alloc_reserve_charge()
+ * charges the shared budget, 0 or -ENOMEM (no room: nothing charged); it
+ * never reclaims or waits. alloc_reserve_uncharge() gives bytes back and
+ * wakes waiters. Reserve bytes count in alloc_charged(), not in alloc_live().
+ */
+int alloc_reserve_charge(struct alloc *a, uint64_t bytes);
+void alloc_reserve_uncharge(struct alloc *a, uint64_t bytes);
+
+/*
  * Install a policy (ops and the state its init() made). Takes effect for the
  * next failed attempt; the previous one is kept until alloc_destroy() (a
  * thread may still be asking it), and its fini() is the caller's job then
  * (the loader owns plugin lifetimes). ops NULL = the built-in fail-at-once.
+ * It does not call ops->install()/uninstall(): the host does, around this
+ * call, since only it knows whether a failed install keeps the old policy.
  */
 void alloc_set_policy(struct alloc *a, const struct pfs_policy *ops, void *state);
 const struct pfs_policy *alloc_policy(const struct alloc *a);
@@ -317,7 +329,8 @@ bool alloc_fail_nth_fired(const struct alloc *a);
 	X(aborts, SUM, "ABORT verdicts")                                                           \
 	X(stalls, SUM, "calls that failed at least once before they finished")                     \
 	X(stall_ns_total, SUM, "time spent in such calls, nanoseconds")                            \
-	X(stall_ns_max, MAX, "longest such call, nanoseconds")
+	X(stall_ns_max, MAX, "longest such call, nanoseconds")                                     \
+	X(reserved, SUM, "attempts served from a policy's reserve (RESERVED verdicts)")
 
 enum alloc_stat {
 #define ALLOC_STAT_ENUM(name, kind, help) ALLOC_STAT_##name,

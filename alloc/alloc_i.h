@@ -181,6 +181,9 @@ uint64_t _alloc_wake_gen(struct alloc *a);
 int _alloc_wait_since(struct alloc *a, uint64_t gen, uint64_t timeout_ns);
 /* Would size bytes fit in the budget now (ignoring this thread's stock)? */
 bool _alloc_budget_fits(struct alloc *a, uint64_t size);
+/* A block takes over size bytes a policy's reserve already charged to the
+ * shared counter: only the per-site books move. */
+void _alloc_budget_adopt(struct alloc *a, unsigned site, uint64_t size);
 /* Uncharge for a thread without a cache (no stock). */
 void _alloc_budget_uncharge_orphan(struct alloc *a, unsigned site, uint64_t size);
 uint64_t _alloc_now_ns(void);

@@ -18,7 +18,9 @@
  *       pages_lock)
  *   pfs_inode.open_lock -> pcache locks (first-open setup, and switching
  *       the cache's fd to or from write_fd)
- *   pfs.ctl.lock -> allocator-internal locks (and a trylock of dirty_lock)
+ *   pfs.ctl.lock -> allocator-internal locks (and a trylock of dirty_lock;
+ *       a policy's install()/uninstall() run under it and only charge or
+ *       uncharge the budget)
  *   pfs.shrink.lock: a leaf (others only trylock it); the shrinker thread
  *       drops it before it takes hint_lock, shard locks, writes back
  *       (pcache_flush_file, with no lock held) or notifies the kernel
@@ -295,6 +297,10 @@ struct pfs_control {
 	 * once disarmed, whether it had fired. lock. */
 	uint64_t fail_nth, fail_nth_more;
 	bool fail_nth_fired;
+
+	/* Not under lock: set once by a policy (host->shutdown), then every
+	 * request that would change the filesystem answers EIO. */
+	_Atomic int shutdown;
 };
 
 struct pfs {
@@ -310,6 +316,10 @@ struct pfs {
 
 /* policy_host.c: what the daemon offers policy plugins */
 extern const struct pfs_policy_host pfs_policy_host;
+/* Point the host's services at this mount (once the allocator exists). */
+void pfs_policy_host_bind(struct pfs *fs);
+/* After a policy shut the mount down: reply EIO to req and return true. */
+bool pfs_shutdown_refused(fuse_req_t req);
 
 int pfs_inode_table_init(struct pfs *fs);
 /* Free every inode left (unmount): the cache must be clean. */
@@ -477,7 +487,8 @@ void pfs_ctl_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void pfs_ctl_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus);
 /* Apply a policy spec at run time or at start ("NAME,arg=v"). */
 int pfs_ctl_policy_switch(struct pfs *fs, const char *text, char *err, size_t errlen);
-/* Make h the allocator's policy; keeps it until unmount. 0 or -ENOMEM. */
+/* Make h the allocator's policy (its install() first: on failure, -errno
+ * and the old policy stays); keeps it until unmount. */
 int pfs_policy_install(struct pfs *fs, struct policy_handle *h);
 /* What the fail_nth control file reads: the countdown last written, then
  * "waiting", "fired" (since it was armed, also after disarming) or "off".

@@ -328,6 +328,8 @@ static int pfs_teardown(struct pfs *fs)
 	pfs_stats_file_write(fs);
 	fuse_session_destroy(fs->conn.se);
 	pfs_transport_destroy(fs);
+	if (fs->ctl.policy && fs->ctl.policy->ops->uninstall)
+		fs->ctl.policy->ops->uninstall(fs->ctl.policy->state);
 	alloc_destroy(fs->alloc);
 	/* After the allocator: no thread can ask a policy any more. */
 	for (unsigned i = 0; i < fs->ctl.npolicies; i++)
@@ -392,7 +394,11 @@ int main(int argc, char **argv)
 	});
 	if (!fs.alloc)
 		pfs_die("cannot set up the allocator: %s", strerror(errno));
-	pfs_policy_install(&fs, policy);
+	pfs_policy_host_bind(&fs);
+	r = pfs_policy_install(&fs, policy);
+	if (r)
+		pfs_die("policy %s: cannot install it: %s%s", policy->ops->name, strerror(-r),
+			r == -ENOMEM ? " (its reserve does not fit in mem_limit)" : "");
 	fs.cache = pcache_create(
 		fs.alloc,
 		&(struct pcache_config){

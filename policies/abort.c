@@ -21,7 +21,8 @@ struct abort_state {
 	struct pfs_policy_host host;
 };
 
-static int abort_init(void **state, const long long *values, const struct pfs_policy_host *host)
+static int abort_init(void **state, const long long *values, const char *const *strings,
+		      const struct pfs_policy_host *host, char *err, size_t errlen)
 {
 	struct abort_state *s = calloc(1, sizeof(*s));
 

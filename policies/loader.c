@@ -245,7 +245,13 @@ static int policy_ops_check(const struct pfs_policy *ops, struct policy_open *po
 				   p->name);
 			return -EPROTO;
 		}
-		if (p->min > p->max || p->def < p->min || p->def > p->max) {
+		if (p->type != PFS_PARAM_INT && p->type != PFS_PARAM_STRING) {
+			policy_err(err, errlen, true, "%s: parameter %s has unknown type %d",
+				   po->path, p->name, (int)p->type);
+			return -EPROTO;
+		}
+		if (p->type == PFS_PARAM_INT &&
+		    (p->min > p->max || p->def < p->min || p->def > p->max)) {
 			policy_err(err, errlen, true,
 				   "%s: parameter %s has default %lld outside %lld..%lld", po->path,
 				   p->name, p->def, p->min, p->max);
@@ -353,17 +359,34 @@ static int policy_int_parse(const char *s, long long min, long long max, long lo
 	return 0;
 }
 
+/* A string argument: non-empty, one option (no comma, no blank), and safe
+ * to show anywhere unquoted (no control byte, quote or backslash). */
+static bool policy_str_valid(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		if (!isgraph((unsigned char)*s) || *s == ',' || *s == '"' || *s == '\\')
+			return false;
+	}
+	return true;
+}
+
 static int policy_args_parse(const struct policy_open *po, const char *const *keys,
-			     const char *const *values, unsigned nargs, long long *out, char *err,
-			     size_t errlen)
+			     const char *const *values, unsigned nargs, long long *out,
+			     const char **strs, char *err, size_t errlen)
 {
 	const struct pfs_policy_param *params = po->ops->params;
 	bool seen[POLICY_PARAMS_MAX] = {false};
 	char accepted[POLICY_AVAILABLE_LEN];
 	const char *name = po->ops->name;
 
-	for (unsigned i = 0; i < po->nparams; i++)
-		out[i] = params[i].def;
+	for (unsigned i = 0; i < po->nparams; i++) {
+		bool is_str = params[i].type == PFS_PARAM_STRING;
+
+		out[i] = is_str ? 0 : params[i].def;
+		strs[i] = is_str ? (params[i].def_str ? params[i].def_str : "") : NULL;
+	}
 	for (unsigned i = 0; i < nargs; i++) {
 		const char *key = keys[i] ? keys[i] : "";
 		const char *value = values && values[i] ? values[i] : "";
@@ -380,6 +403,19 @@ static int policy_args_parse(const struct policy_open *po, const char *const *ke
 			return -EINVAL;
 		}
 		seen[idx] = true;
+		if (params[idx].type == PFS_PARAM_STRING) {
+			if (!policy_str_valid(value)) {
+				policy_err(err, errlen, false,
+					   "%s: %s='%.80s' must be non-empty text without commas, "
+					   "blanks or quotes "
+					   "(%s)",
+					   name, key, value,
+					   params[idx].help ? params[idx].help : "");
+				return -EINVAL;
+			}
+			strs[idx] = value;
+			continue;
+		}
 		if (policy_int_parse(value, params[idx].min, params[idx].max, &out[idx]) != 0) {
 			policy_err(err, errlen, false,
 				   "%s: %s=%.80s is not an integer in %lld..%lld", name, key, value,
@@ -390,13 +426,23 @@ static int policy_args_parse(const struct policy_open *po, const char *const *ke
 	return 0;
 }
 
+static void policy_strings_free(char **strings, unsigned n)
+{
+	if (!strings)
+		return;
+	for (unsigned i = 0; i < n; i++)
+		free(strings[i]);
+	free(strings);
+}
+
 struct policy_handle *policy_load(const char *spec, const char *const *keys,
 				  const char *const *values, unsigned nargs,
 				  const struct pfs_policy_host *host, char *err, size_t errlen)
 {
+	const char *strs[POLICY_PARAMS_MAX] = {NULL};
 	struct policy_handle *h = NULL;
 	struct policy_open po;
-	char why[128];
+	char why[256];
 	int rc;
 
 	if (err && errlen)
@@ -408,16 +454,26 @@ struct policy_handle *policy_load(const char *spec, const char *const *keys,
 		goto out_nomem;
 	/* One slot even without parameters, so that values is never NULL. */
 	h->values = calloc(po.nparams ? po.nparams : 1, sizeof(*h->values));
+	h->strings = calloc(po.nparams ? po.nparams : 1, sizeof(*h->strings));
 	h->path = strdup(po.path);
-	if (!h->values || !h->path)
+	if (!h->values || !h->strings || !h->path)
 		goto out_nomem;
-	if (policy_args_parse(&po, keys, values, nargs, h->values, err, errlen))
+	if (policy_args_parse(&po, keys, values, nargs, h->values, strs, err, errlen))
 		goto out_free;
+	/* Kept for policy_format_args(); init() gets the same text. */
+	for (unsigned i = 0; i < po.nparams; i++) {
+		if (strs[i] && !(h->strings[i] = strdup(strs[i])))
+			goto out_nomem;
+	}
 	if (po.ops->init) {
-		rc = po.ops->init(&h->state, h->values, host);
+		why[0] = '\0';
+		rc = po.ops->init(&h->state, h->values, (const char *const *)h->strings, host, why,
+				  sizeof(why));
 		if (rc) {
-			snprintf(why, sizeof(why), "%s", rc < 0 ? strerror(-rc) : "error");
-			policy_err(err, errlen, false, "%s: init failed: %s", po.ops->name, why);
+			if (!why[0])
+				snprintf(why, sizeof(why), "init failed: %s",
+					 rc < 0 ? strerror(-rc) : "error");
+			policy_err(err, errlen, false, "%s: %s", po.ops->name, why);
 			goto out_free;
 		}
 	}
@@ -430,6 +486,7 @@ out_nomem:
 	policy_err(err, errlen, false, "cannot load policy %s: out of memory", po.path);
 out_free:
 	if (h) {
+		policy_strings_free(h->strings, po.nparams);
 		free(h->values);
 		free(h->path);
 		free(h);
@@ -445,6 +502,7 @@ void policy_unload(struct policy_handle *h)
 	if (h->ops->fini)
 		h->ops->fini(h->state);
 	dlclose(h->dl);
+	policy_strings_free(h->strings, h->nparams);
 	free(h->values);
 	free(h->path);
 	free(h);
@@ -470,9 +528,14 @@ void policy_format_args(const struct policy_handle *h, char *buf, size_t len)
 	if (len == 0)
 		return;
 	buf[0] = '\0';
-	for (unsigned i = 0; i < h->nparams && used < len; i++)
-		used += (size_t)snprintf(buf + used, len - used, "%s%s=%lld", i ? "," : "",
-					 h->ops->params[i].name, h->values[i]);
+	for (unsigned i = 0; i < h->nparams && used < len; i++) {
+		if (h->strings[i])
+			used += (size_t)snprintf(buf + used, len - used, "%s%s=%s", i ? "," : "",
+						 h->ops->params[i].name, h->strings[i]);
+		else
+			used += (size_t)snprintf(buf + used, len - used, "%s%s=%lld", i ? "," : "",
+						 h->ops->params[i].name, h->values[i]);
+	}
 }
 
 void policy_print_help(FILE *out)
@@ -498,6 +561,12 @@ void policy_print_help(FILE *out)
 			const struct pfs_policy_param *p = &po.ops->params[j];
 			char arg[POLICY_NAME_MAX + 4];
 
+			if (p->type == PFS_PARAM_STRING) {
+				snprintf(arg, sizeof(arg), "%s=TEXT", p->name);
+				fprintf(out, "        %-18s %s (default '%s')\n", arg,
+					p->help ? p->help : "", p->def_str ? p->def_str : "");
+				continue;
+			}
 			snprintf(arg, sizeof(arg), "%s=N", p->name);
 			fprintf(out, "        %-18s %s (default %lld, %lld..%lld)\n", arg,
 				p->help ? p->help : "", p->def, p->min, p->max);

@@ -18,6 +18,7 @@ struct policy_handle {
 	const struct pfs_policy *ops; /* the plugin's table */
 	void *state;		      /* what ops->init made */
 	long long *values;	      /* one per ops->params entry */
+	char **strings;		      /* one per entry: the text of a string parameter, else NULL */
 	unsigned nparams;
 	char *path; /* the file it came from */
 };
@@ -44,6 +45,7 @@ void policy_dir_set(const char *dir);
  *   /tmp/x.so is not a pressurefs policy (no symbol pfs_policy_v1) ...
  *   /tmp/old.so was built for policy ABI 0, this pressurefs needs 1 ...
  *   retry: retries=abc is not an integer in 0..1000000
+ *   mempool: reserve=foo: ... (init()'s own line for a string it refused)
  */
 struct policy_handle *policy_load(const char *spec, const char *const *keys,
 				  const char *const *values, unsigned nargs,
@@ -62,7 +64,8 @@ int policy_accepts_arg(const char *spec, const char *key);
 /* "abort, enomem, nofail, retry": the policies in policy_dir(). */
 void policy_list_available(char *buf, size_t len);
 
-/* The instance's arguments as "retries=8,backoff_ms=2" (empty if none). */
+/* The instance's arguments as "retries=8,backoff_ms=2" (empty if none;
+ * string arguments as given, or their default). */
 void policy_format_args(const struct policy_handle *h, char *buf, size_t len);
 
 /* Usage text for every available policy and its arguments, for --help. */

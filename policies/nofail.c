@@ -49,7 +49,8 @@ struct nofail_state {
 	struct pfs_policy_host host;
 };
 
-static int nofail_init(void **state, const long long *values, const struct pfs_policy_host *host)
+static int nofail_init(void **state, const long long *values, const char *const *strings,
+		       const struct pfs_policy_host *host, char *err, size_t errlen)
 {
 	struct nofail_state *s = calloc(1, sizeof(*s));
 

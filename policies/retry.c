@@ -47,7 +47,8 @@ struct retry_state {
 	uint64_t backoff_max_ms;
 };
 
-static int retry_init(void **state, const long long *values, const struct pfs_policy_host *host)
+static int retry_init(void **state, const long long *values, const char *const *strings,
+		      const struct pfs_policy_host *host, char *err, size_t errlen)
 {
 	struct retry_state *s = calloc(1, sizeof(*s));
 

@@ -75,7 +75,8 @@ def run_metrics(res):
     m.update({'scenario': res['scenario'], 'workload': res['workload'], 'policy': res['policy'],
               'rep': res['rep'], 'unit': 'bytes', 'torn_fsynced': None, 'intact': None,
               'enotconn': None, 'system_failures': None, 'injected_failures': None,
-              'budget_failures': None, 'stall_max_ms': None, 'clean_unmount': res.get('clean_unmount'),
+              'budget_failures': None, 'stall_max_ms': None, 'reserved': None, 'shutdown': None,
+              'clean_unmount': res.get('clean_unmount'),
               'mount_failed': bool(res.get('mount_failed')), 'verify_rc': res.get('verify_rc'),
               'wrote_underneath': res.get('wrote_underneath', 0)})
     m['hung'] = bool(res.get('hung'))
@@ -92,6 +93,8 @@ def run_metrics(res):
             errors += _errors_without_dead(s.get('fsync_errors'))
             errors += int(s.get('short_writes') or 0)
             m['enotconn'] = s.get('enotconn')
+            we = s.get('write_errors')
+            m['write_eio'] = _num(we.get('EIO')) if isinstance(we, dict) else None
             lat = s.get('write_latency_us') or {}
             if _num(lat.get('p99')) is not None:
                 m['write_p99_ms'] = lat['p99'] / 1000.0
@@ -125,8 +128,10 @@ def run_metrics(res):
     tot = st.get('total') if isinstance(st, dict) else None
     if isinstance(tot, dict):
         for k in ('loops', 'caller_retries', 'enomem', 'system_failures', 'injected_failures',
-                  'budget_failures'):
+                  'budget_failures', 'reserved'):
             m[k] = _num(tot.get(k))
+    if isinstance(st, dict) and 'shutdown' in st:
+        m['shutdown'] = bool(st.get('shutdown'))
         if _num(tot.get('stall_ns_max')) is not None:
             m['stall_max_ms'] = tot['stall_ns_max'] / 1e6
     return m
@@ -147,7 +152,7 @@ def aggregate(rows, order):
         cell = {'scenario': key[0], 'workload': key[1], 'policy': key[2], 'runs': len(runs),
                 'unit': runs[0]['unit']}
         extra = ['torn_fsynced', 'enotconn', 'system_failures', 'injected_failures',
-                 'budget_failures', 'stall_max_ms', 'intact']
+                 'budget_failures', 'stall_max_ms', 'intact', 'reserved']
         for k in [c[0] for c in COLUMNS] + extra:
             vals = [r[k] for r in runs if r.get(k) is not None]
             if k in ('hung', 'crashed'):
@@ -170,11 +175,27 @@ def _med(cell, k):
 
 # ---- invariants ---------------------------------------------------------------
 
-def invariants_check(rows, cells, policies):
-    """List of (ok, text). Per run: the fsync promise and clean-unmount integrity. Per
-    scenario: each policy shows its character (enomem errors, abort crash, nofail loops and
-    no errors, retry retries and fewer errors than enomem)."""
+def _finished(runs):
+    """Runs that ran to their end: not hung, not crashed, mounted. Errors are counted over
+    these only: a run that hung finished nothing, so it cannot show an error either."""
+    return [r for r in runs if not (r['hung'] or r['crashed'] or r['mount_failed'])]
+
+
+def _errors_finished(runs):
+    """Median application errors over the finished runs, or None when none finished."""
+    vals = [r['app_errors'] for r in _finished(runs) if r.get('app_errors') is not None]
+    return statistics.median(vals) if vals else None
+
+
+def invariants_check(rows, cells, policies, scenarios=None):
+    """List of (ok, text); each text says what the check proves. Per run: the fsync promise and
+    clean-unmount integrity, and no hang except where the scenario is built to make that policy
+    hang (expect_hang). Per scenario: each policy shows its character, errors counted over the
+    runs that finished."""
     out = []
+    expect = {sc.name: set(sc.expect_hang) for sc in (scenarios or [])}
+    # Runs that end in a crash on purpose (crash = daemon|power) lose what was not fsynced.
+    crashing = {sc.name for sc in (scenarios or []) if getattr(sc, 'crash', 'none') != 'none'}
     for r in rows:
         where = '%s/%s/%s run %d' % (r['scenario'], r['workload'], r['policy'], r['rep'])
         if r['mount_failed']:
@@ -201,13 +222,20 @@ def invariants_check(rows, cells, policies):
         if r['clean_unmount'] and r['torn_or_corrupt']:
             out.append((False, '%s: %s %s torn/corrupt after a clean unmount' %
                         (where, _int(r['torn_or_corrupt']), r['unit'])))
+        if (r['hung'] and r['policy'] not in expect.get(r['scenario'], ()) and
+                r.get('decided_by') != 'kernel'):
+            out.append((False, '%s: hung, in a scenario not built to make %s hang (a hang is a '
+                        'failure of the policy)' % (where, r['policy'])))
+    runs_by = {}
+    for r in rows:
+        runs_by.setdefault((r['scenario'], r['workload'], r['policy']), []).append(r)
     by = {(c['scenario'], c['workload'], c['policy']): c for c in cells}
-    scenarios = []
+    order = []
     for c in cells:
-        if c['workload'] == 'pfs-stress' and c['scenario'] not in scenarios:
-            scenarios.append(c['scenario'])
+        if c['workload'] == 'pfs-stress' and c['scenario'] not in order:
+            order.append(c['scenario'])
     kernel = {r['scenario'] for r in rows if r.get('decided_by') == 'kernel'}
-    for sc in [s for s in scenarios if s in kernel]:
+    for sc in [s for s in order if s in kernel]:
         # No budget, no injection: the policy is never asked, so it has no character to show;
         # what the runs show is the kernel's verdict (OOM kill, stall), the same for all.
         refused = [r for r in rows if r['scenario'] == sc and r.get('mount_failed') is False and
@@ -216,31 +244,146 @@ def invariants_check(rows, cells, policies):
                     '(budget and injected failures 0 in every run%s)' %
                     (sc, '; not in ' + ', '.join('%s run %d' % (r['policy'], r['rep']) for r in refused)
                          if refused else '')))
-    for sc in [s for s in scenarios if s not in kernel]:
+    for sc in [s for s in order if s not in kernel]:
         get = lambda p: by.get((sc, 'pfs-stress', p))
-        en, ab, nf, rt = get('enomem'), get('abort'), get('nofail'), get('retry')
-        if en:
-            e = _med(en, 'app_errors') or 0
-            out.append((e > 0, '%s: enomem shows application errors (median %s)' % (sc, _int(e))))
+        runs = lambda p: runs_by.get((sc, 'pfs-stress', p), [])
+        hang_expected = expect.get(sc, set())
+        en_err = _errors_finished(runs('enomem')) if get('enomem') else None
+        if get('enomem'):
+            out.append((en_err is not None and en_err > 0,
+                        '%s: enomem shows application errors over its finished runs (median %s): '
+                        'proves the scenario makes allocations fail where applications see them' %
+                        (sc, _int(en_err))))
+        ab = get('abort')
         if ab:
             out.append((ab['crashed'] * 2 > ab['runs'],
-                        '%s: abort crashes the daemon (%d of %d runs)' % (sc, ab['crashed'], ab['runs'])))
-        if nf:
-            worst = nf['app_errors']['max'] if nf.get('app_errors') else None
+                        '%s: abort crashes the daemon (%d of %d runs): proves an allocation failed '
+                        'and the abort verdict was carried out' % (sc, ab['crashed'], ab['runs'])))
+        for p in ('nofail', 'too_small_to_fail'):
+            c = get(p)
+            if not c or p not in hang_expected:
+                continue
+            out.append((c['hung'] * 2 > c['runs'],
+                        '%s: %s hangs when memory never returns (%d of %d runs hung): proves the '
+                        'in-allocator loop has no way out but a free' % (sc, p, c['hung'], c['runs'])))
+        nf = get('nofail')
+        if nf and 'nofail' not in hang_expected:
+            fin = _finished(runs('nofail'))
+            worst = max((r['app_errors'] or 0) for r in fin) if fin else None
+            out.append((bool(fin) and worst == 0,
+                        '%s: nofail shows no application errors over %d finished runs (max %s): '
+                        'proves its loop hides failures from applications' %
+                        (sc, len(fin), _int(worst))))
             loops = _med(nf, 'loops') or 0
-            out.append((worst == 0, '%s: nofail shows no application errors (max %s)' % (sc, _int(worst))))
-            out.append((loops > 0, '%s: nofail loops in the allocator (median %s loops)' % (sc, _int(loops))))
-            if nf['crashed']:
-                out.append((False, '%s: nofail crashed the daemon in %d runs' % (sc, nf['crashed'])))
+            out.append((loops > 0, '%s: nofail loops in the allocator (median %s loops): proves '
+                        'the failures reached the policy' % (sc, _int(loops))))
+        if nf and nf['crashed']:
+            out.append((False, '%s: nofail crashed the daemon in %d runs' % (sc, nf['crashed'])))
+        rt = get('retry')
         if rt:
             retries = _med(rt, 'caller_retries') or 0
-            out.append((retries > 0, '%s: retry retries (median %s caller retries)' % (sc, _int(retries))))
-            if en and (_med(en, 'app_errors') or 0) > 0:
-                re_, ee = _med(rt, 'app_errors'), _med(en, 'app_errors')
-                out.append((re_ is not None and re_ < ee,
-                            '%s: retry has fewer application errors than enomem (%s < %s)' %
-                            (sc, _int(re_), _int(ee))))
+            out.append((retries > 0, '%s: retry retries (median %s caller retries): proves callers '
+                        'dropped their locks and tried again' % (sc, _int(retries))))
+            re_ = _errors_finished(runs('retry'))
+            if en_err:
+                out.append((re_ is not None and re_ < en_err,
+                            '%s: retry has fewer application errors than enomem over finished runs '
+                            '(%s < %s): proves the retries recovered some failures' %
+                            (sc, _int(re_), _int(en_err))))
+        rm = get('retry_mayfail')
+        if rm:
+            out.append((rm['hung'] == 0,
+                        '%s: retry_mayfail never hangs (%d of %d runs hung): proves its waits are '
+                        'bounded by timeout_ms' % (sc, rm['hung'], rm['runs'])))
+        sd = get('shutdown')
+        if sd:
+            # EIO from write() comes from the shutdown and from nothing else here, so the runs
+            # that shut down and the runs whose writes got EIO must be the same runs. (A
+            # failure with nothing dirty, e.g. once writeback has emptied the cache under a
+            # balloon that never lets go, is an ENOMEM without a shutdown.)
+            fin = _finished(runs('shutdown'))
+            down = [r['rep'] for r in fin if r.get('shutdown')]
+            eio = [r['rep'] for r in fin if (r.get('write_eio') or 0) > 0]
+            out.append((bool(fin) and down == eio,
+                        '%s: shutdown: writes got EIO in exactly the finished runs whose mount shut '
+                        'down (%d of %d shut down): proves the shutdown, and only it, stops later '
+                        'changes' % (sc, len(down), len(fin))))
+        mp = get('mempool')
+        if mp and (_med(mp, 'reserved') or 0) > 0 and sc not in crashing:
+            lost = _med(mp, 'lost_after_write') or 0
+            out.append((lost == 0,
+                        '%s: mempool served %s allocations from its reserve and lost nothing '
+                        'acknowledged: proves the reserve kept writeback going' %
+                        (sc, _int(_med(mp, 'reserved')), )))
     return out
+
+
+# Metrics on which two policies can differ, with the least ratio that counts for timings.
+DISTINCT_METRICS = [('app_errors', 'application errors'), ('lost_or_refused', 'bytes lost or refused'),
+                    ('hung', 'hung runs'), ('crashed', 'crashed runs'), ('stall_max_ms', 'max stall ms')]
+
+
+def _cell_range(cell, key):
+    if key in ('hung', 'crashed'):
+        frac = cell[key] / cell['runs'] if cell['runs'] else 0
+        return frac, frac
+    if key == 'lost_or_refused':
+        parts = [cell.get(k) for k in ('lost_after_write', 'refused')]
+        if all(not isinstance(v, dict) for v in parts):
+            return None
+        lo = sum(v['min'] for v in parts if isinstance(v, dict))
+        hi = sum(v['max'] for v in parts if isinstance(v, dict))
+        return lo, hi
+    v = cell.get(key)
+    return (v['min'], v['max']) if isinstance(v, dict) else None
+
+
+def _differ(a, b, key):
+    """Do two cells differ on key by more than their spread (their min-max ranges do not
+    overlap)? Timings must also differ by 2x, so that jitter on a quiet cell is not a difference."""
+    ra, rb = _cell_range(a, key), _cell_range(b, key)
+    if ra is None or rb is None:
+        return False
+    lo, hi = (ra, rb) if ra[1] < rb[0] else (rb, ra) if rb[1] < ra[0] else (None, None)
+    if lo is None:
+        return False
+    if key == 'stall_max_ms':
+        return hi[0] >= 2 * max(lo[1], 1.0)
+    return True
+
+
+def distinct_check(cells, policies):
+    """One (ok, text) per pair of policies: the first scenario and metric where they differ by
+    more than the cells' spread, or the statement that they never do."""
+    out = []
+    stress = [c for c in cells if c['workload'] == 'pfs-stress']
+    by = {(c['scenario'], c['policy']): c for c in stress}
+    scen = []
+    for c in stress:
+        if c['scenario'] not in scen:
+            scen.append(c['scenario'])
+    for i, p in enumerate(policies):
+        for q in policies[i + 1:]:
+            found = None
+            for sc in scen:
+                a, b = by.get((sc, p)), by.get((sc, q))
+                if not a or not b:
+                    continue
+                for key, label in DISTINCT_METRICS:
+                    if _differ(a, b, key):
+                        ra, rb = _cell_range(a, key), _cell_range(b, key)
+                        found = '%s, %s: %s %s vs %s %s' % (sc, label, p, _range_text(ra), q, _range_text(rb))
+                        break
+                if found:
+                    break
+            out.append((found is not None, '%s and %s differ by more than the cells\' spread (%s)' %
+                        (p, q, found or 'in no scenario on errors, lost/refused, hung, crashed or '
+                         'max stall')))
+    return out
+
+
+def _range_text(r):
+    return _int(r[0]) if r[0] == r[1] else '%s-%s' % (_int(r[0]), _int(r[1]))
 
 
 def _int(v):
@@ -338,6 +481,11 @@ def write_outputs(outdir, meta, scenarios, rows, cells, checks, results):
         f.write('\n## Invariants\n\n')
         for ok, text in checks:
             f.write('- %s %s\n' % ('PASS' if ok else '**FAIL**', text))
+        if meta.get('distinct'):
+            f.write('\nEvery pair of policies differing by more than the cells\' spread is a rule of '
+                    'the full run; this run shows it without enforcing it:\n\n')
+            for d in meta['distinct']:
+                f.write('- %s %s\n' % ('yes' if d['ok'] else 'no', d['text']))
     keys = [k for k, _h, _kind in COLUMNS] + ['intact', 'torn_fsynced', 'enotconn', 'system_failures',
                                                'injected_failures', 'budget_failures', 'stall_max_ms']
     with open(os.path.join(outdir, 'compare.csv'), 'w', newline='', encoding='utf-8') as f:
@@ -369,10 +517,24 @@ def write_outputs(outdir, meta, scenarios, rows, cells, checks, results):
     return table
 
 
+def _plot_value(cell, key, scale):
+    if key in ('hung', 'crashed'):
+        return cell[key] / cell['runs'] if cell['runs'] else 0
+    if key == 'lost_or_refused':
+        parts = [_med(cell, k) for k in ('lost_after_write', 'refused')]
+        if all(v is None for v in parts):
+            return None
+        return sum(v for v in parts if v is not None) * scale
+    v = _med(cell, key)
+    return v * scale if v is not None else None
+
+
 def plot(outdir, cells, policies):
-    """compare.png with gnuplot (bench/comparison/plot.gp): one panel per metric, a bar per policy."""
-    metrics = [('errors', 'app_errors', 1.0), ('lost', 'lost_after_write', 1.0 / (1 << 20)),
-               ('latency', 'write_max_ms', 1.0), ('mbps', 'mb_per_s', 1.0)]
+    """compare.png with gnuplot (bench/comparison/plot.gp): one panel per metric, a bar per
+    policy; hung and crashed cells are also marked with a letter above their bars."""
+    metrics = [('errors', 'app_errors', 1.0), ('lost', 'lost_or_refused', 1.0 / (1 << 20)),
+               ('latency', 'write_max_ms', 1.0), ('mbps', 'mb_per_s', 1.0),
+               ('hung', 'hung', 1.0), ('crashed', 'crashed', 1.0)]
     rows = [c for c in cells if c['workload'] == 'pfs-stress']
     scen = []
     for c in rows:
@@ -388,9 +550,20 @@ def plot(outdir, cells, policies):
                 vals = []
                 for p in policies:
                     c = by.get((s, p))
-                    v = _med(c, key) if c else None
-                    vals.append('%g' % (v * scale) if v is not None else '0')
+                    v = _plot_value(c, key, scale) if c else None
+                    vals.append('%g' % v if v is not None else '0')
                 f.write('%s %s\n' % (s, ' '.join(vals)))
+    # scenario row, policy column (1-based), errors, mark, max write ms: where the letter goes.
+    with open(os.path.join(outdir, 'plot-marks.dat'), 'w', encoding='utf-8') as f:
+        for i, s in enumerate(scen):
+            for j, p in enumerate(policies, 1):
+                c = by.get((s, p))
+                if not c or not (c['hung'] or c['crashed']):
+                    continue
+                mark = ('H' if c['hung'] else '') + ('C' if c['crashed'] else '')
+                f.write('%d %d %g %s %g\n' % (i, j, _med(c, 'app_errors') or 0, mark,
+                                              _med(c, 'write_max_ms') or 0))
+        f.write('0 1 0 "" 0\n')  # never empty: gnuplot refuses an empty data file
     cmd = ['gnuplot', '-e', "datadir='%s'; out='%s'; npol=%d" %
            (outdir, os.path.join(outdir, 'compare.png'), len(policies)), os.path.join(HERE, 'plot.gp')]
     try:

@@ -29,6 +29,9 @@ Keys (unknown keys are an error, so a typo cannot silently weaken a scenario):
   crash             none (default), daemon (the crash control file) or power (the backing dir
                     on an ext4 image that is shut down unflushed): how the run ends
   crash_at          the moment of the crash as a fraction of the run (default 0.6)
+  expect_hang       comma list of policies this scenario is built to hang (memory never comes
+                    back): for them the hang is checked as its own invariant; anywhere else a
+                    hang fails the policy's invariants
 """
 
 import os
@@ -38,6 +41,7 @@ _KEYS = {
     'description', 'mount', 'stress', 'duration', 'quick_duration', 'quick',
     'balloon_schedule', 'rlimit_as', 'daemon_env', 'daemon_stack', 'churn',
     'cgroup_limit', 'cgroup_oom', 'cgroup_budget', 'decided_by', 'crash', 'crash_at',
+    'expect_hang',
 }
 CRASH_MODES = ('none', 'daemon', 'power')
 _SIZE_RE = re.compile(r'^(\d+)([KMG]?)$')
@@ -82,6 +86,7 @@ class Scenario:
         self.decided_by = 'policy'
         self.crash = 'none'
         self.crash_at = 0.6
+        self.expect_hang = []
 
     def mount_options(self, policy):
         """The -o string for one policy: policy first, then scenario, then per-policy extras."""
@@ -102,6 +107,7 @@ class Scenario:
             'cgroup_limit': self.cgroup_limit, 'cgroup_oom': self.cgroup_oom,
             'cgroup_headroom': self.cgroup_headroom, 'decided_by': self.decided_by,
             'crash': self.crash, 'crash_at': self.crash_at,
+            'expect_hang': self.expect_hang,
         }
 
 
@@ -151,6 +157,8 @@ def _scenario_set(sc, key, value):
         sc.quick = _bool_parse(value)
     elif key == 'churn':
         sc.churn = _bool_parse(value)
+    elif key == 'expect_hang':
+        sc.expect_hang = [p for p in re.split(r'[,\s]+', value) if p]
     elif key == 'balloon_schedule':
         steps = []
         for item in value.split():

@@ -215,16 +215,30 @@ void pfs_ctl_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 int pfs_policy_install(struct pfs *fs, struct policy_handle *h)
 {
+	struct policy_handle *old;
+	int r = 0;
+
 	pthread_mutex_lock(&fs->ctl.lock);
 	if (fs->ctl.npolicies == PFS_MAX_POLICIES) {
-		pthread_mutex_unlock(&fs->ctl.lock);
-		return -ENOSPC;
+		r = -ENOSPC;
+		goto out_unlock;
 	}
+	/* The new one takes its reserve while the old one still holds its
+	 * own: a switch that does not fit changes nothing. */
+	if (h->ops->install) {
+		r = h->ops->install(h->state);
+		if (r)
+			goto out_unlock;
+	}
+	old = fs->ctl.policy;
 	fs->ctl.policies[fs->ctl.npolicies++] = h;
 	fs->ctl.policy = h;
 	alloc_set_policy(fs->alloc, h->ops, h->state);
+	if (old && old->ops->uninstall)
+		old->ops->uninstall(old->state);
+out_unlock:
 	pthread_mutex_unlock(&fs->ctl.lock);
-	return 0;
+	return r;
 }
 
 /* Load a split policy spec and make it current; logs the switch. */
@@ -242,9 +256,20 @@ static int pfs_ctl_policy_apply(struct pfs *fs, const struct pfs_ctl_policy *p, 
 	policy_format_args(h, args, sizeof(args));
 	r = pfs_policy_install(fs, h);
 	if (r) {
+		if (r == -ENOSPC)
+			snprintf(err, errlen, "too many policy switches (%d) in one mount",
+				 PFS_MAX_POLICIES);
+		else {
+			pthread_mutex_lock(&fs->ctl.lock);
+			snprintf(err, errlen,
+				 "policy %s: cannot install it: %s%s; the policy stays %s",
+				 h->ops->name, strerror(-r),
+				 r == -ENOMEM ? " (its reserve does not fit in the budget)" : "",
+				 fs->ctl.policy ? fs->ctl.policy->ops->name
+						: "the built-in enomem");
+			pthread_mutex_unlock(&fs->ctl.lock);
+		}
 		policy_unload(h);
-		snprintf(err, errlen, "too many policy switches (%d) in one mount",
-			 PFS_MAX_POLICIES);
 		return r;
 	}
 	pfs_log(PFS_LOG_INFO, "policy switched to %s%s%s", h->ops->name ? h->ops->name : p->name,

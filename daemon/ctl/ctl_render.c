@@ -107,6 +107,7 @@ size_t pfs_stats_json(struct pfs *fs, char *out, size_t len)
 		u = fs->final_usage;
 	/* Names and arguments are plain words (the loader checks): no escaping. */
 	pfs_buf_printf(&b, "{\"policy\":\"%s\",\"policy_args\":\"%s\"", name, args);
+	pfs_buf_printf(&b, ",\"shutdown\":%s", atomic_load(&fs->ctl.shutdown) ? "true" : "false");
 	pfs_buf_printf(&b,
 		       ",\"mem_limit\":%" PRIu64 ",\"balloon\":%" PRIu64 ",\"charged\":%" PRIu64
 		       ",\"live\":%" PRIu64 ",\"peak\":%" PRIu64,

@@ -205,6 +205,8 @@ void pfs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_se
 		pfs_ctl_getattr(req, ino);
 		return;
 	}
+	if (pfs_shutdown_refused(req))
+		return;
 	inode = pfs_inode_get(req, ino);
 	pfs_inode_proc_path(inode, path, sizeof(path));
 	/* With FUSE_HANDLE_KILLPRIV_V2: truncate by a caller without
@@ -279,6 +281,8 @@ static void pfs_make_node(fuse_req_t req, fuse_ino_t parent, const char *name, m
 	struct pfs_creds creds;
 	int r;
 
+	if (pfs_shutdown_refused(req))
+		return;
 	r = pfs_parent_get(req, parent, name, &dir);
 	if (r)
 		goto out_err;
@@ -327,6 +331,8 @@ void pfs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const cha
 	char path[64];
 	int r;
 
+	if (pfs_shutdown_refused(req))
+		return;
 	if (pfs_ctl_is_ino(ino)) {
 		fuse_reply_err(req, EPERM);
 		return;
@@ -356,8 +362,11 @@ out_err:
 static void pfs_remove(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
 {
 	struct pfs_inode *dir;
-	int r = pfs_parent_get(req, parent, name, &dir);
+	int r;
 
+	if (pfs_shutdown_refused(req))
+		return;
+	r = pfs_parent_get(req, parent, name, &dir);
 	if (r == 0 && unlinkat(dir->fd, name, flags) < 0)
 		r = -errno;
 	fuse_reply_err(req, -r);
@@ -396,6 +405,8 @@ void pfs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino
 	struct pfs_inode *dir, *newdir;
 	int r;
 
+	if (pfs_shutdown_refused(req))
+		return;
 	r = pfs_parent_get(req, parent, name, &dir);
 	if (r == 0)
 		r = pfs_parent_get(req, newparent, newname, &newdir);

@@ -116,6 +116,8 @@ void pfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
 		fuse_reply_err(req, EPERM);
 		return;
 	}
+	if (pfs_shutdown_refused(req))
+		return;
 	dir = pfs_inode_get(req, parent);
 	/* Everything that can run out of memory, before the file exists. */
 	spare = pfs_inode_spare_alloc(fs);
@@ -193,6 +195,8 @@ void pfs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		pfs_ctl_open(req, ino, fi);
 		return;
 	}
+	if ((fi->flags & O_TRUNC) && pfs_shutdown_refused(req))
+		return;
 	inode = pfs_inode_get(req, ino);
 	h = pfs_handle_alloc(fs);
 	r = h ? pfs_file_open(fs, inode, fi, h, kill_suidgid, NULL) : -ENOMEM;
@@ -237,6 +241,8 @@ void pfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 		pfs_ctl_write(req, ino, buf, size, off, fi);
 		return;
 	}
+	if (pfs_shutdown_refused(req))
+		return;
 	inode = pfs_inode_get(req, ino);
 	/* A writer without CAP_FSETID (FUSE_HANDLE_KILLPRIV_V2): clear what
 	 * the VFS would, first (no syscall once the inode is known clear). */
@@ -311,6 +317,8 @@ void pfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, of
 		fuse_reply_err(req, EPERM);
 		return;
 	}
+	if (pfs_shutdown_refused(req))
+		return;
 	inode = pfs_inode_get(req, ino);
 	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
 		r = -EOPNOTSUPP;

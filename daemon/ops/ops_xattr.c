@@ -28,8 +28,11 @@ void pfs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const cha
 		     size_t size, int flags)
 {
 	char path[64];
-	int fd, r = pfs_xattr_target(req, ino, &fd, path, sizeof(path));
+	int fd, r;
 
+	if (pfs_shutdown_refused(req))
+		return;
+	r = pfs_xattr_target(req, ino, &fd, path, sizeof(path));
 	if (r == 0 && (fd >= 0 ? fsetxattr(fd, name, value, size, flags)
 			       : setxattr(path, name, value, size, flags)) < 0)
 		r = -errno;
@@ -109,8 +112,11 @@ void pfs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 void pfs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	char path[64];
-	int fd, r = pfs_xattr_target(req, ino, &fd, path, sizeof(path));
+	int fd, r;
 
+	if (pfs_shutdown_refused(req))
+		return;
+	r = pfs_xattr_target(req, ino, &fd, path, sizeof(path));
 	if (r == 0 && (fd >= 0 ? fremovexattr(fd, name) : removexattr(path, name)) < 0)
 		r = -errno;
 	if (r == 0)

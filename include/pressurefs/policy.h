@@ -40,6 +40,21 @@
  *	The allocator logs the failure and calls abort(): the daemon dies, the
  *	mount answers ENOTCONN, and everything not yet written back is lost.
  *	Can fail: it never returns. Use it only to find out what a crash costs.
+ *
+ * PFS_VERDICT_RESERVED
+ *	The policy has already charged failure->size bytes of budget on this
+ *	call's behalf (out of a reserve it filled with host->reserve_charge()):
+ *	the allocator makes one more attempt that neither charges the budget
+ *	nor meets fault injection, only malloc(). The block then carries that
+ *	charge as any other block does, and its free returns it to the budget
+ *	(not to the policy's reserve: the policy refills from the budget).
+ *	If malloc itself fails, the charge goes back to the budget and the
+ *	policy is asked again. Can fail: as the policy decides next.
+ *	Caller owes: nothing more than for the verdict that follows.
+ *
+ * ABI 2 added RESERVED, string arguments, install()/uninstall(), the
+ * host's reserve, reclaim, wait, dirty-data and shutdown services, and an
+ * error line from init(). A plugin built for ABI 1 is refused by version.
  */
 #ifndef PRESSUREFS_POLICY_H
 #define PRESSUREFS_POLICY_H
@@ -52,9 +67,14 @@ extern "C" {
 #endif
 
 /* Bump on any incompatible change to the structures below. */
-#define PFS_POLICY_ABI_VERSION 1u
+#define PFS_POLICY_ABI_VERSION 2u
 
-/* The symbol every plugin exports: `const struct pfs_policy pfs_policy_v1`. */
+/*
+ * The symbol every plugin exports: `const struct pfs_policy pfs_policy_v1`.
+ * Its name stays the same across ABI versions on purpose: a stale plugin
+ * must still be found, so that the loader can refuse it by abi_version with
+ * a message that says "rebuild", not "not a pressurefs policy".
+ */
 #define PFS_POLICY_SYMBOL "pfs_policy_v1"
 
 enum pfs_verdict {
@@ -62,6 +82,7 @@ enum pfs_verdict {
 	PFS_VERDICT_LOOP = 1,
 	PFS_VERDICT_RETRY = 2,
 	PFS_VERDICT_ABORT = 3,
+	PFS_VERDICT_RESERVED = 4,
 };
 
 /* Why the attempt failed. */
@@ -73,6 +94,11 @@ enum pfs_cause {
 
 /* Allocation flags a policy can see (the allocator's own flags, public). */
 #define PFS_ALLOC_NOFS 0x1u /* caller holds fs locks: reclaim must not block on them */
+
+/* The allocator's site names (pfs_failure.site), in site_id order: for a
+ * policy that takes a site as an argument. */
+#define PFS_SITE_NAMES "cache_page", "inode", "handle", "writeback", "readdir", "request", "other"
+#define PFS_SITE_LIST  "cache_page, inode, handle, writeback, readdir, request, other"
 
 /* One failed attempt, as the policy sees it. */
 struct pfs_failure {
@@ -97,15 +123,22 @@ struct pfs_decision {
 	uint64_t wait_ns;
 };
 
-/* A numeric argument of the policy, given in the mount option string
+enum pfs_param_type {
+	PFS_PARAM_INT = 0,    /* a decimal integer in min..max */
+	PFS_PARAM_STRING = 1, /* any non-empty text without commas; init() checks it */
+};
+
+/* An argument of the policy, given in the mount option string
  * (`policy=retry,retries=8,backoff_ms=2`). The loader parses and range-checks
- * the values; init() receives them in table order. */
+ * integers; init() receives every value in table order. */
 struct pfs_policy_param {
 	const char *name; /* NULL ends the table */
-	long long def;
+	long long def;	  /* PFS_PARAM_INT */
 	long long min;
 	long long max;
 	const char *help;
+	enum pfs_param_type type;
+	const char *def_str; /* PFS_PARAM_STRING: the default text (may be "") */
 };
 
 enum pfs_log_level {
@@ -115,11 +148,40 @@ enum pfs_log_level {
 	PFS_LOG_DEBUG = 7,
 };
 
-/* Services the host gives a policy. */
+/*
+ * Services the host gives a policy. Any member but log may be NULL: a host
+ * that cannot offer the service (a unit test, a tool). A policy that needs
+ * one fails its install() with -EOPNOTSUPP rather than guessing.
+ *
+ * reserve_charge(bytes): charge the budget for memory no block holds yet,
+ *	as a reserve the policy keeps. 0, or -ENOMEM when the budget has no
+ *	room (nothing charged then). Never blocks, never reclaims.
+ * reserve_uncharge(bytes): give such bytes back (wakes waiters).
+ * reclaim(want, flags): run the host's reclaimer for about `want` bytes:
+ *	with PFS_ALLOC_NOFS only what cannot wait on filesystem locks (drop
+ *	clean pages, wake writeback); without it, writing back and blocking
+ *	are allowed. Returns the bytes freed. Pass the failure's flags on:
+ *	a caller holding filesystem locks must never be made to wait for them.
+ * wait_for_memory(timeout_ns): sleep until memory is freed or the budget
+ *	grows, at most timeout_ns. 0 when woken, -ETIMEDOUT otherwise.
+ * dirty_bytes(): bytes of acknowledged data not yet written back.
+ * page_size(): the cache's page size, this filesystem's order-0 unit
+ *	(0 if unknown).
+ * shutdown(why): shut the mount down: every later write, create and
+ *	metadata change fails with EIO until unmount; writeback goes on.
+ *	The host logs `why` once; later calls do nothing.
+ */
 struct pfs_policy_host {
 	void (*log)(void *host_data, enum pfs_log_level level, const char *fmt, ...)
 		__attribute__((format(printf, 3, 4)));
 	void *host_data;
+	int (*reserve_charge)(void *host_data, uint64_t bytes);
+	void (*reserve_uncharge)(void *host_data, uint64_t bytes);
+	size_t (*reclaim)(void *host_data, size_t want, unsigned flags);
+	int (*wait_for_memory)(void *host_data, uint64_t timeout_ns);
+	uint64_t (*dirty_bytes)(void *host_data);
+	uint64_t (*page_size)(void *host_data);
+	void (*shutdown)(void *host_data, const char *why);
 };
 
 struct pfs_policy {
@@ -130,19 +192,43 @@ struct pfs_policy {
 	const struct pfs_policy_param *params; /* may be NULL: no arguments */
 
 	/*
-	 * Make an instance. `values` holds one value per entry of params, in
-	 * order, already range-checked. Store per-instance state in *state.
-	 * Return 0 or a negative errno. May be NULL (no state).
+	 * Make an instance. values[i] and strings[i] hold the value of
+	 * params[i]: integers in values (range-checked), text in strings
+	 * (NULL for integer parameters). The host pointer stays valid until
+	 * fini(); the strings do not (copy what you keep). Store per-instance
+	 * state in *state. Return 0 or a negative errno; on error, write one
+	 * line saying what was wrong and what is accepted into err (errlen may
+	 * be 0). May be NULL (no state).
 	 */
-	int (*init)(void **state, const long long *values, const struct pfs_policy_host *host);
+	int (*init)(void **state, const long long *values, const char *const *strings,
+		    const struct pfs_policy_host *host, char *err, size_t errlen);
 
 	/* Free the instance. May be NULL. */
 	void (*fini)(void *state);
 
 	/*
+	 * The host is about to make this instance the current policy (at mount,
+	 * or at a run-time switch, before it stops using the old one). Take
+	 * what the policy holds while current (reserves) now. 0, or a negative
+	 * errno and the host keeps its old policy (-ENOMEM: the reserve did not
+	 * fit). May be NULL.
+	 */
+	int (*install)(void *state);
+
+	/*
+	 * The host no longer uses this instance for new decisions (switched
+	 * away, or unmounting). Release what install() took. A thread may still
+	 * be inside decide(): that must stay safe, and may answer anything.
+	 * May be NULL.
+	 */
+	void (*uninstall)(void *state);
+
+	/*
 	 * The verdict on one failed attempt. Called from any thread, possibly
 	 * many at once, with allocator locks not held; it must not allocate
-	 * through pressurefs and should return quickly.
+	 * through pressurefs. It may call the host's services; reclaim without
+	 * PFS_ALLOC_NOFS and wait_for_memory block, so a policy that calls them
+	 * must bound how long.
 	 */
 	struct pfs_decision (*decide)(void *state, const struct pfs_failure *failure);
 };

@@ -1,7 +1,7 @@
 /*
  * The fail-the-Nth-allocation loop (tests/harness/oom_loop.h) over the
  * page cache's operations: write, read, truncate, fsync, evict, sync_all
- * and a rename/unlink sequence, under each of the four policies, with
+ * and a rename/unlink sequence, under every policy, with
  * transient and persistent failures. Each run ends in success or a clean
  * ENOMEM / short count, leaks nothing, and loses no byte that was
  * acknowledged: after the run, fsync puts exactly the model in the
@@ -170,9 +170,15 @@ static void oom_teardown(void *data, struct alloc *a)
 
 /* ---- the matrix: operation x policy x {transient, persistent} ---- */
 
-static void oom_matrix(enum oom_op op, const char *policy, const char *const *keys,
-		       const char *const *values, unsigned nargs)
+/* OOM_KIND_RESERVE: a reserve serves every failure, so the loop runs as
+ * for FAIL but no run may end in ENOMEM. */
+#define OOM_KIND_RESERVE ((enum oom_kind) - 1)
+
+static void oom_matrix_kind(enum oom_op op, const char *policy, const char *const *keys,
+			    const char *const *values, unsigned nargs, enum oom_kind kind)
 {
+	bool never_fails = kind == OOM_KIND_RESERVE;
+
 	struct oom_ctx c = {.op = op};
 	struct oom_case oc = {
 		.name = policy,
@@ -181,6 +187,7 @@ static void oom_matrix(enum oom_op op, const char *policy, const char *const *ke
 		.check = oom_check,
 		.teardown = oom_teardown,
 		.ctx = &c,
+		.kind = never_fails ? OOM_KIND_FAIL : kind,
 	};
 	struct policy_handle *h;
 	char err[256] = "";
@@ -190,7 +197,7 @@ static void oom_matrix(enum oom_op op, const char *policy, const char *const *ke
 	snprintf(c.path, sizeof(c.path), "%s/file", c.dir);
 	pt_model_init(&c.m);
 	policy_dir_set(PFS_BUILD_POLICY_DIR);
-	h = policy_load(policy, keys, values, nargs, NULL, err, sizeof(err));
+	h = policy_load(policy, keys, values, nargs, oom_loop_host(), err, sizeof(err));
 	if (!h)
 		fail_msg("policy_load(%s): %s", policy, err);
 	/* Reads allocate only with ALLOC_NORETRY (caching is optional), which
@@ -206,6 +213,8 @@ static void oom_matrix(enum oom_op op, const char *policy, const char *const *ke
 		 * every other operation was failed at least once. */
 		if (op != OP_TRUNCATE && op != OP_EVICT)
 			assert_true(r.runs > 1);
+		if (never_fails)
+			assert_int_equal(r.enomem_seen, 0);
 		print_message("%s/%s/%s: %u runs, %u ok, %u enomem, %u aborted, %llu loops, "
 			      "%llu caller retries\n",
 			      oc.name, op_names[op], persistent ? "persistent" : "transient",
@@ -217,7 +226,24 @@ static void oom_matrix(enum oom_op op, const char *policy, const char *const *ke
 	pt_rm_rf(c.dir);
 }
 
+static void oom_matrix(enum oom_op op, const char *policy, const char *const *keys,
+		       const char *const *values, unsigned nargs)
+{
+	oom_matrix_kind(op, policy, keys, values, nargs, OOM_KIND_PROBE);
+}
+
 static const char *const nofail_keys[] = {"wait_ms"}, *const nofail_values[] = {"1"};
+/* A reserve for every site, so that the loop meets it at each n; and one
+ * for writeback alone, the default's shape. */
+static const char *const mempool_keys[] = {"reserve", "wait_ms"};
+static const char *const mempool_all_values[] = {"1M", "1"};
+static const char *const mempool_wb_values[] = {"writeback:256K", "1"};
+/* Short: in persistent mode every call times out. */
+static const char *const mayfail_keys[] = {"timeout_ms", "wait_ms"};
+static const char *const mayfail_values[] = {"20", "1"};
+static const char *const tstf_keys[] = {"threshold", "wait_ms"};
+static const char *const tstf_all_values[] = {"1048576", "1"};
+static const char *const tstf_none_values[] = {"16", "1"};
 static const char *const retry_keys[] = {"backoff_ms"}, *const retry_values[] = {"0"};
 
 #define OOM_TESTS(X)                                                                               \
@@ -249,6 +275,40 @@ static const char *const retry_keys[] = {"backoff_ms"}, *const retry_values[] = 
 	{                                                                                          \
 		(void)state;                                                                       \
 		oom_matrix(op, "abort", NULL, NULL, 0);                                            \
+	}                                                                                          \
+	/* Every site reserved: FAIL never comes, the reserve or a sleep does. */                  \
+	static void test_pcache_oom_##name##_under_mempool_all_sites(void **state)                 \
+	{                                                                                          \
+		(void)state;                                                                       \
+		oom_matrix_kind(op, "mempool", mempool_keys, mempool_all_values, 2,                \
+				OOM_KIND_RESERVE);                                                 \
+	}                                                                                          \
+	static void test_pcache_oom_##name##_under_mempool_writeback(void **state)                 \
+	{                                                                                          \
+		(void)state;                                                                       \
+		oom_matrix(op, "mempool", mempool_keys, mempool_wb_values, 2);                     \
+	}                                                                                          \
+	static void test_pcache_oom_##name##_under_retry_mayfail(void **state)                     \
+	{                                                                                          \
+		(void)state;                                                                       \
+		oom_matrix_kind(op, "retry_mayfail", mayfail_keys, mayfail_values, 2,              \
+				OOM_KIND_RETRY);                                                   \
+	}                                                                                          \
+	static void test_pcache_oom_##name##_under_too_small_to_fail_all(void **state)             \
+	{                                                                                          \
+		(void)state;                                                                       \
+		oom_matrix(op, "too_small_to_fail", tstf_keys, tstf_all_values, 2);                \
+	}                                                                                          \
+	static void test_pcache_oom_##name##_under_too_small_to_fail_none(void **state)            \
+	{                                                                                          \
+		(void)state;                                                                       \
+		oom_matrix_kind(op, "too_small_to_fail", tstf_keys, tstf_none_values, 2,           \
+				OOM_KIND_FAIL);                                                    \
+	}                                                                                          \
+	static void test_pcache_oom_##name##_under_shutdown(void **state)                          \
+	{                                                                                          \
+		(void)state;                                                                       \
+		oom_matrix(op, "shutdown", NULL, NULL, 0);                                         \
 	}
 OOM_TESTS(OOM_DEFINE)
 
@@ -256,7 +316,13 @@ OOM_TESTS(OOM_DEFINE)
 	cmocka_unit_test(test_pcache_oom_##name##_under_enomem),                                   \
 		cmocka_unit_test(test_pcache_oom_##name##_under_retry),                            \
 		cmocka_unit_test(test_pcache_oom_##name##_under_nofail),                           \
-		cmocka_unit_test(test_pcache_oom_##name##_under_abort),
+		cmocka_unit_test(test_pcache_oom_##name##_under_abort),                            \
+		cmocka_unit_test(test_pcache_oom_##name##_under_mempool_all_sites),                \
+		cmocka_unit_test(test_pcache_oom_##name##_under_mempool_writeback),                \
+		cmocka_unit_test(test_pcache_oom_##name##_under_retry_mayfail),                    \
+		cmocka_unit_test(test_pcache_oom_##name##_under_too_small_to_fail_all),            \
+		cmocka_unit_test(test_pcache_oom_##name##_under_too_small_to_fail_none),           \
+		cmocka_unit_test(test_pcache_oom_##name##_under_shutdown),
 
 int main(void)
 {

@@ -66,6 +66,60 @@ static enum oom_kind kind_probe(const struct pfs_policy *ops, void *state)
 	}
 }
 
+/* The allocator of the run in progress, for oom_loop_host()'s services. */
+static struct alloc *oom_current;
+static unsigned oom_shutdowns;
+
+static int oom_host_reserve_charge(void *data, uint64_t bytes)
+{
+	return oom_current ? alloc_reserve_charge(oom_current, bytes) : -ENOMEM;
+}
+
+static void oom_host_reserve_uncharge(void *data, uint64_t bytes)
+{
+	if (oom_current)
+		alloc_reserve_uncharge(oom_current, bytes);
+}
+
+static size_t oom_host_reclaim(void *data, size_t want, unsigned flags)
+{
+	return oom_current ? alloc_reclaim(oom_current, want, flags) : 0;
+}
+
+static int oom_host_wait(void *data, uint64_t timeout_ns)
+{
+	return oom_current ? alloc_wait_for_memory(oom_current, timeout_ns) : -ETIMEDOUT;
+}
+
+static uint64_t oom_host_dirty(void *data)
+{
+	return 1;
+}
+
+static void oom_host_shutdown(void *data, const char *why)
+{
+	oom_shutdowns++;
+}
+
+static const struct pfs_policy_host oom_host = {
+	.reserve_charge = oom_host_reserve_charge,
+	.reserve_uncharge = oom_host_reserve_uncharge,
+	.reclaim = oom_host_reclaim,
+	.wait_for_memory = oom_host_wait,
+	.dirty_bytes = oom_host_dirty,
+	.shutdown = oom_host_shutdown,
+};
+
+const struct pfs_policy_host *oom_loop_host(void)
+{
+	return &oom_host;
+}
+
+unsigned oom_loop_shutdowns(void)
+{
+	return oom_shutdowns;
+}
+
 static struct alloc *fresh_alloc(const struct oom_case *c, const struct pfs_policy *ops,
 				 void *state)
 {
@@ -73,8 +127,21 @@ static struct alloc *fresh_alloc(const struct oom_case *c, const struct pfs_poli
 	struct alloc *a = alloc_create(c->config ? c->config : &defaults);
 
 	assert_non_null(a);
+	oom_current = a;
+	if (ops && ops->install)
+		assert_int_equal(ops->install(state), 0);
 	alloc_set_policy(a, ops, state);
 	return a;
+}
+
+/* Uninstall, check that the reserve came back, destroy. */
+static void spent_alloc(struct alloc *a, const struct pfs_policy *ops, void *state)
+{
+	if (ops && ops->uninstall)
+		ops->uninstall(state);
+	assert_int_equal(alloc_charged(a) - alloc_live(a) <= 2ull * ALLOC_DEFAULT_STOCK_BYTES, 1);
+	oom_current = NULL;
+	alloc_destroy(a);
 }
 
 /* One n under an ABORT policy: the operation runs in a child. Returns
@@ -162,7 +229,7 @@ void oom_loop_run(const struct oom_case *c, const struct pfs_policy *ops, void *
 				r->succeeded++;
 			}
 			assert_int_equal(alloc_live(a), live0);
-			alloc_destroy(a);
+			spent_alloc(a, ops, state);
 			if (!fired)
 				return;
 			continue;
@@ -199,7 +266,7 @@ void oom_loop_run(const struct oom_case *c, const struct pfs_policy *ops, void *
 			assert_true(st.total[ALLOC_STAT_loops] > 0);
 			assert_int_equal(rc, 0);
 		}
-		alloc_destroy(a);
+		spent_alloc(a, ops, state);
 		if (!fired)
 			return;
 	}

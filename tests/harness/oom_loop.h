@@ -85,6 +85,17 @@ struct oom_report {
 void oom_loop_run(const struct oom_case *c, const struct pfs_policy *ops, void *state,
 		  bool persistent, unsigned max_n, struct oom_report *report);
 
+/*
+ * A policy host whose services act on the allocator of the run in progress
+ * (reserves, reclaim, waiting); dirty_bytes() says "dirty" and shutdown()
+ * is counted (oom_loop_shutdowns), so a shutdown policy meets its harshest
+ * case at every failure. Load policies with it; oom_loop_run() calls the
+ * policy's install() on each fresh allocator and uninstall() before it is
+ * destroyed, and asserts that every reserve came back.
+ */
+const struct pfs_policy_host *oom_loop_host(void);
+unsigned oom_loop_shutdowns(void);
+
 /* "fail", "loop", "retry", "abort" ("probe" for OOM_KIND_PROBE). */
 const char *oom_kind_name(enum oom_kind kind);
 

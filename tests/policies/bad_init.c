@@ -3,7 +3,8 @@
 
 #include <pressurefs/policy.h>
 
-static int bad_init_init(void **state, const long long *values, const struct pfs_policy_host *host)
+static int bad_init_init(void **state, const long long *values, const char *const *strings,
+			 const struct pfs_policy_host *host, char *err, size_t errlen)
 {
 	return -EINVAL;
 }

@@ -6,7 +6,9 @@
 #ifndef PFS_TEST_POLICY_HOST_H
 #define PFS_TEST_POLICY_HOST_H
 
+#include <errno.h>
 #include <setjmp.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -62,6 +64,102 @@ static inline struct pfs_policy_host test_host_make(struct test_log *log)
 {
 	memset(log, 0, sizeof(*log));
 	return (struct pfs_policy_host){.log = test_log_append, .host_data = log};
+}
+
+/*
+ * A host with every ABI 2 service, backed by counters a test sets and
+ * reads: a budget of `room` bytes for reserves, a reclaimer that records
+ * its calls, a dirty-byte count, a page size and a shutdown flag.
+ */
+struct test_services {
+	struct test_log log;
+	uint64_t room;	  /* reserve bytes that fit */
+	uint64_t charged; /* reserve bytes charged now */
+	unsigned charges, uncharges;
+	unsigned reclaims;
+	size_t reclaim_want;
+	unsigned reclaim_flags;
+	unsigned waits;
+	uint64_t dirty;
+	uint64_t page_size;
+	unsigned shutdowns;
+	char why[256];
+};
+
+static inline struct test_services *test_services_of(void *data)
+{
+	return (struct test_services *)data;
+}
+
+static inline int test_svc_reserve_charge(void *data, uint64_t bytes)
+{
+	struct test_services *t = test_services_of(data);
+
+	t->charges++;
+	if (bytes > t->room - t->charged)
+		return -ENOMEM;
+	t->charged += bytes;
+	return 0;
+}
+
+static inline void test_svc_reserve_uncharge(void *data, uint64_t bytes)
+{
+	struct test_services *t = test_services_of(data);
+
+	t->uncharges++;
+	assert_true(bytes <= t->charged);
+	t->charged -= bytes;
+}
+
+static inline size_t test_svc_reclaim(void *data, size_t want, unsigned flags)
+{
+	struct test_services *t = test_services_of(data);
+
+	t->reclaims++;
+	t->reclaim_want = want;
+	t->reclaim_flags = flags;
+	return 0;
+}
+
+static inline int test_svc_wait(void *data, uint64_t timeout_ns)
+{
+	test_services_of(data)->waits++;
+	return -ETIMEDOUT;
+}
+
+static inline uint64_t test_svc_dirty(void *data)
+{
+	return test_services_of(data)->dirty;
+}
+
+static inline uint64_t test_svc_page_size(void *data)
+{
+	return test_services_of(data)->page_size;
+}
+
+static inline void test_svc_shutdown(void *data, const char *why)
+{
+	struct test_services *t = test_services_of(data);
+
+	if (t->shutdowns++ == 0)
+		snprintf(t->why, sizeof(t->why), "%s", why);
+}
+
+/* The log goes to t->log (struct test_log is its first member). */
+static inline struct pfs_policy_host test_services_host(struct test_services *t)
+{
+	memset(t, 0, sizeof(*t));
+	return (struct pfs_policy_host){
+		.log = test_log_append,
+		.host_data = t,
+		.reserve_charge = test_svc_reserve_charge,
+		.reserve_uncharge = test_svc_reserve_uncharge,
+		.reclaim = test_svc_reclaim,
+		.wait_for_memory = test_svc_wait,
+		.dirty_bytes = test_svc_dirty,
+		.page_size = test_svc_page_size,
+		.shutdown = test_svc_shutdown,
+	};
 }
 
 /* A failed attempt as the allocator would describe it. */

@@ -17,7 +17,9 @@
 #include "pfs_config.h"
 #include "loader.h"
 
-#define AVAILABLE "(available: abort, enomem, nofail, retry)"
+#define AVAILABLE                                                                                  \
+	"(available: abort, enomem, mempool, nofail, retry, retry_mayfail, shutdown, "             \
+	"too_small_to_fail)"
 
 static const char *const policy_names[] = {"abort", "enomem", "nofail", "retry"};
 
@@ -175,7 +177,7 @@ static void test_loader_refuses_wrong_abi(void **unused)
 	assert_null(
 		policy_load(TEST_PLUGIN_DIR "/bad_abi.so", NULL, NULL, 0, NULL, err, sizeof(err)));
 	assert_string_equal(err, TEST_PLUGIN_DIR "/bad_abi.so was built for policy ABI 0, this "
-						 "pressurefs needs 1; rebuild it against "
+						 "pressurefs needs 2; rebuild it against "
 						 "pressurefs/policy.h " AVAILABLE);
 }
 
@@ -354,7 +356,8 @@ static void test_loader_lists_available_sorted(void **unused)
 	char buf[256], small[8], empty[] = "/tmp/pfs-empty-XXXXXX";
 
 	policy_list_available(buf, sizeof(buf));
-	assert_string_equal(buf, "abort, enomem, nofail, retry");
+	assert_string_equal(buf, "abort, enomem, mempool, nofail, retry, retry_mayfail, shutdown, "
+				 "too_small_to_fail");
 	policy_list_available(small, sizeof(small));
 	assert_string_equal(small, "abort, ");
 

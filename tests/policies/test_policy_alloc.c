@@ -389,6 +389,184 @@ static void test_policy_alloc_enomem_fails_at_once(void **unused)
 	rig_teardown(&rig);
 }
 
+/* ---- the ABI 2 policies, with host services bound to the rig's allocator ---- */
+
+static struct alloc *host_alloc; /* the allocator the services below act on */
+static unsigned host_shutdowns;
+
+static int host_reserve_charge(void *data, uint64_t bytes)
+{
+	return alloc_reserve_charge(host_alloc, bytes);
+}
+
+static void host_reserve_uncharge(void *data, uint64_t bytes)
+{
+	alloc_reserve_uncharge(host_alloc, bytes);
+}
+
+static size_t host_reclaim(void *data, size_t want, unsigned flags)
+{
+	return alloc_reclaim(host_alloc, want, flags);
+}
+
+static uint64_t host_dirty(void *data)
+{
+	return 1;
+}
+
+static void host_shutdown(void *data, const char *why)
+{
+	host_shutdowns++;
+}
+
+static const struct pfs_policy_host services = {
+	.reserve_charge = host_reserve_charge,
+	.reserve_uncharge = host_reserve_uncharge,
+	.reclaim = host_reclaim,
+	.dirty_bytes = host_dirty,
+	.shutdown = host_shutdown,
+};
+
+/* rig_setup, with the policy installed on the new allocator. */
+static void rig_setup_installed(struct rig *rig, const char *spec, const char *args)
+{
+	rig_setup(rig, spec, args, &services);
+	/* rig_setup made an allocator the policy has not met: bind and install. */
+	host_alloc = rig->a;
+	if (rig->policy->ops->install)
+		assert_int_equal(rig->policy->ops->install(rig->policy->state), 0);
+}
+
+static void rig_teardown_installed(struct rig *rig)
+{
+	if (rig->policy->ops->uninstall)
+		rig->policy->ops->uninstall(rig->policy->state);
+	assert_int_equal(alloc_charged(rig->a), 0); /* the reserve went back */
+	rig_teardown(rig);
+	host_alloc = NULL;
+}
+
+static void test_policy_alloc_mempool_serves_writeback_from_reserve_when_budget_full(void **unused)
+{
+	struct alloc_retry retry = ALLOC_RETRY_INIT;
+	struct rig rig;
+	void *full, *wb, *page;
+	int err = 0;
+
+	rig_setup_installed(&rig, "mempool", "reserve=writeback:16K,wait_ms=1");
+	/* The reserve is charged, not live. */
+	assert_int_equal(alloc_charged(rig.a), 16 * KIB);
+	assert_int_equal(alloc_live(rig.a), 0);
+	full = alloc_malloc(rig.a, ALLOC_SITE_OTHER, 48 * KIB, 0);
+	assert_non_null(full);
+	/* No room left: a cache page fails at once ... */
+	page = alloc_malloc(rig.a, ALLOC_SITE_CACHE_PAGE, 4 * KIB, 0);
+	assert_null(page);
+	/* ... while writeback is served from the reserve, without looping. */
+	wb = alloc_try(rig.a, ALLOC_SITE_WRITEBACK, 8 * KIB, ALLOC_NOFS, &retry, &err);
+	assert_non_null(wb);
+	assert_int_equal(stat_total(rig.a, ALLOC_STAT_reserved), 1);
+	assert_int_equal(stat_total(rig.a, ALLOC_STAT_loops), 0);
+	/* Never past the limit: the block took the reserve's charge. */
+	assert_int_equal(alloc_charged(rig.a), LIMIT);
+	assert_int_equal(alloc_live(rig.a), 56 * KIB);
+	alloc_free(rig.a, wb);
+	alloc_free(rig.a, full);
+	rig_teardown_installed(&rig);
+}
+
+static void test_policy_alloc_mempool_injected_writeback_failure_served_by_reserve(void **unused)
+{
+	struct alloc_inject in = ALLOC_INJECT_OFF;
+	struct rig rig;
+	void *wb;
+
+	rig_setup_installed(&rig, "mempool", "reserve=writeback:16K");
+	in.probability = 100;
+	alloc_set_inject(rig.a, &in);
+	assert_null(alloc_malloc(rig.a, ALLOC_SITE_INODE, 64, 0));
+	wb = alloc_malloc(rig.a, ALLOC_SITE_WRITEBACK, 4 * KIB, 0);
+	assert_non_null(wb);
+	assert_int_equal(stat_total(rig.a, ALLOC_STAT_reserved), 1);
+	alloc_free(rig.a, wb);
+	in.probability = 0;
+	alloc_set_inject(rig.a, &in);
+	rig_teardown_installed(&rig);
+}
+
+static void test_policy_alloc_mempool_install_refused_when_budget_too_small(void **unused)
+{
+	struct policy_handle *h;
+	struct alloc *a = alloc_create(&(struct alloc_config){.mem_limit = LIMIT});
+	const char *keys[] = {"reserve"}, *values[] = {"writeback:128K"};
+	char err[256];
+
+	assert_non_null(a);
+	h = policy_load("mempool", keys, values, 1, &services, err, sizeof(err));
+	assert_non_null(h);
+	host_alloc = a;
+	assert_int_equal(h->ops->install(h->state), -ENOMEM);
+	assert_int_equal(alloc_charged(a), 0);
+	host_alloc = NULL;
+	alloc_destroy(a);
+	policy_unload(h);
+}
+
+static void test_policy_alloc_too_small_to_fail_loops_for_small_fails_large(void **unused)
+{
+	struct holder ho = {.free_on_call = 2};
+	struct rig rig;
+	void *full, *p;
+
+	rig_setup_installed(&rig, "too_small_to_fail", "threshold=4096,wait_ms=1");
+	full = alloc_malloc(rig.a, ALLOC_SITE_OTHER, 62 * KIB, 0);
+	assert_non_null(full);
+	/* Large: ENOMEM at once, no loop. */
+	assert_null(alloc_malloc(rig.a, ALLOC_SITE_CACHE_PAGE, 8 * KIB, 0));
+	assert_int_equal(stat_total(rig.a, ALLOC_STAT_loops), 0);
+	/* Small: loops until the reclaimer frees the big block. */
+	ho.block = full;
+	ho.a = rig.a;
+	alloc_set_reclaimer(rig.a, holder_reclaim, &ho);
+	p = alloc_malloc(rig.a, ALLOC_SITE_CACHE_PAGE, 4 * KIB, 0);
+	assert_non_null(p);
+	assert_true(stat_total(rig.a, ALLOC_STAT_loops) > 0);
+	alloc_set_reclaimer(rig.a, NULL, NULL);
+	alloc_free(rig.a, p);
+	rig_teardown_installed(&rig);
+}
+
+static void test_policy_alloc_retry_mayfail_gives_up_after_timeout(void **unused)
+{
+	struct rig rig;
+	void *full;
+
+	rig_setup_installed(&rig, "retry_mayfail", "timeout_ms=30,wait_ms=5");
+	full = alloc_malloc(rig.a, ALLOC_SITE_OTHER, 64 * KIB, 0);
+	assert_non_null(full);
+	assert_null(alloc_malloc(rig.a, ALLOC_SITE_CACHE_PAGE, 4 * KIB, 0));
+	assert_true(stat_total(rig.a, ALLOC_STAT_loops) > 0);
+	assert_int_equal(stat_total(rig.a, ALLOC_STAT_enomem), 1);
+	alloc_free(rig.a, full);
+	rig_teardown_installed(&rig);
+}
+
+static void test_policy_alloc_shutdown_fails_and_shuts_down(void **unused)
+{
+	struct rig rig;
+	void *full;
+
+	host_shutdowns = 0;
+	rig_setup_installed(&rig, "shutdown", NULL);
+	full = alloc_malloc(rig.a, ALLOC_SITE_OTHER, 64 * KIB, 0);
+	assert_non_null(full);
+	assert_null(alloc_malloc(rig.a, ALLOC_SITE_CACHE_PAGE, 4 * KIB, 0));
+	assert_int_equal(host_shutdowns, 1);
+	assert_int_equal(stat_total(rig.a, ALLOC_STAT_enomem), 1);
+	alloc_free(rig.a, full);
+	rig_teardown_installed(&rig);
+}
+
 /* ---- abort ---- */
 
 /* The child: fill the budget, ask for more under the abort policy. */
@@ -452,6 +630,14 @@ int main(void)
 		cmocka_unit_test(test_policy_alloc_retry_succeeds_when_reclaim_makes_room),
 		cmocka_unit_test(test_policy_alloc_enomem_fails_at_once),
 		cmocka_unit_test(test_policy_alloc_abort_kills_child_with_sigabrt),
+		cmocka_unit_test(
+			test_policy_alloc_mempool_serves_writeback_from_reserve_when_budget_full),
+		cmocka_unit_test(
+			test_policy_alloc_mempool_injected_writeback_failure_served_by_reserve),
+		cmocka_unit_test(test_policy_alloc_mempool_install_refused_when_budget_too_small),
+		cmocka_unit_test(test_policy_alloc_too_small_to_fail_loops_for_small_fails_large),
+		cmocka_unit_test(test_policy_alloc_retry_mayfail_gives_up_after_timeout),
+		cmocka_unit_test(test_policy_alloc_shutdown_fails_and_shuts_down),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,320 @@
+/*
+ * mempool: a reserve per site, filled when the policy is installed; on
+ * failure use the reserve, then sleep until memory comes back.
+ *
+ * What the allocator does: at install (mount, or a switch through
+ *	.pressurefs/policy) the policy charges each reserve to the budget; a
+ *	switch whose reserves do not fit fails with ENOMEM and the old policy
+ *	stays. An allocation at a site with a reserve that fails is served
+ *	from it (the RESERVED verdict: malloc only, no budget, no injection),
+ *	as mempool_alloc() falls back to its pool. When the reserve is short,
+ *	the policy first tops it up from the budget; failing that, the caller
+ *	sleeps (LOOP, wait_ms per round: reclaim, wait for a free) and the
+ *	policy is asked again, as mempool_alloc() sleeps until mempool_free()
+ *	refills the pool. Unlike mempool_free(), a free does not go to the
+ *	reserve first: it wakes the sleeper, whose next attempt takes it, and
+ *	the reserve refills when the policy is next asked and the budget has
+ *	room. Sites without a reserve fail at once (the general allocator does
+ *	not loop: that is the point). Switching away gives the reserves back.
+ * Can it fail: at a site with a reserve, no: the call sleeps until the
+ *	reserve or the budget has room (a request larger than its reserve can
+ *	never be served from it and fails at once, logged). Elsewhere, yes, at
+ *	once, like enomem.
+ * What the caller owes: at sites without a reserve, a clean ENOMEM path.
+ *	At a site with one: release what it takes soon and unconditionally
+ *	(writeback frees its buffer when the pass ends), because the next
+ *	caller sleeps until it does; and never wait on a reserve while holding
+ *	something the previous taker needs to finish.
+ * When NOT to use it: for callers that hold a reserved object
+ *	indefinitely, or that take from it in a loop (the pool drains and
+ *	everyone sleeps). With a single total reserve (reserve=SIZE) any site
+ *	draws from it: writers can exhaust it, and writeback then sleeps like
+ *	everyone else until something is freed; per-site reserves
+ *	(reserve=writeback:256K) keep writeback's for writeback.
+ *
+ * reserve=: "SIZE" (one pool shared by every site) or "SITE:SIZE" pieces
+ * joined by '+' ("writeback:256K+inode:64K"); SIZE takes K, M or G.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pressurefs/policy.h>
+
+#define NS_PER_MS    1000000ull
+#define MEMPOOL_MAX  8 /* pools: at most one per site, plus the total */
+#define MEMPOOL_NAME 32
+
+enum mempool_param {
+	MEMPOOL_RESERVE,
+	MEMPOOL_WAIT_MS,
+};
+
+static const struct pfs_policy_param mempool_params[] = {
+	[MEMPOOL_RESERVE] = {.name = "reserve",
+			     .type = PFS_PARAM_STRING,
+			     .def_str = "writeback:256K",
+			     .help = "SIZE (one pool for every site) or SITE:SIZE[+SITE:SIZE...]"},
+	[MEMPOOL_WAIT_MS] = {"wait_ms", 10, 1, 60000,
+			     "longest sleep for a free before the reserve is tried again, ms"},
+	{NULL, 0, 0, 0, NULL},
+};
+
+struct mempool_pool {
+	char site[MEMPOOL_NAME]; /* "" = every site (reserve=SIZE); immutable */
+	uint64_t target;	 /* bytes, immutable */
+	_Atomic uint64_t level;	 /* bytes charged and not handed out */
+	_Atomic bool warned;	 /* a too-large request was logged */
+};
+
+struct mempool_state {
+	struct mempool_pool pools[MEMPOOL_MAX];
+	unsigned npools;	     /* immutable after init */
+	uint64_t wait_ns;	     /* immutable after init */
+	struct pfs_policy_host host; /* immutable after init */
+	_Atomic bool installed;	     /* between install() and uninstall() */
+};
+
+static const char *const mempool_sites[] = {PFS_SITE_NAMES, NULL};
+
+static bool mempool_site_known(const char *name)
+{
+	for (unsigned i = 0; mempool_sites[i]; i++) {
+		if (strcmp(mempool_sites[i], name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* "256K" -> bytes; 0 on a bad or zero size. */
+static uint64_t mempool_size_parse(const char *s)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return 0;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return 0;
+	switch (*end) {
+	case 'G':
+	case 'g':
+		v <<= 10;
+		/* fall through */
+	case 'M':
+	case 'm':
+		v <<= 10;
+		/* fall through */
+	case 'K':
+	case 'k':
+		v <<= 10;
+		end++;
+		break;
+	default:
+		break;
+	}
+	return *end == '\0' && v <= (1ull << 40) ? v : 0;
+}
+
+static int mempool_reserve_parse(struct mempool_state *s, const char *text, char *err,
+				 size_t errlen)
+{
+	char copy[256], *save = NULL;
+
+	if (strlen(text) >= sizeof(copy)) {
+		snprintf(err, errlen, "reserve=%.40s...: too long", text);
+		return -EINVAL;
+	}
+	snprintf(copy, sizeof(copy), "%s", text);
+	for (char *piece = strtok_r(copy, "+", &save); piece; piece = strtok_r(NULL, "+", &save)) {
+		char *colon = strchr(piece, ':');
+		struct mempool_pool *p;
+		const char *size = colon ? colon + 1 : piece;
+
+		if (s->npools == MEMPOOL_MAX) {
+			snprintf(err, errlen, "reserve=%s: more than %d pools", text, MEMPOOL_MAX);
+			return -EINVAL;
+		}
+		p = &s->pools[s->npools];
+		if (colon) {
+			*colon = '\0';
+			if (!mempool_site_known(piece)) {
+				snprintf(err, errlen,
+					 "reserve=%s: unknown site '%.32s' (sites: " PFS_SITE_LIST
+					 ")",
+					 text, piece);
+				return -EINVAL;
+			}
+			snprintf(p->site, sizeof(p->site), "%s", piece);
+		} else if (s->npools > 0 || strchr(text, '+')) {
+			snprintf(err, errlen,
+				 "reserve=%s: a total (SIZE) stands alone; per site, write "
+				 "SITE:SIZE+SITE:SIZE",
+				 text);
+			return -EINVAL;
+		}
+		for (unsigned i = 0; i < s->npools; i++) {
+			if (strcmp(s->pools[i].site, p->site) == 0) {
+				snprintf(err, errlen, "reserve=%s: site %s given twice", text,
+					 p->site);
+				return -EINVAL;
+			}
+		}
+		p->target = mempool_size_parse(size);
+		if (p->target == 0) {
+			snprintf(err, errlen,
+				 "reserve=%s: '%.32s' is not a size > 0 (bytes, or with K, M, G)",
+				 text, size);
+			return -EINVAL;
+		}
+		s->npools++;
+	}
+	if (s->npools == 0) {
+		snprintf(err, errlen, "reserve=%s: no pool given (SIZE or SITE:SIZE[+...])", text);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int mempool_init(void **state, const long long *values, const char *const *strings,
+			const struct pfs_policy_host *host, char *err, size_t errlen)
+{
+	struct mempool_state *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	rc = mempool_reserve_parse(s, strings[MEMPOOL_RESERVE], err, errlen);
+	if (rc) {
+		free(s);
+		return rc;
+	}
+	s->wait_ns = (uint64_t)values[MEMPOOL_WAIT_MS] * NS_PER_MS;
+	if (host)
+		s->host = *host;
+	*state = s;
+	return 0;
+}
+
+static void mempool_fini(void *state)
+{
+	free(state);
+}
+
+static void mempool_release(struct mempool_state *s, unsigned upto)
+{
+	for (unsigned i = 0; i < upto; i++) {
+		uint64_t bytes = atomic_exchange(&s->pools[i].level, 0);
+
+		if (bytes && s->host.reserve_uncharge)
+			s->host.reserve_uncharge(s->host.host_data, bytes);
+	}
+}
+
+static int mempool_install(void *state)
+{
+	struct mempool_state *s = state;
+
+	if (!s->host.reserve_charge || !s->host.reserve_uncharge)
+		return -EOPNOTSUPP;
+	for (unsigned i = 0; i < s->npools; i++) {
+		if (s->host.reserve_charge(s->host.host_data, s->pools[i].target)) {
+			mempool_release(s, i);
+			return -ENOMEM;
+		}
+		atomic_store(&s->pools[i].level, s->pools[i].target);
+	}
+	atomic_store(&s->installed, true);
+	return 0;
+}
+
+static void mempool_uninstall(void *state)
+{
+	struct mempool_state *s = state;
+
+	atomic_store(&s->installed, false);
+	mempool_release(s, s->npools);
+}
+
+static struct mempool_pool *mempool_pool_of(struct mempool_state *s, const char *site)
+{
+	for (unsigned i = 0; i < s->npools; i++) {
+		if (!s->pools[i].site[0] || strcmp(s->pools[i].site, site) == 0)
+			return &s->pools[i];
+	}
+	return NULL;
+}
+
+/* Take size bytes out of the pool, all or nothing. */
+static bool mempool_take(struct mempool_pool *p, uint64_t size)
+{
+	uint64_t level = atomic_load(&p->level);
+
+	while (level >= size) {
+		if (atomic_compare_exchange_weak(&p->level, &level, level - size))
+			return true;
+	}
+	return false;
+}
+
+/* Top the pool up from the budget, if it has room now. */
+static void mempool_refill(struct mempool_state *s, struct mempool_pool *p)
+{
+	uint64_t level = atomic_load(&p->level), excess;
+
+	if (level >= p->target || s->host.reserve_charge(s->host.host_data, p->target - level) != 0)
+		return;
+	atomic_fetch_add(&p->level, p->target - level);
+	/* Two refills at once may overshoot: give the excess back. */
+	level = atomic_load(&p->level);
+	while (level > p->target) {
+		excess = level - p->target;
+		if (atomic_compare_exchange_weak(&p->level, &level, p->target)) {
+			s->host.reserve_uncharge(s->host.host_data, excess);
+			break;
+		}
+	}
+}
+
+static struct pfs_decision mempool_decide(void *state, const struct pfs_failure *f)
+{
+	static const struct pfs_decision fail = {.verdict = PFS_VERDICT_FAIL};
+	struct mempool_state *s = state;
+	struct mempool_pool *p = mempool_pool_of(s, f->site);
+
+	if (!p || !atomic_load(&s->installed))
+		return fail;
+	if (f->size > p->target) {
+		if (!atomic_exchange(&p->warned, true) && s->host.log)
+			s->host.log(s->host.host_data, PFS_LOG_WARNING,
+				    "mempool: %zu bytes at site %s is more than its reserve of "
+				    "%llu: failing such requests",
+				    f->size, f->site, (unsigned long long)p->target);
+		return fail;
+	}
+	if (mempool_take(p, f->size))
+		return (struct pfs_decision){.verdict = PFS_VERDICT_RESERVED};
+	mempool_refill(s, p);
+	if (mempool_take(p, f->size))
+		return (struct pfs_decision){.verdict = PFS_VERDICT_RESERVED};
+	return (struct pfs_decision){.verdict = PFS_VERDICT_LOOP, .wait_ns = s->wait_ns};
+}
+
+__attribute__((visibility("default"))) const struct pfs_policy pfs_policy_v1 = {
+	.abi_version = PFS_POLICY_ABI_VERSION,
+	.struct_size = sizeof(struct pfs_policy),
+	.name = "mempool",
+	.summary = "reserves per site, charged at install: on failure use the reserve, then "
+		   "sleep until memory returns; other sites fail at once",
+	.params = mempool_params,
+	.init = mempool_init,
+	.fini = mempool_fini,
+	.install = mempool_install,
+	.uninstall = mempool_uninstall,
+	.decide = mempool_decide,
+};
