@@ -26,7 +26,9 @@
  *   pcache_file.pages_lock  the file's page index, page flags and dirty
  *                      ranges; held briefly, never across I/O or allocation.
  *   pcache.dirty_lock  the list of files with dirty pages, dirty byte count,
- *                      the writeback thread's wake-ups.
+ *                      the writeback thread's wake-ups, and the wait of
+ *                      writers throttled at dirty_limit (who hold no other
+ *                      lock: see pcache_balance_dirty).
  *   pcache.lru_lock    the list of clean pages reclaim may drop.
  *   pcache_file.stamp_lock  the backing file's times and fd: putting the
  *                      last write's mtime back after writeback, an explicit
