@@ -283,8 +283,14 @@ static size_t wb_write_pages(struct pcache_file *f, struct pcache_page **pages, 
 		} while (i < n && niov < IOV_MAX && pages[i - 1]->to == pc->page_size &&
 			 pages[i]->from == 0 && pages[i]->index == pages[i - 1]->index + 1);
 
-		if (delay_us)
-			usleep((useconds_t)(delay_us * (i - first)));
+		if (delay_us) {
+			uint64_t us = (uint64_t)delay_us * (i - first);
+			struct timespec ts = {.tv_sec = (time_t)(us / 1000000),
+					      .tv_nsec = (long)(us % 1000000) * 1000};
+
+			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+				;
+		}
 		/* (Short runs never open the direct descriptor.) */
 		if (total >= PCACHE_WB_DIRECT_MIN)
 			nd = wb_direct_prefix(f, d, iov, niov, off, &dbytes);
