@@ -331,11 +331,18 @@ static void wb_end(struct pcache_file *f, struct pcache_page **pages, size_t n, 
 	atomic_store(&pc->wb_failing, ok < n);
 	atomic_fetch_add(&pc->pages_written, ok);
 	pthread_cond_broadcast(&f->writeback_done);
-	if (atomic_load(&pc->throttle_waiters)) {
-		pthread_mutex_lock(&pc->dirty_lock);
-		pthread_cond_broadcast(&pc->dirty_drained);
-		pthread_mutex_unlock(&pc->dirty_lock);
-	}
+}
+
+/* No cache lock held: a writeback ended, wake the writers throttled at
+ * dirty_limit. Called after the clean pages past clean_limit are gone, so
+ * that what they allocate next does not come on top of those. */
+static void wb_wake_throttled(struct pcache *pc)
+{
+	if (!atomic_load(&pc->throttle_waiters))
+		return;
+	pthread_mutex_lock(&pc->dirty_lock);
+	pthread_cond_broadcast(&pc->dirty_drained);
+	pthread_mutex_unlock(&pc->dirty_lock);
 }
 
 /* A failed pass (its error, if a backing one, is recorded already): count
@@ -401,6 +408,7 @@ int _pcache_wb_file(struct pcache_file *f, const struct pcache_wb_req *req)
 			puts++;
 		pthread_mutex_unlock(&f->pages_lock);
 		_pcache_clean_trim(pc);
+		wb_wake_throttled(pc);
 		if (err) {
 			wb_failed(f);
 			break;

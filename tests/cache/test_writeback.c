@@ -717,6 +717,7 @@ static struct wb_fixture *throttle_make(bool unthrottled, unsigned delay_us)
 	struct pcache_config cc = {
 		.page_size = PAGE,
 		.dirty_limit = 4 * PAGE,
+		.clean_limit = 4 * PAGE,
 		.writeback_ms = 3600u * 1000u,
 		.writers_unthrottled = unthrottled,
 		.writeback_delay_us = delay_us,
@@ -743,6 +744,28 @@ static void test_writeback_throttle_holds_writers_at_dirty_limit(void **state)
 	assert_true(r.peak <= 4 * PAGE + PAGE);
 	pcache_usage_read(fx->env.pc, &u);
 	assert_true(u.throttled_writes > 0);
+	assert_int_equal(pcache_fsync(&fx->f, false), 0);
+	pt_assert_backing(fx->fd, &fx->m);
+	wb_free(fx);
+}
+
+static void test_writeback_throttle_keeps_the_cache_under_dirty_plus_clean_limit(void **state)
+{
+	struct wb_fixture *fx = throttle_make(false, 2000);
+	struct throttle_run r = {.pages = 64};
+	struct alloc_stats st;
+	/* A page's record, data and alignment slack, as page_new asks. */
+	uint64_t page_bytes = PAGE + 1024;
+
+	(void)state;
+	throttle_write(fx, &r);
+	alloc_stats_read(fx->env.a, &st);
+	/* dirty_limit + clean_limit + the one write a writer may add past the
+	 * limit (and one more a writer may add in the instant between a
+	 * writeback's end and the trim of the clean pages it made). Woken
+	 * before that trim, writers would find up to a whole batch of clean
+	 * pages still there. */
+	assert_true(st.site[ALLOC_SITE_CACHE_PAGE][ALLOC_STAT_peak] <= (4 + 4 + 2) * page_bytes);
 	assert_int_equal(pcache_fsync(&fx->f, false), 0);
 	pt_assert_backing(fx->fd, &fx->m);
 	wb_free(fx);
@@ -825,6 +848,8 @@ int main(void)
 		cmocka_unit_test(test_writeback_fsync_own_buffer_failure_is_enomem_and_keeps_data),
 		cmocka_unit_test(test_writeback_error_reported_once_to_every_open_description),
 		cmocka_unit_test(test_writeback_throttle_holds_writers_at_dirty_limit),
+		cmocka_unit_test(
+			test_writeback_throttle_keeps_the_cache_under_dirty_plus_clean_limit),
 		cmocka_unit_test(test_writeback_unthrottled_writers_run_past_dirty_limit),
 		cmocka_unit_test(test_writeback_throttle_lets_writers_pass_while_writeback_fails),
 		cmocka_unit_test(test_writeback_throttle_never_waits_without_the_thread),
