@@ -67,8 +67,10 @@ struct pcache_index; /* private: the page index of one file */
 
 struct pcache_config {
 	size_t page_size; /* power of two, 4 KiB .. 1 MiB */
-	uint64_t
-		dirty_limit; /* dirty bytes that start writeback at once (0 = mem_limit/2 or 64M) */
+	/* Dirty bytes that start writeback at once, which then goes on down
+	 * to half of them, and past which writers wait (0 = mem_limit/2 or
+	 * 64M). */
+	uint64_t dirty_limit;
 	uint64_t clean_limit;	     /* clean bytes kept; the oldest beyond are dropped
 				      * (0 = 64M without a mem_limit, else no limit of its own) */
 	unsigned writeback_ms;	     /* dirty pages older than this are written back */

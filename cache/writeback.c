@@ -539,13 +539,24 @@ void pcache_balance_dirty(struct pcache *pc)
 static void *wb_thread_main(void *arg)
 {
 	struct pcache *pc = arg;
+	/* Past dirty_limit, write on until half of it is left, as the
+	 * kernel's background writeback runs down to its own threshold: a
+	 * thread that stopped right under the limit would leave the disk idle
+	 * while throttled writers fill the cache up to it again. */
+	bool draining = false;
 
 	pthread_mutex_lock(&pc->dirty_lock);
 	while (!pc->wb_stop) {
 		uint64_t age_ns = (uint64_t)_pcache_writeback_ms(pc) * 1000000ull;
 		uint64_t now = _pcache_now_ns();
-		bool urgent = atomic_load(&pc->wb_urgent);
-		bool force = urgent || atomic_load(&pc->dirty_bytes) > _pcache_dirty_limit(pc);
+		uint64_t dirty = atomic_load(&pc->dirty_bytes), limit = _pcache_dirty_limit(pc);
+		bool urgent = atomic_load(&pc->wb_urgent), force;
+
+		if (dirty > limit)
+			draining = true;
+		else if (dirty <= limit / 2)
+			draining = false;
+		force = urgent || draining;
 		struct pcache_file *f = wb_pick(pc, now, force);
 		struct pcache_wb_req req = {
 			.all = force,

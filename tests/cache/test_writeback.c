@@ -95,6 +95,45 @@ static void test_writeback_thread_starts_at_once_past_dirty_limit(void **state)
 	wb_free(fx);
 }
 
+static void test_writeback_past_dirty_limit_writes_down_to_half_of_it(void **state)
+{
+	/* Three files of 3 pages against a limit of 8, writeback_ms of an
+	 * hour: the thread writes the first file (6 pages left, under the
+	 * limit but over half of it), goes on with the second (3 left) and
+	 * leaves the third alone. */
+	struct wb_fixture *fx = wb_make(PAGE, 8 * PAGE, 3600u * 1000u);
+	struct pcache_file g, h;
+	struct pt_model mg, mh;
+	struct limit_ctx c = {fx->env.pc, 3 * PAGE};
+	struct pcache_usage u;
+	int gfd, hfd;
+
+	(void)state;
+	gfd = pt_file_open(&fx->env, &g, "g");
+	hfd = pt_file_open(&fx->env, &h, "h");
+	pt_model_init(&mg);
+	pt_model_init(&mh);
+	pt_write(&fx->f, &fx->m, 3 * PAGE, 0, 1);
+	pt_write(&g, &mg, 3 * PAGE, 0, 2);
+	pt_write(&h, &mh, 3 * PAGE, 0, 3);
+	assert_int_equal(pcache_writeback_start(fx->env.pc), 0);
+	assert_true(pt_wait_until(under_limit, &c, 10000));
+	pcache_usage_read(fx->env.pc, &u);
+	assert_int_equal(u.dirty_bytes, 3 * PAGE);
+	assert_true(pcache_file_is_dirty(&h));
+	pt_assert_backing(fx->fd, &fx->m);
+	pt_assert_backing(gfd, &mg);
+	pcache_writeback_stop(fx->env.pc);
+	assert_int_equal(pcache_fsync(&g, false), 0);
+	assert_int_equal(pcache_fsync(&h, false), 0);
+	pt_assert_backing(hfd, &mh);
+	pt_file_close(&g);
+	pt_file_close(&h);
+	pt_model_free(&mg);
+	pt_model_free(&mh);
+	wb_free(fx);
+}
+
 static void test_writeback_young_pages_stay_dirty_without_pressure(void **state)
 {
 	struct wb_fixture *fx = wb_make(PAGE, 0, 3600u * 1000u);
@@ -827,6 +866,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_writeback_thread_writes_pages_older_than_writeback_ms),
 		cmocka_unit_test(test_writeback_thread_starts_at_once_past_dirty_limit),
+		cmocka_unit_test(test_writeback_past_dirty_limit_writes_down_to_half_of_it),
 		cmocka_unit_test(test_writeback_young_pages_stay_dirty_without_pressure),
 		cmocka_unit_test(test_writeback_set_config_takes_effect_at_run_time),
 		cmocka_unit_test(test_writeback_for_each_dirty_lists_exactly_the_dirty_ranges),
