@@ -135,6 +135,8 @@ struct pcache *pcache_create(struct alloc *a, const struct pcache_config *config
 	pc->clean_limit = config ? config->clean_limit : 0;
 	pc->writeback_ms =
 		config && config->writeback_ms ? config->writeback_ms : PCACHE_DEFAULT_WRITEBACK_MS;
+	pc->writers_unthrottled = config && config->writers_unthrottled;
+	pc->writeback_delay_us = config ? config->writeback_delay_us : 0;
 	if (ops)
 		pc->ops = *ops;
 	pthread_mutex_init(&pc->dirty_lock, NULL);
@@ -144,6 +146,7 @@ struct pcache *pcache_create(struct alloc *a, const struct pcache_config *config
 	pthread_condattr_init(&cattr);
 	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
 	pthread_cond_init(&pc->wb_wake, &cattr);
+	pthread_cond_init(&pc->dirty_drained, &cattr);
 	pthread_condattr_destroy(&cattr);
 	atomic_init(&pc->wb_urgent, false);
 	atomic_init(&pc->direct_off, config && config->buffered_only);
@@ -163,6 +166,7 @@ void pcache_destroy(struct pcache *pc)
 	left = atomic_load(&pc->nfiles);
 	if (left)
 		pfs_log(LOG_ERR, "cache destroyed with %ld file(s) still attached", left);
+	pthread_cond_destroy(&pc->dirty_drained);
 	pthread_cond_destroy(&pc->wb_wake);
 	pthread_mutex_destroy(&pc->lru_lock);
 	pthread_mutex_destroy(&pc->list_lock);
@@ -178,6 +182,8 @@ void pcache_set_config(struct pcache *pc, const struct pcache_config *config)
 	__atomic_store_n(&pc->writeback_ms,
 			 config->writeback_ms ? config->writeback_ms : PCACHE_DEFAULT_WRITEBACK_MS,
 			 __ATOMIC_RELAXED);
+	__atomic_store_n(&pc->writers_unthrottled, config->writers_unthrottled, __ATOMIC_RELAXED);
+	__atomic_store_n(&pc->writeback_delay_us, config->writeback_delay_us, __ATOMIC_RELAXED);
 	_pcache_clean_trim(pc);
 	_pcache_wb_wake(pc); /* the next pass uses them */
 }
@@ -367,7 +373,6 @@ void pcache_file_discard(struct pcache_file *f)
 	_pcache_wait_writeback(f);
 	list = file_drop_all(f);
 	put = _pcache_file_undirty(f);
-	f->wb_error = 0;
 	pthread_mutex_unlock(&f->pages_lock);
 	pthread_mutex_unlock(&f->lock);
 	_pcache_page_list_free(pc, list);
@@ -481,6 +486,8 @@ void pcache_usage_read(struct pcache *pc, struct pcache_usage *out)
 	out->pages_written = atomic_load(&pc->pages_written);
 	out->writeback_errors = atomic_load(&pc->writeback_errors);
 	out->direct_bytes = atomic_load(&pc->direct_bytes);
+	out->throttled_writes = atomic_load(&pc->throttled_writes);
+	out->throttled_us = atomic_load(&pc->throttled_ns) / 1000;
 }
 
 void pcache_for_each_dirty(struct pcache *pc, pcache_dirty_fn fn, void *data)

@@ -7,8 +7,15 @@
  * file. Every page and every buffer here comes from the allocator (sites
  * cache_page and writeback), so the policy decides what a write meets when
  * memory runs out. The cache never drops acknowledged data by itself: a
- * failed writeback leaves the pages dirty, is retried later, and its error
- * is reported by the next fsync of the file.
+ * failed writeback leaves the pages dirty and is retried later. A backing
+ * I/O error is reported by fsync the way Linux reports it (errseq: once to
+ * every open file description that was open when it happened, or to the
+ * next fsync if none has seen it); a writeback that only could not get a
+ * buffer is no error: its data is still dirty and goes out later.
+ *
+ * Writers are throttled like the kernel's balance_dirty_pages: while the
+ * bytes dirty or under writeback pass dirty_limit, pcache_write waits
+ * (holding no lock) for writeback to bring them under.
  *
  * No FUSE in here: the daemon (ops.c) maps requests to these calls, and the
  * unit tests drive them directly against real backing files.
@@ -19,7 +26,9 @@
  *   pcache_file.pages_lock  the file's page index, page flags and dirty
  *                      ranges; held briefly, never across I/O or allocation.
  *   pcache.dirty_lock  the list of files with dirty pages, dirty byte count,
- *                      the writeback thread's wake-ups.
+ *                      the writeback thread's wake-ups, and the wait of
+ *                      writers throttled at dirty_limit (who hold no other
+ *                      lock: see pcache_balance_dirty).
  *   pcache.lru_lock    the list of clean pages reclaim may drop.
  *   pcache_file.stamp_lock  the backing file's times and fd: putting the
  *                      last write's mtime back after writeback, an explicit
@@ -58,14 +67,24 @@ struct pcache_index; /* private: the page index of one file */
 
 struct pcache_config {
 	size_t page_size; /* power of two, 4 KiB .. 1 MiB */
-	uint64_t
-		dirty_limit; /* dirty bytes that start writeback at once (0 = mem_limit/2 or 64M) */
-	uint64_t clean_limit;  /* clean bytes kept; the oldest beyond are dropped
-				* (0 = 64M without a mem_limit, else no limit of its own) */
-	unsigned writeback_ms; /* dirty pages older than this are written back */
-	bool buffered_only;    /* never O_DIRECT: every writeback goes through the
-				* backing fs's page cache (fixed at create) */
+	/* Dirty bytes that start writeback at once, which then goes on down
+	 * to half of them, and past which writers wait (0 = mem_limit/2 or
+	 * 64M). */
+	uint64_t dirty_limit;
+	uint64_t clean_limit;	     /* clean bytes kept; the oldest beyond are dropped
+				      * (0 = 64M without a mem_limit, else no limit of its own) */
+	unsigned writeback_ms;	     /* dirty pages older than this are written back */
+	bool buffered_only;	     /* never O_DIRECT: every writeback goes through the
+				      * backing fs's page cache (fixed at create) */
+	bool writers_unthrottled;    /* writers never wait at dirty_limit (to compare) */
+	unsigned writeback_delay_us; /* for testing: sleep this long per page written
+				      * back, to stand for a slow backing store */
 };
+
+/* A writeback error and how often it changed, as Linux's errseq_t: the
+ * low bits hold the last error's errno, one bit says whether an fsync has
+ * reported it, the rest count errors recorded since. 0: never an error. */
+typedef uint32_t pcache_errseq_t;
 
 /* How the cache keeps a file alive while it has dirty pages (the daemon's
  * inode refcount): get when the file gets its first dirty page or while the
@@ -103,8 +122,8 @@ struct pcache_file {
 	uint64_t wb_stop_index; /* pages_lock: writeback takes no page at or past this
 				 * (a shrinking truncate is under way); UINT64_MAX */
 	uint64_t dirty_pages;	/* pages_lock: pages dirty or under writeback */
-	int wb_error; /* pages_lock: first writeback error since the last fsync, 0 or -errno */
-	uint64_t dirtied_ns; /* dirty_lock: when the file went from clean to dirty */
+	pcache_errseq_t wb_err; /* pages_lock: the file's writeback errors (errseq) */
+	uint64_t dirtied_ns;	/* dirty_lock: when the file went from clean to dirty */
 	struct pcache_file *dirty_next, *dirty_prev; /* dirty_lock: the dirty-file list */
 	bool on_dirty_list;			     /* dirty_lock */
 	uint64_t id; /* the daemon's inode number, for `dirty` and logs */
@@ -127,8 +146,9 @@ void pcache_destroy(struct pcache *pc);
 int pcache_writeback_start(struct pcache *pc);
 void pcache_writeback_stop(struct pcache *pc);
 size_t pcache_page_size(const struct pcache *pc);
-/* Change dirty_limit, clean_limit and writeback_ms at run time (page_size
- * and buffered_only are fixed at create and ignored here); the writeback
+/* Change dirty_limit, clean_limit, writeback_ms, writers_unthrottled and
+ * writeback_delay_us at run time (page_size and buffered_only are fixed at
+ * create and ignored here); the writeback
  * thread uses them on its next pass, which this call starts at once, and
  * clean pages past a lowered clean_limit go at once. */
 void pcache_set_config(struct pcache *pc, const struct pcache_config *config);
@@ -167,12 +187,25 @@ ssize_t pcache_read(struct pcache_file *f, void *buf, size_t len, off_t off);
 int pcache_truncate(struct pcache_file *f, off_t size);
 /* Write back the file's dirty pages (no fsync). 0 or negative errno. */
 int pcache_flush_file(struct pcache_file *f);
-/* Write back, then fsync (fdatasync if datasync) the backing file. Returns
- * the first error: its own, or one kept from an earlier writeback. The
- * kept error is reported once (then cleared), even if the data went out
- * since. 0 means every byte written before the call is in the backing
- * file and synced. -ENOMEM: no writeback buffer under the policy (the
- * data stays dirty, nothing is lost). */
+/*
+ * Write back, then fsync (fdatasync if datasync) the backing file, for an
+ * open file description whose errseq cursor is *seen (from
+ * pcache_file_errseq_sample at open; advanced here).
+ * 0: every byte written to the file before the call, through any
+ * descriptor, is in the backing file and synced.
+ * -EIO, -ENOSPC, ... (the backing store's errno): a backing write or fsync
+ * failed since this description last asked (here or in the background),
+ * even if a later retry wrote the data; reported once per description.
+ * -ENOMEM: this call's own writeback could get no buffer under the policy;
+ * the data stays dirty and nothing is lost: call again.
+ * A backing error takes precedence over -ENOMEM.
+ */
+int pcache_fsync_handle(struct pcache_file *f, bool datasync, pcache_errseq_t *seen);
+/* The cursor of a new open file description: an error no fsync has
+ * reported yet is still ahead of it, errors already reported are not. */
+pcache_errseq_t pcache_file_errseq_sample(struct pcache_file *f);
+/* pcache_fsync_handle for a caller without a description of its own: it
+ * reports the errors no fsync has reported yet. */
 int pcache_fsync(struct pcache_file *f, bool datasync);
 /* Forget cached pages in [off, off+len) after writing them back (for
  * fallocate punch-hole and the like). */
@@ -194,6 +227,13 @@ int pcache_file_set_times(struct pcache_file *f, const struct timespec tv[2]);
 int pcache_file_set_fd(struct pcache_file *f, int fd, bool if_clean);
 
 /* ---- whole cache ---- */
+/* Wait while the bytes dirty or under writeback are past dirty_limit, until
+ * writeback brings them under (pcache_write calls it first). The caller
+ * must hold no lock: the wait is for other threads. Returns at once when
+ * no writeback thread runs, when writeback is failing, or when a while
+ * has passed without a page written: waiting would not help, and the
+ * policy decides what an allocation past the budget meets. */
+void pcache_balance_dirty(struct pcache *pc);
 /* Write back everything; first error or 0. */
 int pcache_sync_all(struct pcache *pc);
 /* Drop clean pages (drop_caches). Returns bytes freed. */
@@ -208,6 +248,8 @@ struct pcache_usage {
 				    * counted even when a no-allocation fallback then
 				    * wrote the data) */
 	uint64_t direct_bytes;	   /* of the bytes written back, those written with O_DIRECT */
+	uint64_t throttled_writes; /* writes that waited at dirty_limit */
+	uint64_t throttled_us;	   /* time they waited, in total */
 };
 void pcache_usage_read(struct pcache *pc, struct pcache_usage *out);
 

@@ -40,6 +40,10 @@
 #define PCACHE_WB_MAX_BATCH 256u
 /* Batch of the no-allocation writeback used by reclaim (on the stack). */
 #define PCACHE_WB_STACK_BATCH 16u
+/* A writer throttled at dirty_limit looks again at least this often, and
+ * stops waiting after this many looks in a row without a page written. */
+#define PCACHE_THROTTLE_PAUSE_MS    100u
+#define PCACHE_THROTTLE_IDLE_PAUSES 20u
 
 struct pcache_page {
 	struct pcache_file *file;		 /* set once at insertion */
@@ -95,6 +99,8 @@ struct pcache {
 	uint64_t dirty_limit; /* 0: derived from the allocator's budget */
 	uint64_t clean_limit; /* 0: the default without a budget, else none */
 	unsigned writeback_ms;
+	bool writers_unthrottled;
+	unsigned writeback_delay_us;
 	struct pcache_file_ops ops;
 
 	/* dirty_lock protects: the dirty-file list, f->dirtied_ns, the index's
@@ -105,6 +111,13 @@ struct pcache {
 	pthread_t wb_thread;
 	bool wb_running, wb_stop;
 	atomic_bool wb_urgent; /* reclaim asked: write everything now */
+	/* with dirty_lock: writers throttled at dirty_limit wait here, and
+	 * every writeback that ends while one waits wakes them */
+	pthread_cond_t dirty_drained;
+	atomic_uint throttle_waiters;
+	/* The latest writeback that ended failed with a backing error: a
+	 * throttled writer would wait for nothing. */
+	atomic_bool wb_failing;
 
 	/* Serialise whole-cache passes so their pass markers cannot fight. */
 	pthread_mutex_t sync_lock;	     /* pcache_sync_all passes, pass_seq[SYNC] */
@@ -118,6 +131,7 @@ struct pcache {
 
 	atomic_uint_fast64_t cached_bytes, dirty_bytes, writeback_bytes;
 	atomic_uint_fast64_t pages_written, writeback_errors, direct_bytes;
+	atomic_uint_fast64_t throttled_writes, throttled_ns;
 	/* No O_DIRECT writeback: not asked for (buffered_only), or the
 	 * backing fs refused it once. */
 	atomic_bool direct_off;
@@ -130,7 +144,6 @@ struct pcache_wb_req {
 	uint64_t cutoff_ns;
 	bool use_stack;	      /* reclaim: no allocation, small on-stack batches */
 	unsigned alloc_flags; /* for the writeback buffer (ALLOC_NOFS under f->lock) */
-	bool record_error;    /* keep a failure in f->wb_error (not fsync's own) */
 	bool stack_fallback;  /* no buffer: count the failure, write from the stack */
 };
 
@@ -192,6 +205,8 @@ int _pcache_page_fill(struct pcache_file *f, struct pcache_page *p);
 
 /* ---- writeback.c ---- */
 int _pcache_wb_file(struct pcache_file *f, const struct pcache_wb_req *req);
+/* pages_lock held: record a backing error in f->wb_err. */
+void _pcache_errseq_set(struct pcache_file *f, int err);
 /* Wake the writeback thread; callers hold no lock after pages_lock. */
 void _pcache_wb_wake(struct pcache *pc);
 /* Same from inside an allocation (reclaim): never waits for dirty_lock, a

@@ -206,6 +206,8 @@ ssize_t pcache_write(struct pcache_file *f, const void *buf, size_t len, off_t o
 		return -EINVAL;
 	if (len == 0)
 		return 0;
+	/* Before f->lock: a throttled writer holds nothing anyone waits for. */
+	pcache_balance_dirty(pc);
 	clock_gettime(CLOCK_REALTIME, &mtime);
 	pthread_mutex_lock(&f->lock);
 	while (done < len) {

@@ -137,7 +137,7 @@ size_t pcache_drop_clean(struct pcache *pc)
  * were dirty when we started, and drop what that cleaned. */
 static size_t reclaim_writeback(struct pcache *pc, size_t want)
 {
-	struct pcache_wb_req req = {.all = true, .use_stack = true, .record_error = true};
+	struct pcache_wb_req req = {.all = true, .use_stack = true};
 	size_t bytes = 0;
 	unsigned budget = 0;
 

@@ -18,6 +18,13 @@
  * backing filesystems without direct I/O take the buffered path as before.
  * The kernel keeps the two paths coherent: a direct write first writes
  * and drops the backing page cache over its range.
+ *
+ * Errors: a backing write that fails hands its pages back dirty and, in the
+ * same critical section, records the error in the file's errseq, so that no
+ * fsync can find the pages clean-looking and the error not yet there. A
+ * writeback that cannot get its buffer has written nothing and lost
+ * nothing: that is no error of the file, only of the call that needed it
+ * (an fsync returns -ENOMEM; the thread tries again later).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +36,51 @@
 #include <unistd.h>
 
 #include "pcache_i.h"
+
+/* errseq, as lib/errseq.c: errno in the low bits, then the "seen" flag,
+ * then a counter that moves when a new error follows a seen one. */
+#define ERRSEQ_ERRNO_MASK 0xfffu
+#define ERRSEQ_SEEN	  0x1000u
+#define ERRSEQ_CTR_INC	  0x2000u
+
+void _pcache_errseq_set(struct pcache_file *f, int err)
+{
+	pcache_errseq_t old = f->wb_err, new;
+
+	if (err >= 0 || -err > (int)ERRSEQ_ERRNO_MASK)
+		err = -EIO;
+	new = (old & ~(ERRSEQ_ERRNO_MASK | ERRSEQ_SEEN)) | (pcache_errseq_t)-err;
+	/* An error nobody has seen yet is only replaced: one report covers
+	 * both. */
+	if (old & ERRSEQ_SEEN)
+		new += ERRSEQ_CTR_INC;
+	f->wb_err = new;
+}
+
+pcache_errseq_t pcache_file_errseq_sample(struct pcache_file *f)
+{
+	pcache_errseq_t cur;
+
+	pthread_mutex_lock(&f->pages_lock);
+	cur = f->wb_err;
+	pthread_mutex_unlock(&f->pages_lock);
+	/* Unseen: 0 keeps it ahead of the new description. */
+	return (cur & ERRSEQ_SEEN) ? cur : 0;
+}
+
+/* pages_lock held: the error recorded since *seen, if any, marked seen;
+ * *seen moves to now. 0 or -errno. */
+static int errseq_check_and_advance(struct pcache_file *f, pcache_errseq_t *seen)
+{
+	pcache_errseq_t cur = f->wb_err;
+
+	if (cur == *seen)
+		return 0;
+	cur |= ERRSEQ_SEEN;
+	f->wb_err = cur;
+	*seen = cur;
+	return -(int)(cur & ERRSEQ_ERRNO_MASK);
+}
 
 /* Back-off before a file whose writeback failed is tried again. */
 static uint64_t wb_retry_delay_ns(const struct pcache *pc)
@@ -211,6 +263,7 @@ static size_t wb_write_pages(struct pcache_file *f, struct pcache_page **pages, 
 			     struct iovec *iov, struct wb_direct *d, int *err)
 {
 	struct pcache *pc = f->cache;
+	unsigned delay_us = __atomic_load_n(&pc->writeback_delay_us, __ATOMIC_RELAXED);
 	size_t i = 0;
 
 	*err = 0;
@@ -230,6 +283,14 @@ static size_t wb_write_pages(struct pcache_file *f, struct pcache_page **pages, 
 		} while (i < n && niov < IOV_MAX && pages[i - 1]->to == pc->page_size &&
 			 pages[i]->from == 0 && pages[i]->index == pages[i - 1]->index + 1);
 
+		if (delay_us) {
+			uint64_t us = (uint64_t)delay_us * (i - first);
+			struct timespec ts = {.tv_sec = (time_t)(us / 1000000),
+					      .tv_nsec = (long)(us % 1000000) * 1000};
+
+			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+				;
+		}
 		/* (Short runs never open the direct descriptor.) */
 		if (total >= PCACHE_WB_DIRECT_MIN)
 			nd = wb_direct_prefix(f, d, iov, niov, off, &dbytes);
@@ -245,8 +306,9 @@ static size_t wb_write_pages(struct pcache_file *f, struct pcache_page **pages, 
 }
 
 /* pages_lock held: end writeback of pages[0..n); the first ok of them made
- * it to the backing file, the rest are dirty again. */
-static void wb_end(struct pcache_file *f, struct pcache_page **pages, size_t n, size_t ok)
+ * it to the backing file, the rest are dirty again and err (the backing
+ * store's) is recorded with them. */
+static void wb_end(struct pcache_file *f, struct pcache_page **pages, size_t n, size_t ok, int err)
 {
 	struct pcache *pc = f->cache;
 	uint64_t now = _pcache_now_ns();
@@ -264,21 +326,32 @@ static void wb_end(struct pcache_file *f, struct pcache_page **pages, size_t n, 
 		p->dirtied_ns = now;
 		atomic_fetch_add(&pc->dirty_bytes, pc->page_size);
 	}
+	if (ok < n)
+		_pcache_errseq_set(f, err);
+	atomic_store(&pc->wb_failing, ok < n);
 	atomic_fetch_add(&pc->pages_written, ok);
 	pthread_cond_broadcast(&f->writeback_done);
 }
 
-/* A failed pass: keep the error for fsync, count it, and let the thread
- * leave the file alone for a while. */
-static void wb_failed(struct pcache_file *f, const struct pcache_wb_req *req, int err)
+/* No cache lock held: a writeback ended, wake the writers throttled at
+ * dirty_limit. Called after the clean pages past clean_limit are gone, so
+ * that what they allocate next does not come on top of those. */
+static void wb_wake_throttled(struct pcache *pc)
+{
+	if (!atomic_load(&pc->throttle_waiters))
+		return;
+	pthread_mutex_lock(&pc->dirty_lock);
+	pthread_cond_broadcast(&pc->dirty_drained);
+	pthread_mutex_unlock(&pc->dirty_lock);
+}
+
+/* A failed pass (its error, if a backing one, is recorded already): count
+ * it, and let the thread leave the file alone for a while. */
+static void wb_failed(struct pcache_file *f)
 {
 	struct pcache *pc = f->cache;
 
 	atomic_fetch_add(&pc->writeback_errors, 1);
-	pthread_mutex_lock(&f->pages_lock);
-	if (req->record_error && !f->wb_error)
-		f->wb_error = err;
-	pthread_mutex_unlock(&f->pages_lock);
 	pthread_mutex_lock(&pc->dirty_lock);
 	if (f->index)
 		f->index->retry_after_ns = _pcache_now_ns() + wb_retry_delay_ns(pc);
@@ -316,7 +389,7 @@ int _pcache_wb_file(struct pcache_file *f, const struct pcache_wb_req *req)
 			cap = PCACHE_WB_STACK_BATCH;
 			err = 0;
 		} else {
-			wb_failed(f, req, err);
+			wb_failed(f);
 			return err;
 		}
 	}
@@ -330,13 +403,14 @@ int _pcache_wb_file(struct pcache_file *f, const struct pcache_wb_req *req)
 			break;
 		ok = wb_write_pages(f, pages, n, iov, &direct, &err);
 		pthread_mutex_lock(&f->pages_lock);
-		wb_end(f, pages, n, ok);
+		wb_end(f, pages, n, ok, err);
 		if (_pcache_file_undirty(f))
 			puts++;
 		pthread_mutex_unlock(&f->pages_lock);
 		_pcache_clean_trim(pc);
+		wb_wake_throttled(pc);
 		if (err) {
-			wb_failed(f, req, err);
+			wb_failed(f);
 			break;
 		}
 		if (n < cap)
@@ -386,9 +460,10 @@ static struct pcache_file *wb_pick(struct pcache *pc, uint64_t now, bool force)
 	return NULL;
 }
 
-static void wb_timed_wait(struct pcache *pc)
+/* dirty_lock held: wait on cond (a CLOCK_MONOTONIC one) for period_ms at
+ * most. */
+static void wb_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, uint64_t period_ms)
 {
-	uint64_t period_ms = _pcache_writeback_ms(pc) / 4 ? _pcache_writeback_ms(pc) / 4 : 1;
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -398,24 +473,94 @@ static void wb_timed_wait(struct pcache *pc)
 		ts.tv_sec++;
 		ts.tv_nsec -= 1000000000L;
 	}
-	pthread_cond_timedwait(&pc->wb_wake, &pc->dirty_lock, &ts);
+	pthread_cond_timedwait(cond, lock, &ts);
+}
+
+static void wb_timed_wait(struct pcache *pc)
+{
+	uint64_t period_ms = _pcache_writeback_ms(pc) / 4 ? _pcache_writeback_ms(pc) / 4 : 1;
+
+	wb_cond_wait_ms(&pc->wb_wake, &pc->dirty_lock, period_ms);
+}
+
+/* Pages that still take memory until written: dirty and under writeback,
+ * as the kernel counts them against its dirty threshold. */
+static bool wb_dirty_over_limit(struct pcache *pc)
+{
+	return atomic_load(&pc->dirty_bytes) + atomic_load(&pc->writeback_bytes) >
+	       _pcache_dirty_limit(pc);
+}
+
+static bool wb_throttle_pointless(struct pcache *pc)
+{
+	return __atomic_load_n(&pc->writers_unthrottled, __ATOMIC_RELAXED) ||
+	       atomic_load(&pc->wb_failing);
+}
+
+void pcache_balance_dirty(struct pcache *pc)
+{
+	uint64_t start, written;
+	unsigned idle = 0;
+	bool waited = false;
+
+	if (!wb_dirty_over_limit(pc) || wb_throttle_pointless(pc))
+		return;
+	start = _pcache_now_ns();
+	pthread_mutex_lock(&pc->dirty_lock);
+	atomic_fetch_add(&pc->throttle_waiters, 1);
+	written = atomic_load(&pc->pages_written);
+	/* Only the writeback thread (or others' fsyncs) can bring the dirty
+	 * bytes down while we hold nothing; without it, do not wait. */
+	while (pc->wb_running && !pc->wb_stop && wb_dirty_over_limit(pc) &&
+	       !wb_throttle_pointless(pc)) {
+		uint64_t now_written;
+
+		pthread_cond_signal(&pc->wb_wake);
+		wb_cond_wait_ms(&pc->dirty_drained, &pc->dirty_lock, PCACHE_THROTTLE_PAUSE_MS);
+		waited = true;
+		now_written = atomic_load(&pc->pages_written);
+		if (now_written != written) {
+			written = now_written;
+			idle = 0;
+		} else if (++idle >= PCACHE_THROTTLE_IDLE_PAUSES) {
+			/* Writeback is stuck (every file waiting out a failure,
+			 * or no buffer): holding writers back frees nothing. */
+			break;
+		}
+	}
+	atomic_fetch_sub(&pc->throttle_waiters, 1);
+	pthread_mutex_unlock(&pc->dirty_lock);
+	if (waited) {
+		atomic_fetch_add(&pc->throttled_writes, 1);
+		atomic_fetch_add(&pc->throttled_ns, _pcache_now_ns() - start);
+	}
 }
 
 static void *wb_thread_main(void *arg)
 {
 	struct pcache *pc = arg;
+	/* Past dirty_limit, write on until half of it is left, as the
+	 * kernel's background writeback runs down to its own threshold: a
+	 * thread that stopped right under the limit would leave the disk idle
+	 * while throttled writers fill the cache up to it again. */
+	bool draining = false;
 
 	pthread_mutex_lock(&pc->dirty_lock);
 	while (!pc->wb_stop) {
 		uint64_t age_ns = (uint64_t)_pcache_writeback_ms(pc) * 1000000ull;
 		uint64_t now = _pcache_now_ns();
-		bool urgent = atomic_load(&pc->wb_urgent);
-		bool force = urgent || atomic_load(&pc->dirty_bytes) > _pcache_dirty_limit(pc);
+		uint64_t dirty = atomic_load(&pc->dirty_bytes), limit = _pcache_dirty_limit(pc);
+		bool urgent = atomic_load(&pc->wb_urgent), force;
+
+		if (dirty > limit)
+			draining = true;
+		else if (dirty <= limit / 2)
+			draining = false;
+		force = urgent || draining;
 		struct pcache_file *f = wb_pick(pc, now, force);
 		struct pcache_wb_req req = {
 			.all = force,
 			.cutoff_ns = now > age_ns ? now - age_ns : 0,
-			.record_error = true,
 			/* Memory is short and most of it dirty: a writeback
 			 * that cannot get a buffer would never free any. */
 			.stack_fallback = force,
@@ -479,6 +624,7 @@ void pcache_writeback_stop(struct pcache *pc)
 	join = pc->wb_running;
 	pc->wb_stop = true;
 	pthread_cond_signal(&pc->wb_wake);
+	pthread_cond_broadcast(&pc->dirty_drained); /* nothing to wait for now */
 	pthread_mutex_unlock(&pc->dirty_lock);
 	if (join)
 		pthread_join(pc->wb_thread, NULL);
@@ -514,7 +660,7 @@ static int file_write_all(struct pcache_file *f, const struct pcache_wb_req *req
 
 int pcache_flush_file(struct pcache_file *f)
 {
-	struct pcache_wb_req req = {.all = true, .alloc_flags = ALLOC_NOFS, .record_error = true};
+	struct pcache_wb_req req = {.all = true, .alloc_flags = ALLOC_NOFS};
 	int err;
 
 	pthread_mutex_lock(&f->lock);
@@ -523,29 +669,40 @@ int pcache_flush_file(struct pcache_file *f)
 	return err;
 }
 
-int pcache_fsync(struct pcache_file *f, bool datasync)
+int pcache_fsync_handle(struct pcache_file *f, bool datasync, pcache_errseq_t *seen)
 {
-	/* fsync reports its own failure directly: not kept for later. */
 	struct pcache_wb_req req = {.all = true, .alloc_flags = ALLOC_NOFS};
-	int err, kept;
+	int err, recorded;
 
 	pthread_mutex_lock(&f->lock);
+	/* A backing write that fails here is recorded by wb_end, for every
+	 * description; only -ENOMEM (no buffer) is this call's alone. */
 	err = file_write_all(f, &req);
-	if (!err && (datasync ? fdatasync(f->fd) : fsync(f->fd)) < 0)
+	if (!err && (datasync ? fdatasync(f->fd) : fsync(f->fd)) < 0) {
 		err = -errno;
+		pthread_mutex_lock(&f->pages_lock);
+		_pcache_errseq_set(f, err);
+		pthread_mutex_unlock(&f->pages_lock);
+	}
 	pthread_mutex_lock(&f->pages_lock);
-	kept = f->wb_error;
-	f->wb_error = 0;
+	recorded = errseq_check_and_advance(f, seen);
 	pthread_mutex_unlock(&f->pages_lock);
 	pthread_mutex_unlock(&f->lock);
-	return err ? err : kept;
+	return recorded ? recorded : err;
+}
+
+int pcache_fsync(struct pcache_file *f, bool datasync)
+{
+	pcache_errseq_t seen = pcache_file_errseq_sample(f);
+
+	return pcache_fsync_handle(f, datasync, &seen);
 }
 
 int pcache_sync_all(struct pcache *pc)
 {
 	/* sync_all is what unmount relies on: it must not lose data to a
 	 * failed buffer allocation, so it falls back to the stack. */
-	struct pcache_wb_req req = {.all = true, .record_error = true, .stack_fallback = true};
+	struct pcache_wb_req req = {.all = true, .stack_fallback = true};
 	struct pcache_file *f;
 	uint64_t seq;
 	int first = 0;

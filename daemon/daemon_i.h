@@ -26,6 +26,10 @@
  *       (pcache_flush_file, with no lock held) or notifies the kernel
  *   pfs_transport.lock: a leaf (the transport's state; taken with no other
  *       lock held, by a worker writing the INIT reply and by the main thread)
+ *   A writer throttled at dirty_limit (pcache_balance_dirty) waits on
+ *       pcache.dirty_lock holding no other lock (pcache_write throttles
+ *       before pcache_file.lock; an O_APPEND writer throttles before
+ *       append_lock, and only rarely again inside it)
  *
  * Allocation rule: under pages_lock, dirty_lock, lru_lock, hint_lock, a
  * shard lock or list_lock only fail-fast allocations are made
@@ -100,7 +104,9 @@ enum pfs_opt_ctl {
 	X(writeback_cache)                                                                         \
 	X(killpriv)                                                                                \
 	X(attr_timeout)                                                                            \
-	X(transport)
+	X(transport)                                                                               \
+	X(dirty_throttle)                                                                          \
+	X(writeback_delay_us)
 
 enum pfs_opt_id {
 #define PFS_OPT_ENUM(name) PFS_OPT_##name,

@@ -407,6 +407,8 @@ int main(int argc, char **argv)
 			.clean_limit = (uint64_t)fs.ctl.opt.num[PFS_OPT_clean_limit],
 			.buffered_only = !fs.ctl.opt.num[PFS_OPT_direct_writeback],
 			.writeback_ms = (unsigned)fs.ctl.opt.num[PFS_OPT_writeback_ms],
+			.writers_unthrottled = !fs.ctl.opt.num[PFS_OPT_dirty_throttle],
+			.writeback_delay_us = (unsigned)fs.ctl.opt.num[PFS_OPT_writeback_delay_us],
 		},
 		&pfs_inode_cache_ops);
 	if (!fs.cache)

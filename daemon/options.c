@@ -47,10 +47,12 @@ static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 				  "log each injected failure (0/1)", PFS_CTL_RW},
 	[PFS_OPT_page_size] = {"page_size", PFS_OPT_SIZE, "64K", 4 * KiB, MiB,
 			       "cache page size, a power of two from 4K to 1M", PFS_CTL_NONE},
-	[PFS_OPT_dirty_limit] = {"dirty_limit", PFS_OPT_SIZE, "0", 0, LLONG_MAX,
-				 "dirty bytes that start writeback at once (0 = auto: mem_limit/2, "
-				 "or 64M without a limit)",
-				 PFS_CTL_RW},
+	[PFS_OPT_dirty_limit] =
+		{"dirty_limit", PFS_OPT_SIZE, "0", 0, LLONG_MAX,
+		 "dirty bytes past which writeback starts at once (and goes on down "
+		 "to half of them) and writers wait for it (0 = auto: mem_limit/2, "
+		 "or 64M without a limit)",
+		 PFS_CTL_RW},
 	[PFS_OPT_clean_limit] = {"clean_limit", PFS_OPT_SIZE, "0", 0, LLONG_MAX,
 				 "clean (written back) bytes kept cached; older ones are dropped "
 				 "(0 = auto: 64M without a mem_limit, else the budget decides)",
@@ -93,6 +95,15 @@ static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 			       "fit) and, with the ring workers' 128K stacks, mem_limit/4 beyond "
 			       "depth 2",
 			       PFS_CTL_NONE},
+	[PFS_OPT_dirty_throttle] = {"dirty_throttle", PFS_OPT_BOOL, "1", 0, 1,
+				    "writers wait while dirty data is past dirty_limit until "
+				    "writeback brings it under (0/1; 0: they run ahead, for "
+				    "comparison)",
+				    PFS_CTL_RW},
+	[PFS_OPT_writeback_delay_us] = {"writeback_delay_us", PFS_OPT_UINT, "0", 0, 1000000,
+					"for testing only: sleep this many microseconds per page "
+					"written back, to stand for a slow backing store",
+					PFS_CTL_RW},
 };
 
 /* Options libfuse handles; passed through unchanged. */

@@ -282,9 +282,13 @@ struct stress_verify_result {
 /*
  * What a successful fsync promises about writes acknowledged before a FAILED
  * fsync of the same file:
- *   STRICT  (default, pressurefs' promise) it covers them too: pressurefs
- *           keeps data dirty after a failed writeback, so an fsync that
- *           returns 0 has written every byte acknowledged before it.
+ *   STRICT  (default: the contract pressurefs' README states) it covers
+ *           them too: an fsync that returns 0 covers every byte written to
+ *           the file before it, through any descriptor, even after an
+ *           earlier fsync failed (EIO/ENOSPC: reported once per open
+ *           descriptor while pressurefs keeps the data dirty and retries
+ *           it; ENOMEM: the fsync's own write-back got no memory, the data
+ *           stays dirty).
  *   ERRSEQ  it does not (Linux's errseq semantics: the failed fsync consumed
  *           the error and the pages may have been dropped) — for checking
  *           other filesystems without blaming them for that.

@@ -6,8 +6,8 @@
  *       size); 0 if none;
  *   FG  the latest generation an fsync covers: an acknowledged generation g
  *       is covered when an fsync of its file recorded after g's ack
- *       returned 0 (STRICT, the default: pressurefs' promise, since a failed
- *       writeback keeps the data dirty), or — with STRESS_FSYNC_ERRSEQ —
+ *       returned 0 (STRICT, the default: the fsync contract of pressurefs'
+ *       README, since a failed writeback keeps the data dirty), or — with STRESS_FSYNC_ERRSEQ —
  *       only when the FIRST fsync after the ack returned 0: a failed fsync
  *       consumes the error the way Linux does, and the writes before it
  *       stay uncovered even if a later fsync returns 0;

@@ -297,6 +297,8 @@ void pfs_cache_tune(struct pfs *fs)
 		.dirty_limit = (uint64_t)fs->ctl.opt.num[PFS_OPT_dirty_limit],
 		.clean_limit = (uint64_t)fs->ctl.opt.num[PFS_OPT_clean_limit],
 		.writeback_ms = (unsigned)fs->ctl.opt.num[PFS_OPT_writeback_ms],
+		.writers_unthrottled = !fs->ctl.opt.num[PFS_OPT_dirty_throttle],
+		.writeback_delay_us = (unsigned)fs->ctl.opt.num[PFS_OPT_writeback_delay_us],
 	};
 
 	pcache_set_config(fs->cache, &c);
@@ -331,6 +333,8 @@ static void pfs_ctl_option_apply(struct pfs *fs, enum pfs_opt_id id, long long v
 	case PFS_OPT_dirty_limit:
 	case PFS_OPT_clean_limit:
 	case PFS_OPT_writeback_ms:
+	case PFS_OPT_dirty_throttle:
+	case PFS_OPT_writeback_delay_us:
 		pfs_cache_tune(fs);
 		break;
 	default:

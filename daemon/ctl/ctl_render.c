@@ -119,6 +119,8 @@ size_t pfs_stats_json(struct pfs *fs, char *out, size_t len)
 		       ",\"written_direct\":%" PRIu64,
 		       u.cached_bytes, u.dirty_bytes, u.writeback_bytes, u.writeback_errors,
 		       u.pages_written, u.direct_bytes);
+	pfs_buf_printf(&b, ",\"throttled_writes\":%" PRIu64 ",\"throttled_us\":%" PRIu64,
+		       u.throttled_writes, u.throttled_us);
 	/* What the kernel and we agreed in INIT, and what it costs (fuse_io.c). */
 	pfs_buf_printf(&b,
 		       ",\"kernel_wbcache\":%s,\"killpriv_v2\":%s,\"getxattr_requests\":%" PRIu64,

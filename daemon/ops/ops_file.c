@@ -14,6 +14,9 @@
 struct pfs_handle {
 	int flags;   /* open flags (O_APPEND: the daemon writes at the cached size) */
 	bool writer; /* counted in the inode's writers (keeps write_fd open) */
+	/* The writeback errors this open file description has been told of
+	 * (fsync of this handle only, serialised by the cache's file lock). */
+	pcache_errseq_t wb_seen;
 };
 
 static struct pfs_handle *pfs_handle_of(struct fuse_file_info *fi)
@@ -74,6 +77,9 @@ static int pfs_file_open(struct pfs *fs, struct pfs_inode *inode, struct fuse_fi
 	/* From here the handle counts (a writer keeps write_fd open). */
 	h->flags = fi->flags;
 	h->writer = want_write;
+	/* Errors from before this open are not its news, unless nobody has
+	 * been told yet. */
+	h->wb_seen = pcache_file_errseq_sample(&inode->cache);
 	__atomic_add_fetch(&inode->opens, 1, __ATOMIC_RELAXED);
 	/* O_TRUNC by a caller without CAP_FSETID (FUSE_HANDLE_KILLPRIV_V2). */
 	if (kill_suidgid)
@@ -254,6 +260,9 @@ void pfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 		}
 	}
 	if (pfs_handle_of(fi)->flags & O_APPEND) {
+		/* Throttled at dirty_limit before append_lock, which other
+		 * appenders would wait for meanwhile. */
+		pcache_balance_dirty(pfs_from_req(req)->cache);
 		/* The kernel's idea of the end may be stale; ours is not. */
 		pthread_mutex_lock(&inode->append_lock);
 		pcache_file_attr(&inode->cache, &off, NULL, NULL);
@@ -303,7 +312,8 @@ void pfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file
 		return;
 	}
 	inode = pfs_inode_get(req, ino);
-	fuse_reply_err(req, -pcache_fsync(&inode->cache, datasync != 0));
+	fuse_reply_err(req, -pcache_fsync_handle(&inode->cache, datasync != 0,
+						 &pfs_handle_of(fi)->wb_seen));
 }
 
 void pfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,

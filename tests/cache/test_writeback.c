@@ -95,6 +95,45 @@ static void test_writeback_thread_starts_at_once_past_dirty_limit(void **state)
 	wb_free(fx);
 }
 
+static void test_writeback_past_dirty_limit_writes_down_to_half_of_it(void **state)
+{
+	/* Three files of 3 pages against a limit of 8, writeback_ms of an
+	 * hour: the thread writes the first file (6 pages left, under the
+	 * limit but over half of it), goes on with the second (3 left) and
+	 * leaves the third alone. */
+	struct wb_fixture *fx = wb_make(PAGE, 8 * PAGE, 3600u * 1000u);
+	struct pcache_file g, h;
+	struct pt_model mg, mh;
+	struct limit_ctx c = {fx->env.pc, 3 * PAGE};
+	struct pcache_usage u;
+	int gfd, hfd;
+
+	(void)state;
+	gfd = pt_file_open(&fx->env, &g, "g");
+	hfd = pt_file_open(&fx->env, &h, "h");
+	pt_model_init(&mg);
+	pt_model_init(&mh);
+	pt_write(&fx->f, &fx->m, 3 * PAGE, 0, 1);
+	pt_write(&g, &mg, 3 * PAGE, 0, 2);
+	pt_write(&h, &mh, 3 * PAGE, 0, 3);
+	assert_int_equal(pcache_writeback_start(fx->env.pc), 0);
+	assert_true(pt_wait_until(under_limit, &c, 10000));
+	pcache_usage_read(fx->env.pc, &u);
+	assert_int_equal(u.dirty_bytes, 3 * PAGE);
+	assert_true(pcache_file_is_dirty(&h));
+	pt_assert_backing(fx->fd, &fx->m);
+	pt_assert_backing(gfd, &mg);
+	pcache_writeback_stop(fx->env.pc);
+	assert_int_equal(pcache_fsync(&g, false), 0);
+	assert_int_equal(pcache_fsync(&h, false), 0);
+	pt_assert_backing(hfd, &mh);
+	pt_file_close(&g);
+	pt_file_close(&h);
+	pt_model_free(&mg);
+	pt_model_free(&mh);
+	wb_free(fx);
+}
+
 static void test_writeback_young_pages_stay_dirty_without_pressure(void **state)
 {
 	struct wb_fixture *fx = wb_make(PAGE, 0, 3600u * 1000u);
@@ -598,11 +637,236 @@ static void test_writeback_buffered_only_never_writes_direct(void **state)
 	wb_free(fx);
 }
 
+/* ---- fsync errors: what they mean (errseq) ---- */
+
+static bool wrote_back_after_error(void *data)
+{
+	struct pcache_usage u;
+
+	pcache_usage_read(data, &u);
+	return u.writeback_errors > 0 && u.dirty_bytes == 0 && u.writeback_bytes == 0;
+}
+
+static void test_writeback_thread_buffer_failure_retried_later_is_no_fsync_error(void **state)
+{
+	/* Young pages, far under dirty_limit: the thread writes by age, with
+	 * an allocated buffer (no stack fallback), so the injected failure
+	 * stops its first pass and a later pass writes the data. */
+	struct wb_fixture *fx = wb_make(PAGE, 0, 20);
+	struct alloc_inject inj = ALLOC_INJECT_OFF;
+
+	(void)state;
+	pt_write(&fx->f, &fx->m, 3 * PAGE, 0, 1);
+	inj.probability = 100;
+	inj.times = 1;
+	inj.sites = 1u << ALLOC_SITE_WRITEBACK;
+	alloc_set_inject(fx->env.a, &inj);
+	assert_int_equal(pcache_writeback_start(fx->env.pc), 0);
+	assert_true(pt_wait_until(wrote_back_after_error, fx->env.pc, 20000));
+	pt_assert_backing(fx->fd, &fx->m);
+	/* Every byte reached the disk: nothing to report. */
+	assert_int_equal(pcache_fsync(&fx->f, false), 0);
+	wb_free(fx);
+}
+
+static void test_writeback_fsync_own_buffer_failure_is_enomem_and_keeps_data(void **state)
+{
+	struct wb_fixture *fx = wb_make(PAGE, 0, 60000);
+	pcache_errseq_t h1 = pcache_file_errseq_sample(&fx->f);
+	pcache_errseq_t h2 = pcache_file_errseq_sample(&fx->f);
+
+	(void)state;
+	pt_write(&fx->f, &fx->m, 2 * PAGE, 0, 1);
+	alloc_fail_nth(fx->env.a, 1, 0);
+	assert_int_equal(pcache_fsync_handle(&fx->f, false, &h1), -ENOMEM);
+	assert_true(pcache_file_is_dirty(&fx->f));
+	/* Not a backing error: nobody else is told, and the retry works. */
+	assert_int_equal(pcache_fsync_handle(&fx->f, false, &h2), 0);
+	pt_assert_backing(fx->fd, &fx->m);
+	assert_int_equal(pcache_fsync_handle(&fx->f, false, &h1), 0);
+	wb_free(fx);
+}
+
+static void test_writeback_error_reported_once_to_every_open_description(void **state)
+{
+	struct wb_fixture *fx = wb_make(PAGE, 0, 60000);
+	pcache_errseq_t before_a, before_b, after_unseen, after_seen;
+	int saved;
+
+	(void)state;
+	before_a = pcache_file_errseq_sample(&fx->f);
+	before_b = pcache_file_errseq_sample(&fx->f);
+	pt_write(&fx->f, &fx->m, PAGE + 7, 0, 1);
+	fd_make_read_only(fx, &saved);
+	/* A writeback that is not an fsync fails (as the thread's would). */
+	assert_int_equal(pcache_flush_file(&fx->f), -EBADF);
+	fd_restore(fx, saved);
+	after_unseen = pcache_file_errseq_sample(&fx->f);
+
+	/* Each description open at the failure is told once, even though
+	 * this fsync writes the data out. */
+	assert_int_equal(pcache_fsync_handle(&fx->f, false, &before_a), -EBADF);
+	pt_assert_backing(fx->fd, &fx->m);
+	assert_int_equal(pcache_fsync_handle(&fx->f, false, &before_a), 0);
+	assert_int_equal(pcache_fsync_handle(&fx->f, false, &before_b), -EBADF);
+	assert_int_equal(pcache_fsync_handle(&fx->f, false, &before_b), 0);
+	/* Opened after the failure, before any fsync reported it: told too. */
+	assert_int_equal(pcache_fsync_handle(&fx->f, false, &after_unseen), -EBADF);
+	/* Opened after it was reported: not news. */
+	after_seen = pcache_file_errseq_sample(&fx->f);
+	assert_int_equal(pcache_fsync_handle(&fx->f, false, &after_seen), 0);
+	assert_int_equal(pcache_fsync(&fx->f, false), 0);
+
+	/* A second failure after the first was seen is news for everyone. */
+	pt_write(&fx->f, &fx->m, PAGE, 2 * PAGE, 2);
+	fd_make_read_only(fx, &saved);
+	assert_int_equal(pcache_fsync_handle(&fx->f, false, &after_seen), -EBADF);
+	fd_restore(fx, saved);
+	assert_int_equal(pcache_fsync_handle(&fx->f, false, &before_a), -EBADF);
+	assert_int_equal(pcache_fsync_handle(&fx->f, false, &before_a), 0);
+	pt_assert_backing(fx->fd, &fx->m);
+	wb_free(fx);
+}
+
+/* ---- writers throttled at dirty_limit ---- */
+
+struct throttle_run {
+	uint64_t peak; /* dirty + writeback bytes right after each write */
+	unsigned pages;
+};
+
+/* One writer, page by page: the peak of what it leaves unwritten. Only
+ * this thread adds dirty bytes, so the peak is right after one of its
+ * writes. */
+static void throttle_write(struct wb_fixture *fx, struct throttle_run *r)
+{
+	for (unsigned i = 0; i < r->pages; i++) {
+		struct pcache_usage u;
+
+		pt_write(&fx->f, &fx->m, PAGE, (off_t)i * PAGE, 1);
+		pcache_usage_read(fx->env.pc, &u);
+		if (u.dirty_bytes + u.writeback_bytes > r->peak)
+			r->peak = u.dirty_bytes + u.writeback_bytes;
+	}
+}
+
+static struct wb_fixture *throttle_make(bool unthrottled, unsigned delay_us)
+{
+	struct wb_fixture *fx = calloc(1, sizeof(*fx));
+	struct pcache_config cc = {
+		.page_size = PAGE,
+		.dirty_limit = 4 * PAGE,
+		.clean_limit = 4 * PAGE,
+		.writeback_ms = 3600u * 1000u,
+		.writers_unthrottled = unthrottled,
+		.writeback_delay_us = delay_us,
+	};
+
+	assert_non_null(fx);
+	pt_env_setup_config(&fx->env, &cc, 0);
+	fx->fd = pt_file_open(&fx->env, &fx->f, "data");
+	pt_model_init(&fx->m);
+	assert_int_equal(pcache_writeback_start(fx->env.pc), 0);
+	return fx;
+}
+
+static void test_writeback_throttle_holds_writers_at_dirty_limit(void **state)
+{
+	/* Writeback far slower than the writer (2 ms a page). */
+	struct wb_fixture *fx = throttle_make(false, 2000);
+	struct throttle_run r = {.pages = 64};
+	struct pcache_usage u;
+
+	(void)state;
+	throttle_write(fx, &r);
+	/* A writer checks before it writes: one write past the limit at most. */
+	assert_true(r.peak <= 4 * PAGE + PAGE);
+	pcache_usage_read(fx->env.pc, &u);
+	assert_true(u.throttled_writes > 0);
+	assert_int_equal(pcache_fsync(&fx->f, false), 0);
+	pt_assert_backing(fx->fd, &fx->m);
+	wb_free(fx);
+}
+
+static void test_writeback_throttle_keeps_the_cache_under_dirty_plus_clean_limit(void **state)
+{
+	struct wb_fixture *fx = throttle_make(false, 2000);
+	struct throttle_run r = {.pages = 64};
+	struct alloc_stats st;
+	/* A page's record, data and alignment slack, as page_new asks. */
+	uint64_t page_bytes = PAGE + 1024;
+
+	(void)state;
+	throttle_write(fx, &r);
+	alloc_stats_read(fx->env.a, &st);
+	/* dirty_limit + clean_limit + the one write a writer may add past the
+	 * limit (and one more a writer may add in the instant between a
+	 * writeback's end and the trim of the clean pages it made). Woken
+	 * before that trim, writers would find up to a whole batch of clean
+	 * pages still there. */
+	assert_true(st.site[ALLOC_SITE_CACHE_PAGE][ALLOC_STAT_peak] <= (4 + 4 + 2) * page_bytes);
+	assert_int_equal(pcache_fsync(&fx->f, false), 0);
+	pt_assert_backing(fx->fd, &fx->m);
+	wb_free(fx);
+}
+
+static void test_writeback_unthrottled_writers_run_past_dirty_limit(void **state)
+{
+	/* The same run with throttling off: the check above can fail. */
+	struct wb_fixture *fx = throttle_make(true, 2000);
+	struct throttle_run r = {.pages = 64};
+	struct pcache_usage u;
+
+	(void)state;
+	throttle_write(fx, &r);
+	assert_true(r.peak > 4 * PAGE + PAGE);
+	pcache_usage_read(fx->env.pc, &u);
+	assert_int_equal(u.throttled_writes, 0);
+	assert_int_equal(pcache_fsync(&fx->f, false), 0);
+	pt_assert_backing(fx->fd, &fx->m);
+	wb_free(fx);
+}
+
+static void test_writeback_throttle_lets_writers_pass_while_writeback_fails(void **state)
+{
+	struct wb_fixture *fx = throttle_make(false, 0);
+	struct throttle_run r = {.pages = 32};
+	int saved;
+
+	(void)state;
+	fd_make_read_only(fx, &saved);
+	/* Waiting would free nothing: every write completes, all stays dirty. */
+	throttle_write(fx, &r);
+	assert_true(pcache_file_is_dirty(&fx->f));
+	pt_assert_cached(&fx->f, &fx->m);
+	pcache_writeback_stop(fx->env.pc);
+	fd_restore(fx, saved);
+	assert_int_equal(pcache_fsync(&fx->f, false), -EBADF);
+	pt_assert_backing(fx->fd, &fx->m);
+	wb_free(fx);
+}
+
+static void test_writeback_throttle_never_waits_without_the_thread(void **state)
+{
+	struct wb_fixture *fx = throttle_make(false, 0);
+	struct throttle_run r = {.pages = 16};
+	struct pcache_usage u;
+
+	(void)state;
+	pcache_writeback_stop(fx->env.pc);
+	throttle_write(fx, &r);
+	pcache_usage_read(fx->env.pc, &u);
+	assert_int_equal(u.dirty_bytes, 16 * PAGE);
+	assert_int_equal(u.throttled_writes, 0);
+	wb_free(fx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_writeback_thread_writes_pages_older_than_writeback_ms),
 		cmocka_unit_test(test_writeback_thread_starts_at_once_past_dirty_limit),
+		cmocka_unit_test(test_writeback_past_dirty_limit_writes_down_to_half_of_it),
 		cmocka_unit_test(test_writeback_young_pages_stay_dirty_without_pressure),
 		cmocka_unit_test(test_writeback_set_config_takes_effect_at_run_time),
 		cmocka_unit_test(test_writeback_for_each_dirty_lists_exactly_the_dirty_ranges),
@@ -619,6 +883,16 @@ int main(void)
 			test_writeback_direct_takes_long_runs_and_leaves_the_tail_buffered),
 		cmocka_unit_test(test_writeback_direct_skips_runs_shorter_than_its_minimum),
 		cmocka_unit_test(test_writeback_buffered_only_never_writes_direct),
+		cmocka_unit_test(
+			test_writeback_thread_buffer_failure_retried_later_is_no_fsync_error),
+		cmocka_unit_test(test_writeback_fsync_own_buffer_failure_is_enomem_and_keeps_data),
+		cmocka_unit_test(test_writeback_error_reported_once_to_every_open_description),
+		cmocka_unit_test(test_writeback_throttle_holds_writers_at_dirty_limit),
+		cmocka_unit_test(
+			test_writeback_throttle_keeps_the_cache_under_dirty_plus_clean_limit),
+		cmocka_unit_test(test_writeback_unthrottled_writers_run_past_dirty_limit),
+		cmocka_unit_test(test_writeback_throttle_lets_writers_pass_while_writeback_fails),
+		cmocka_unit_test(test_writeback_throttle_never_waits_without_the_thread),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,10 +52,11 @@ static int setup(void **state)
 
 static void test_ctl_parse_table_lists_every_file_with_its_mode(void **state)
 {
-	const char *rw[] = {"policy",	     "mem_limit",    "balloon",	    "fail_probability",
-			    "fail_interval", "fail_times",   "fail_space",  "fail_sites",
-			    "fail_seed",     "fail_verbose", "dirty_limit", "clean_limit",
-			    "writeback_ms"};
+	const char *rw[] = {"policy",		"mem_limit",	  "balloon",
+			    "fail_probability", "fail_interval",  "fail_times",
+			    "fail_space",	"fail_sites",	  "fail_seed",
+			    "fail_verbose",	"dirty_limit",	  "clean_limit",
+			    "writeback_ms",	"dirty_throttle", "writeback_delay_us"};
 
 	unsigned nrw = 0;
 

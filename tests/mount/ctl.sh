@@ -20,7 +20,7 @@ if grep -qx '.pressurefs' <<<"$listing"; then
 fi
 pfs_ok "ls -a of the root hides .pressurefs"
 ctl_list=$(pfs_run 10 ls "$C") || pfs_fail "ls $C fails"
-RW_FILES="policy mem_limit balloon fail_probability fail_interval fail_times fail_space fail_sites fail_seed fail_verbose dirty_limit clean_limit writeback_ms fail_nth"
+RW_FILES="policy mem_limit balloon fail_probability fail_interval fail_times fail_space fail_sites fail_seed fail_verbose dirty_limit clean_limit writeback_ms fail_nth dirty_throttle writeback_delay_us"
 RO_FILES="stats dirty"
 WO_FILES="drop_caches sync crash"
 for f in $RW_FILES $RO_FILES $WO_FILES; do

@@ -11,6 +11,15 @@
  *   pfs-mount-io verify --file PATH --journal PATH [--seed S]
  *   pfs-mount-io rename2 OLD NEW noreplace|exchange   renameat2() with that flag
  *   pfs-mount-io seek PATH data|hole OFF     lseek(SEEK_DATA/SEEK_HOLE): the offset
+ *   pfs-mount-io session                one command a line on stdin, one answer a
+ *                                       line on stdout, descriptors kept open in
+ *                                       between (slots 0-15):
+ *       open SLOT PATH        open(PATH, O_RDWR | O_CREAT, 0644)
+ *       write SLOT OFF LEN    one pwrite() of the pattern (seed 1)
+ *       fsync SLOT            fsync()
+ *       close SLOT            close() (its error too: FUSE flush)
+ *     each answers OK or the errno name; a malformed line answers USAGE. Ends
+ *     at end of input, status 0.
  *
  * put/fsync/write/rename2/seek print "OK" (write: "OK" or "SHORT n"; seek:
  * the offset) or the errno name (EINVAL, EACCES, ENOMEM...) and exit 0 on
@@ -426,6 +435,73 @@ static int io_cmd_seek(int argc, char **argv)
 	return 0;
 }
 
+#define IO_SESSION_SLOTS 16
+
+static int io_session_line(int *fds, char *line)
+{
+	char *cmd = strtok(line, " \t\n"), *a1 = strtok(NULL, " \t\n");
+	char *a2 = strtok(NULL, " \t\n"), *a3 = strtok(NULL, " \t\n");
+	uint64_t slot, off, len;
+
+	if (!cmd || !a1 || io_parse_u64(a1, &slot) || slot >= IO_SESSION_SLOTS)
+		return -1;
+	if (!strcmp(cmd, "open") && a2 && !a3) {
+		if (fds[slot] >= 0)
+			close(fds[slot]);
+		fds[slot] = open(a2, O_RDWR | O_CREAT, 0644);
+		return fds[slot] < 0 ? errno : 0;
+	}
+	if (fds[slot] < 0)
+		return EBADF;
+	if (!strcmp(cmd, "write") && a3 && !io_parse_u64(a2, &off) && !io_parse_u64(a3, &len) &&
+	    len <= IO_MAX_CHUNK) {
+		unsigned char *buf = malloc(len ? len : 1);
+		ssize_t n;
+
+		if (!buf)
+			return ENOMEM;
+		io_pattern_fill(buf, len, off, 1);
+		n = pwrite(fds[slot], buf, len, (off_t)off);
+		free(buf);
+		if (n < 0)
+			return errno;
+		return (uint64_t)n == len ? 0 : EIO;
+	}
+	if (!strcmp(cmd, "fsync") && !a2)
+		return fsync(fds[slot]) ? errno : 0;
+	if (!strcmp(cmd, "close") && !a2) {
+		int r = close(fds[slot]) ? errno : 0;
+
+		fds[slot] = -1;
+		return r;
+	}
+	return -1;
+}
+
+static int io_cmd_session(int argc, char **argv)
+{
+	int fds[IO_SESSION_SLOTS];
+	char line[4096];
+
+	(void)argv;
+	if (argc != 2)
+		return 2;
+	for (int i = 0; i < IO_SESSION_SLOTS; i++)
+		fds[i] = -1;
+	while (fgets(line, sizeof(line), stdin)) {
+		int r = io_session_line(fds, line);
+
+		if (r < 0)
+			printf("USAGE\n");
+		else
+			io_report(r);
+	}
+	for (int i = 0; i < IO_SESSION_SLOTS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int status = 2;
@@ -445,6 +521,8 @@ int main(int argc, char **argv)
 		status = io_cmd_rename2(argc, argv);
 	else if (argc >= 2 && !strcmp(argv[1], "seek"))
 		status = io_cmd_seek(argc, argv);
+	else if (argc >= 2 && !strcmp(argv[1], "session"))
+		status = io_cmd_session(argc, argv);
 	if (status == 2)
 		fprintf(stderr, "usage: see the comment at the top of tests/mount/mount_io.c\n");
 	return status;

@@ -78,7 +78,7 @@ COUNTERS = ["calls", "bytes", "frees", "live", "peak", "budget_failures", "injec
             "stall_ns_total", "stall_ns_max"]
 SITES = ["cache_page", "inode", "handle", "writeback", "readdir", "request", "other"]
 TOP_NUMBERS = ["mem_limit", "balloon", "charged", "live", "peak", "cached", "dirty",
-               "writeback_errors", "pages_written", "written_direct"]
+               "writeback_errors", "pages_written", "written_direct", "throttled_writes", "throttled_us"]
 
 
 def stats_keys(path):
