@@ -552,10 +552,10 @@ void policy_print_help(FILE *out)
 		fprintf(out, "    (none found)\n");
 	for (unsigned i = 0; i < n; i++) {
 		if (policy_open(names[i], &po, err, sizeof(err))) {
-			fprintf(out, "    %-10s (broken: %s)\n", names[i], err);
+			fprintf(out, "    %-17s  (broken: %s)\n", names[i], err);
 			continue;
 		}
-		fprintf(out, "    %-10s %s\n", po.ops->name,
+		fprintf(out, "    %-17s  %s\n", po.ops->name,
 			po.ops->summary ? po.ops->summary : "(no summary)");
 		for (unsigned j = 0; j < po.nparams; j++) {
 			const struct pfs_policy_param *p = &po.ops->params[j];
