@@ -49,6 +49,7 @@
 
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -158,6 +159,7 @@ void pfs_opt_format_value(enum pfs_opt_id id, const struct pfs_options *o, char 
 /* Format one line into err (printf-style), control bytes shown as '?', so
  * that whatever a user typed stays one line in the log. */
 void pfs_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void pfs_verr(char *err, size_t errlen, const char *fmt, va_list ap);
 /* Parse the whole command line. 0, or -EINVAL with one line in err. */
 int pfs_cmdline_parse(int argc, char **argv, struct pfs_cmdline *cl, char *err, size_t errlen);
 void pfs_cmdline_free(struct pfs_cmdline *cl);

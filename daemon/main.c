@@ -85,12 +85,8 @@ static void __attribute__((format(printf, 1, 2))) pfs_die(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	pfs_verr(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	/* One line, whatever the user typed: control bytes become '?'. */
-	for (char *c = line; *c; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
 	fprintf(stderr, "pressurefs: %s\n", line);
 	exit(1);
 }

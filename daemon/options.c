@@ -146,19 +146,24 @@ static bool pfs_name_in(const char *name, const char *const *list)
 	return false;
 }
 
-void pfs_err(char *err, size_t errlen, const char *fmt, ...)
+void pfs_verr(char *err, size_t errlen, const char *fmt, va_list ap)
 {
-	va_list ap;
-
 	if (!err || !errlen)
 		return;
-	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 	/* One line, whatever the user typed: control bytes become '?'. */
 	for (char *c = err; *c; c++)
 		if ((unsigned char)*c < 0x20 || *c == 0x7f)
 			*c = '?';
+}
+
+void pfs_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	pfs_verr(err, errlen, fmt, ap);
+	va_end(ap);
 }
 
 /* Decimal digits only, no sign, no overflow. */

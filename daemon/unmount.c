@@ -338,11 +338,8 @@ static int __attribute__((format(printf, 1, 2))) pfs_unmount_fail(const char *fm
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	pfs_verr(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	for (char *c = line; *c; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
 	fprintf(stderr, "pressurefs: %s\n", line);
 	return 1;
 }
