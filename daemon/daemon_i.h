@@ -511,7 +511,8 @@ size_t pfs_stats_json(struct pfs *fs, char *buf, size_t len);
 
 /* ---- ops (ops_*.c) ---- */
 
-/* Run a creating call as the caller (fsuid/fsgid) when the daemon is root. */
+/* ops/creds.c: run a creating call as the caller (fsuid/fsgid) when the
+ * daemon is root. */
 struct pfs_creds {
 	uid_t uid;
 	gid_t gid;
