@@ -322,10 +322,11 @@ class Cell:
     def apply_cgroup_budget(self):
         """cgroup_budget: mem_limit = the group's limit - what the daemon holds outside the
         budget - headroom. Outside the budget: the group's usage after a warm-up, written back
-        and with clean pages dropped, less the page cache charged to it (reclaimable). What the
-        budget has charged by then (the worker pool, inode records) is recorded: the new
-        mem_limit must hold it too, and it may exceed the group's usage (stacks and buffers are
-        charged to the budget whole, to the group only where touched)."""
+        and with clean pages dropped, less the page cache charged to it (reclaimable) and less
+        what the budget has charged by then (the worker pool, inode records: the new mem_limit
+        holds them). Charged bytes may exceed the group's usage (stacks and buffers count whole
+        in the budget, in the group only where touched), hence the floor at 0; subtracting them
+        also keeps the figure steady when malloc touches every block (MALLOC_PERTURB_)."""
         if self.group is None or self.sc.cgroup_headroom is None:
             return
         self._warm_up()
@@ -338,7 +339,7 @@ class Cell:
         except (OSError, ValueError) as e:
             self.note('cgroup budget not set: %s' % e)
             return
-        overhead = max(usage - cache, 0)
+        overhead = max(usage - cache - charged, 0)
         budget = self.sc.cgroup_limit - overhead - self.sc.cgroup_headroom
         if budget < 1 << 20:
             self.note('the daemon\'s overhead (%d KiB) leaves less than 1 MiB of the group\'s '
