@@ -1,13 +1,15 @@
 /* Self-describing blocks: build one from (seed, file, block, generation) and
  * tell what a block read back is. Layout: see stress_i.h. */
+#include <pthread.h>
 #include <string.h>
 
 #include "stress_i.h"
 
 /* CRC32C (Castagnoli, reflected polynomial 0x82F63B78), table driven. The
- * table is built once on first use; building it twice is harmless. */
+ * table is built once, on first use, by whichever writer thread gets there
+ * first (two threads writing the same words is still a data race). */
 static uint32_t crc32c_table[256];
-static volatile int crc32c_table_ready;
+static pthread_once_t crc32c_table_once = PTHREAD_ONCE_INIT;
 
 static void crc32c_table_build(void)
 {
@@ -18,15 +20,13 @@ static void crc32c_table_build(void)
 			c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
 		crc32c_table[i] = c;
 	}
-	__atomic_store_n(&crc32c_table_ready, 1, __ATOMIC_RELEASE);
 }
 
 uint32_t stress_crc32c(uint32_t crc, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
-	if (!__atomic_load_n(&crc32c_table_ready, __ATOMIC_ACQUIRE))
-		crc32c_table_build();
+	pthread_once(&crc32c_table_once, crc32c_table_build);
 	crc = ~crc;
 	while (len--)
 		crc = crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
