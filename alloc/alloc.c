@@ -221,19 +221,6 @@ static void count_failure(struct alloc *a, unsigned site, enum pfs_cause cause)
 	_alloc_stat_inc(a, site, by_cause[cause]);
 }
 
-static const char *cause_name(enum pfs_cause cause)
-{
-	switch (cause) {
-	case PFS_CAUSE_BUDGET:
-		return "budget";
-	case PFS_CAUSE_INJECTED:
-		return "injected";
-	case PFS_CAUSE_SYSTEM:
-		return "system";
-	}
-	return "?";
-}
-
 static void record_stall(struct alloc *a, struct alloc_retry *r)
 {
 	if (r->first_fail_ns == 0)
@@ -250,7 +237,7 @@ static _Noreturn void carry_out_abort(struct alloc *a, const struct pfs_failure 
 	_alloc_log(a, PFS_LOG_ERR,
 		   "alloc: ABORT: site %s size %zu cause %s live %" PRIu64 " mem_limit %" PRIu64
 		   " balloon %" PRIu64 " policy %s",
-		   f->site, f->size, cause_name(f->cause), f->live, f->mem_limit, f->balloon,
+		   f->site, f->size, pfs_cause_name(f->cause), f->live, f->mem_limit, f->balloon,
 		   policy && policy->name ? policy->name : "none");
 	abort();
 }

@@ -39,25 +39,12 @@ static void abort_fini(void *state)
 	free(state);
 }
 
-static const char *abort_cause_name(enum pfs_cause cause)
-{
-	switch (cause) {
-	case PFS_CAUSE_BUDGET:
-		return "budget";
-	case PFS_CAUSE_INJECTED:
-		return "injected";
-	case PFS_CAUSE_SYSTEM:
-		return "system";
-	}
-	return "unknown";
-}
-
 static struct pfs_decision abort_decide(void *state, const struct pfs_failure *f)
 {
 	static const char fmt[] = "pressurefs: allocation failed: site %s, %zu bytes, cause %s "
 				  "(live %llu, limit %llu, balloon %llu); policy abort: aborting";
 	const struct abort_state *s = state;
-	const char *cause = abort_cause_name(f->cause);
+	const char *cause = pfs_cause_name(f->cause);
 
 	if (s && s->host.log) {
 		s->host.log(s->host.host_data, PFS_LOG_ERR, fmt, f->site, f->size, cause,

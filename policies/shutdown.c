@@ -58,19 +58,6 @@ static int shutdown_install(void *state)
 	return s->host.shutdown ? 0 : -EOPNOTSUPP;
 }
 
-static const char *shutdown_cause_name(enum pfs_cause cause)
-{
-	switch (cause) {
-	case PFS_CAUSE_BUDGET:
-		return "budget";
-	case PFS_CAUSE_INJECTED:
-		return "injected";
-	case PFS_CAUSE_SYSTEM:
-		return "system";
-	}
-	return "unknown";
-}
-
 static struct pfs_decision shutdown_decide(void *state, const struct pfs_failure *f)
 {
 	const struct shutdown_state *s = state;
@@ -82,8 +69,7 @@ static struct pfs_decision shutdown_decide(void *state, const struct pfs_failure
 		snprintf(why, sizeof(why),
 			 "policy shutdown: %zu bytes at site %s failed (%s) while %llu bytes of "
 			 "acknowledged data were dirty",
-			 f->size, f->site, shutdown_cause_name(f->cause),
-			 (unsigned long long)dirty);
+			 f->size, f->site, pfs_cause_name(f->cause), (unsigned long long)dirty);
 		s->host.shutdown(s->host.host_data, why);
 	}
 	return (struct pfs_decision){.verdict = PFS_VERDICT_FAIL};

@@ -92,6 +92,21 @@ enum pfs_cause {
 	PFS_CAUSE_SYSTEM = 3,	/* malloc() itself returned NULL */
 };
 
+/* The cause's name in log lines and the stats JSON; inline, so that it is
+ * no symbol of the ABI. */
+static inline const char *pfs_cause_name(enum pfs_cause cause)
+{
+	switch (cause) {
+	case PFS_CAUSE_BUDGET:
+		return "budget";
+	case PFS_CAUSE_INJECTED:
+		return "injected";
+	case PFS_CAUSE_SYSTEM:
+		return "system";
+	}
+	return "unknown";
+}
+
 /* Allocation flags a policy can see (the allocator's own flags, public). */
 #define PFS_ALLOC_NOFS 0x1u /* caller holds fs locks: reclaim must not block on them */
 
