@@ -139,30 +139,35 @@ def run_metrics(res):
 
 # ---- aggregation --------------------------------------------------------------
 
-def aggregate(rows, order):
-    """Group runs by (scenario, workload, policy) in the given order; median and spread."""
+def runs_by_cell(rows, order):
+    """(key, runs) for each (scenario, workload, policy) key of order that has runs."""
     groups = {}
     for r in rows:
         groups.setdefault((r['scenario'], r['workload'], r['policy']), []).append(r)
+    return [(key, groups[key]) for key in order if groups.get(key)]
+
+
+def spread(vals):
+    """Median, min, max and count of the numbers in vals (None skipped); None when none."""
+    vals = [float(v) for v in vals if v is not None]
+    if not vals:
+        return None
+    return {'median': statistics.median(vals), 'min': min(vals), 'max': max(vals), 'n': len(vals)}
+
+
+def aggregate(rows, order):
+    """Group runs by (scenario, workload, policy) in the given order; median and spread."""
     cells = []
-    for key in order:
-        runs = groups.get(key)
-        if not runs:
-            continue
+    for key, runs in runs_by_cell(rows, order):
         cell = {'scenario': key[0], 'workload': key[1], 'policy': key[2], 'runs': len(runs),
                 'unit': runs[0]['unit']}
         extra = ['torn_fsynced', 'enotconn', 'system_failures', 'injected_failures',
                  'budget_failures', 'stall_max_ms', 'intact', 'reserved']
         for k in [c[0] for c in COLUMNS] + extra:
-            vals = [r[k] for r in runs if r.get(k) is not None]
             if k in ('hung', 'crashed'):
                 cell[k] = sum(1 for r in runs if r[k])
-                continue
-            vals = [float(v) for v in vals]
-            if vals:
-                cell[k] = {'median': statistics.median(vals), 'min': min(vals), 'max': max(vals), 'n': len(vals)}
             else:
-                cell[k] = None
+                cell[k] = spread(r.get(k) for r in runs)
         cell['mount_failed'] = sum(1 for r in runs if r['mount_failed'])
         cells.append(cell)
     return cells

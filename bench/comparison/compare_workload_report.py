@@ -3,9 +3,9 @@ invariants (the program's promise held), a Markdown table, CSV files and a plot.
 
 import csv
 import os
-import statistics
 import subprocess
 
+from compare_report import runs_by_cell, spread
 from compare_workload import COUNTS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,14 +40,8 @@ def metrics(res):
 
 
 def aggregate(rows, order):
-    groups = {}
-    for r in rows:
-        groups.setdefault((r['scenario'], r['workload'], r['policy']), []).append(r)
     cells = []
-    for key in order:
-        runs = groups.get(key)
-        if not runs:
-            continue
+    for key, runs in runs_by_cell(rows, order):
         c = {'scenario': key[0], 'workload': key[1], 'policy': key[2], 'runs': len(runs),
              'unit': runs[0]['unit'], 'kind': 'command'}
         for v in ('held', 'broken', 'check failed', 'unchecked', 'not run'):
@@ -55,9 +49,7 @@ def aggregate(rows, order):
         for k in ('hung', 'crashed', 'mount_failed'):
             c[k] = sum(1 for r in runs if r[k])
         for k in COUNTS + ('enomem', 'loops', 'caller_retries'):
-            vals = [float(r[k]) for r in runs if r.get(k) is not None]
-            c[k] = {'median': statistics.median(vals), 'min': min(vals), 'max': max(vals),
-                    'n': len(vals)} if vals else None
+            c[k] = spread(r.get(k) for r in runs)
         c['workload_status'] = sorted({str(r['workload_status']) if r['workload_signal'] is None
                                        else r['workload_signal'] for r in runs if not r['mount_failed']})
         c['reasons'] = [_run_reason(r) for r in runs if _run_reason(r)]
