@@ -20,7 +20,7 @@
  * So: one arena (any thread reuses any freed page), and both thresholds
  * fixed. The page-cache page (page_size plus alloc's header) stays below
  * the mmap threshold: an mmap per page faults every 4 KiB of it in again
- * on every allocation (measured: 55 times the page faults). Larger blocks,
+ * on every allocation, many times the faults of a reused heap page. Larger blocks,
  * above all libfuse's per-worker receive buffers, are mmapped, so each
  * costs only the bytes a request touched (max_write, daemon/main.c).
  *
