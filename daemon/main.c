@@ -17,7 +17,10 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "ctl/ctl.h"
 #include "daemon_i.h"
+#include "ops/ops.h"
+#include "unmount.h"
 #include "memtune.h"
 #include "pfs_config.h"
 #include "transport/transport.h"

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl/ctl.h"
 #include "daemon_i.h"
+#include "transport/transport.h"
 #include "pfs_config.h"
 
 #define KiB 1024LL

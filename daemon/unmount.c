@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "daemon_i.h"
+#include "unmount.h"
 
 #define PFS_UNMOUNT_WAITERS 32
 /* How long the command retries a refused connect: covers a script that

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "daemon_i.h"
+#include "ctl/ctl.h"
 
 static struct timespec pfs_ctl_time; /* set before the session starts, read-only after */
 

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "daemon_i.h"
+#include "ctl/ctl.h"
 
 #define PFS_CTL_MAX_FILES (PFS_OPT_COUNT + 6)
 /* Between a policy's name and its arguments, and between arguments: the

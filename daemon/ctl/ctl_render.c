@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "daemon_i.h"
+#include "ctl/ctl.h"
 #include "transport/transport.h"
 
 /* Emergency handles, for when the allocator says no (stats at the limit). */

@@ -6,6 +6,7 @@
 #include <sys/fsuid.h>
 
 #include "daemon_i.h"
+#include "ops/ops.h"
 
 void pfs_creds_enter(fuse_req_t req, struct pfs_creds *c)
 {

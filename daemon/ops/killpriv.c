@@ -23,6 +23,7 @@
 #include <sys/xattr.h>
 
 #include "daemon_i.h"
+#include "ops/ops.h"
 
 #define PFS_CAPS_XATTR "security.capability"
 

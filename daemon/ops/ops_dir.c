@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "daemon_i.h"
+#include "ctl/ctl.h"
+#include "ops/ops.h"
 
 struct pfs_dir {
 	DIR *dp;

@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include "daemon_i.h"
+#include "transport/transport.h"
+#include "ctl/ctl.h"
+#include "ops/ops.h"
 
 /*
  * The directory an entry operation works in. The control directory takes

@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include "daemon_i.h"
+#include "transport/transport.h"
+#include "ctl/ctl.h"
+#include "ops/ops.h"
 
 struct pfs_handle {
 	int flags;   /* open flags (O_APPEND: the daemon writes at the cached size) */

@@ -10,6 +10,8 @@
 #include <sys/xattr.h>
 
 #include "daemon_i.h"
+#include "ctl/ctl.h"
+#include "ops/ops.h"
 
 /* The object to act on: *fd >= 0 for a data fd, else path. */
 static int pfs_xattr_target(fuse_req_t req, fuse_ino_t ino, int *fd, char *path, size_t len)

@@ -19,6 +19,9 @@
 #include <stddef.h>
 #include <sys/uio.h>
 
+#include "fuse_ll.h"
+#include "options.h"
+
 struct pfs;
 
 struct pfs_transport_config {
@@ -58,5 +61,17 @@ void pfs_transport_init_answered(struct pfs *fs, bool uring, bool kernel_offered
  * is handling, copy it into the ring entry (sent with the next
  * COMMIT_AND_FETCH), set *res and return true. */
 bool pfs_uring_answer(const struct iovec *iov, int count, ssize_t *res);
+
+/* fuse_io.c: our own read/writev on /dev/fuse (after fuse_session_mount).
+ * It sets FUSE_HANDLE_KILLPRIV_V2 in the INIT reply (libfuse 3.14 cannot)
+ * when the killpriv option asks and the kernel offers it, counts GETXATTR
+ * requests, and notes the kill-suidgid bit of the request this thread is
+ * about to handle (libfuse does not pass it on). 0 or -errno. */
+int pfs_fuse_io_install(struct pfs *fs, bool debug);
+/* Did the request this thread is handling, on ino, carry
+ * FUSE_WRITE_KILL_SUIDGID / FATTR_KILL_SUIDGID / FUSE_OPEN_KILL_SUIDGID?
+ * Call once, from the handler of a WRITE, SETATTR, OPEN or CREATE (ino: the
+ * nodeid of the request, the parent for CREATE). */
+bool pfs_fuse_io_kill_suidgid_wanted(fuse_ino_t ino);
 
 #endif /* PFS_TRANSPORT_H */

@@ -14,7 +14,8 @@
 
 #include <cmocka.h>
 
-#include "daemon_i.h"
+#include "alloc.h"
+#include "ctl/ctl.h"
 
 static struct pfs_ctl_cmd cmd; /* 9 KiB: off the test's stack */
 static char err[512];

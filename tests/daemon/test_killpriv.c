@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "daemon_i.h"
+#include "ops/ops.h"
 
 static unsigned notify_calls;
 static fuse_ino_t notify_last_ino;

@@ -13,7 +13,8 @@
 
 #include <cmocka.h>
 
-#include "daemon_i.h"
+#include "alloc.h"
+#include "options.h"
 
 static int parse_value(const char *name, const char *text, long long *v, char *err, size_t len)
 {

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon_i.h"
+#include "ctl/ctl.h"
 #include "fuzz.h"
 
 static struct pfs_ctl_cmd fz_cmd, fz_again;

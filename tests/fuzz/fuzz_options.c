@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon_i.h"
+#include "options.h"
 #include "fuzz.h"
 
 #define FUZZ_ARGS_MAX 64
