@@ -147,40 +147,28 @@ struct pcache_wb_req {
 	bool stack_fallback;  /* no buffer: count the failure, write from the stack */
 };
 
-/* ---- pcache.c ---- */
-uint64_t _pcache_now_ns(void);
-uint64_t _pcache_dirty_limit(struct pcache *pc);
-/* Clean bytes to keep at most (UINT64_MAX: no limit of the cache's own). */
-uint64_t _pcache_clean_limit(struct pcache *pc);
-unsigned _pcache_writeback_ms(const struct pcache *pc);
-void _pcache_get(struct pcache *pc, struct pcache_file *f);
-/* Put the last write's time on the backing file if it is clean and does
- * not show it yet (writeback moved it). No cache lock held but f->lock. */
-void _pcache_mtime_stamp(struct pcache_file *f);
-void _pcache_put(struct pcache *pc, struct pcache_file *f);
-/* Under pages_lock: account a page going clean -> dirty / unwritten -> clean. */
-void _pcache_page_mark_dirty(struct pcache_file *f, struct pcache_page *p, uint64_t now);
-void _pcache_page_mark_clean(struct pcache_file *f, struct pcache_page *p);
-/* Under pages_lock: unlink and account a page (any state but WRITEBACK)
- * and push it on *freed (through hash_next); the caller frees the list
- * with _pcache_page_list_free after dropping the lock. */
-void _pcache_page_forget(struct pcache_file *f, struct pcache_page *p, struct pcache_page **freed);
-void _pcache_page_list_free(struct pcache *pc, struct pcache_page *list);
-/* Under pages_lock: if f has no unwritten page but is on the dirty list,
- * take it off. Returns true when the caller must _pcache_put() (after
- * dropping every lock of f). */
-bool _pcache_file_undirty(struct pcache_file *f);
-/* dirty_lock held: a file still dirty after its turn goes to the back. */
-void _pcache_dirty_requeue(struct pcache *pc, struct pcache_file *f);
-/* The next dirty file this pass (number seq, of kind pass) has not visited,
- * marked visited and with a reference (_pcache_put it), or NULL. One file
- * per call, so that the pass never works under dirty_lock. */
-struct pcache_file *_pcache_dirty_next_unvisited(struct pcache *pc, enum pcache_pass pass,
-						 uint64_t seq);
-/* Under pages_lock: wait until none of f's pages is under writeback. */
-void _pcache_wait_writeback(struct pcache_file *f);
+/* The O_DIRECT descriptor of one pass, opened on first use. */
+struct wb_direct {
+	int fd; /* -1: none (yet, or refused) */
+	bool tried;
+	uint32_t mem_align, off_align;
+};
 
-/* ---- pcache_index.c ---- */
+/* ---- backing.c ---- */
+int backing_read(int fd, unsigned char *buf, size_t len, off_t off);
+int backing_truncate(struct pcache_file *f, off_t size);
+size_t wb_write_pages(struct pcache_file *f, struct pcache_page **pages, size_t n,
+		      struct iovec *iov, struct wb_direct *d, int *err);
+void wb_direct_close(struct wb_direct *d);
+
+/* ---- page.c ---- */
+uint64_t _pcache_now_ns(void);
+void _pcache_page_list_free(struct pcache *pc, struct pcache_page *list);
+/* Fill a page that is not uptodate from the backing file around its valid
+ * bytes. pages_lock held on entry and exit (dropped during the I/O). */
+int _pcache_page_fill(struct pcache_file *f, struct pcache_page *p);
+
+/* ---- index.c ---- */
 struct pcache_index *_pcache_index_create(struct pcache *pc, unsigned flags,
 					  struct alloc_retry *retry, int *err);
 void _pcache_index_destroy(struct pcache *pc, struct pcache_index *ix);
@@ -194,32 +182,61 @@ void _pcache_index_reserve(struct pcache_file *f);
 void _pcache_index_for_each(struct pcache_index *ix,
 			    void (*fn)(struct pcache_file *f, struct pcache_page *p, void *data),
 			    struct pcache_file *f, void *data);
-void _pcache_uw_add(struct pcache_index *ix, struct pcache_page *p);
-void _pcache_uw_remove(struct pcache_index *ix, struct pcache_page *p);
-void _pcache_uw_sort(struct pcache_index *ix);
 
-/* ---- pcache_rw.c ---- */
-/* Fill a page that is not uptodate from the backing file around its valid
- * bytes. pages_lock held on entry and exit (dropped during the I/O). */
-int _pcache_page_fill(struct pcache_file *f, struct pcache_page *p);
-
-/* ---- writeback.c ---- */
-int _pcache_wb_file(struct pcache_file *f, const struct pcache_wb_req *req);
-/* pages_lock held: record a backing error in f->wb_err. */
-void _pcache_errseq_set(struct pcache_file *f, int err);
-/* Wake the writeback thread; callers hold no lock after pages_lock. */
-void _pcache_wb_wake(struct pcache *pc);
-/* Same from inside an allocation (reclaim): never waits for dirty_lock, a
- * missed wake-up costs one period. urgent: write everything now. */
-void _pcache_wb_kick(struct pcache *pc, bool urgent);
-
-/* ---- reclaim.c ---- */
+/* ---- lru.c ---- */
+/* Clean bytes to keep at most (UINT64_MAX: no limit of the cache's own). */
+uint64_t _pcache_clean_limit(struct pcache *pc);
 void _pcache_lru_add(struct pcache *pc, struct pcache_page *p);
 void _pcache_lru_remove(struct pcache *pc, struct pcache_page *p);
 size_t _pcache_lru_shrink(struct pcache *pc, size_t want);
 /* Drop the oldest clean pages beyond clean_limit. Callers hold no
  * pages_lock (f->lock is fine). */
 void _pcache_clean_trim(struct pcache *pc);
+
+/* ---- dirty.c ---- */
+uint64_t _pcache_dirty_limit(struct pcache *pc);
+void _pcache_get(struct pcache *pc, struct pcache_file *f);
+/* Put the last write's time on the backing file if it is clean and does
+ * not show it yet (writeback moved it). No cache lock held but f->lock. */
+void _pcache_mtime_stamp(struct pcache_file *f);
+void _pcache_put(struct pcache *pc, struct pcache_file *f);
+void dirty_list_unlink(struct pcache *pc, struct pcache_file *f);
+/* Under pages_lock: account a page going clean -> dirty / unwritten -> clean. */
+void _pcache_page_mark_dirty(struct pcache_file *f, struct pcache_page *p, uint64_t now);
+void _pcache_page_mark_clean(struct pcache_file *f, struct pcache_page *p);
+/* Under pages_lock: unlink and account a page (any state but WRITEBACK)
+ * and push it on *freed (through hash_next); the caller frees the list
+ * with _pcache_page_list_free after dropping the lock. */
+void _pcache_page_forget(struct pcache_file *f, struct pcache_page *p, struct pcache_page **freed);
+/* Under pages_lock: if f has no unwritten page but is on the dirty list,
+ * take it off. Returns true when the caller must _pcache_put() (after
+ * dropping every lock of f). */
+bool _pcache_file_undirty(struct pcache_file *f);
+/* dirty_lock held: a file still dirty after its turn goes to the back. */
+void _pcache_dirty_requeue(struct pcache *pc, struct pcache_file *f);
+/* The next dirty file this pass (number seq, of kind pass) has not visited,
+ * marked visited and with a reference (_pcache_put it), or NULL. One file
+ * per call, so that the pass never works under dirty_lock. */
+struct pcache_file *_pcache_dirty_next_unvisited(struct pcache *pc, enum pcache_pass pass,
+						 uint64_t seq);
+void _pcache_uw_add(struct pcache_index *ix, struct pcache_page *p);
+void _pcache_uw_remove(struct pcache_index *ix, struct pcache_page *p);
+void _pcache_uw_sort(struct pcache_index *ix);
+/* Wake the writeback thread; callers hold no lock after pages_lock. */
+void _pcache_wb_wake(struct pcache *pc);
+
+/* ---- writeback.c ---- */
+unsigned _pcache_writeback_ms(const struct pcache *pc);
+/* Under pages_lock: wait until none of f's pages is under writeback. */
+void _pcache_wait_writeback(struct pcache_file *f);
+int _pcache_wb_file(struct pcache_file *f, const struct pcache_wb_req *req);
+/* pages_lock held: record a backing error in f->wb_err. */
+void _pcache_errseq_set(struct pcache_file *f, int err);
+/* Same from inside an allocation (reclaim): never waits for dirty_lock, a
+ * missed wake-up costs one period. urgent: write everything now. */
+void _pcache_wb_kick(struct pcache *pc, bool urgent);
+
+/* ---- reclaim.c ---- */
 size_t _pcache_reclaim(void *data, size_t want, unsigned flags);
 
 #endif /* PFS_PCACHE_I_H */

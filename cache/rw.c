@@ -16,62 +16,6 @@ static size_t min_size(size_t a, size_t b)
 	return a < b ? a : b;
 }
 
-/* pread exactly len bytes (or up to EOF, zero-filling the rest). */
-static int backing_read(int fd, unsigned char *buf, size_t len, off_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(fd, buf + done, len - done, off + (off_t)done);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	memset(buf + done, 0, len - done);
-	return 0;
-}
-
-int _pcache_page_fill(struct pcache_file *f, struct pcache_page *p)
-{
-	struct pcache *pc = f->cache;
-	off_t base = (off_t)(p->index << pc->page_shift);
-	uint32_t from = p->from, to = p->to;
-	int err;
-
-	/* Pinned, so reclaim leaves it alone; f->lock keeps writers out; a
-	 * writeback in flight only reads [from, to), which we do not touch. */
-	p->pins++;
-	pthread_mutex_unlock(&f->pages_lock);
-	err = backing_read(f->fd, p->data, from, base);
-	if (!err)
-		err = backing_read(f->fd, p->data + to, pc->page_size - to, base + to);
-	pthread_mutex_lock(&f->pages_lock);
-	p->pins--;
-	if (err)
-		return err;
-	/* Bytes past the cached size read as zeros, whatever the backing
-	 * file still holds there (a truncate that failed half-way). */
-	if (base + (off_t)pc->page_size > f->size) {
-		size_t keep = f->size > base ? (size_t)(f->size - base) : 0;
-
-		if (keep < from)
-			memset(p->data + keep, 0, from - keep);
-		if (keep < to)
-			keep = to;
-		memset(p->data + keep, 0, pc->page_size - keep);
-	}
-	p->flags |= PCACHE_PAGE_UPTODATE;
-	if (!(p->flags & (PCACHE_PAGE_DIRTY | PCACHE_PAGE_WRITEBACK)))
-		p->from = p->to = 0;
-	return 0;
-}
-
 /* ---- write ---- */
 
 /* Copy one chunk into page p (pages_lock held, p not under writeback). */
@@ -408,21 +352,6 @@ static struct pcache_page *cache_shrink(struct pcache_file *f, off_t size)
 		}
 	}
 	return ctx.freed;
-}
-
-/* Set the backing file's size: through f->fd if it is writable, else by
- * path, with the process's own permission (a file no writer has open). */
-static int backing_truncate(struct pcache_file *f, off_t size)
-{
-	char path[32];
-
-	if (ftruncate(f->fd, size) == 0)
-		return 0;
-	/* EBADF or EINVAL: f->fd is not open for writing. */
-	if (errno != EBADF && errno != EINVAL)
-		return -errno;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
-	return truncate(path, size) < 0 ? -errno : 0;
 }
 
 int pcache_truncate(struct pcache_file *f, off_t size)

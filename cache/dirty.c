@@ -1,0 +1,319 @@
+/*
+ * Dirty data.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "pcache_i.h"
+
+uint64_t _pcache_dirty_limit(struct pcache *pc)
+{
+	uint64_t limit, balloon, set = __atomic_load_n(&pc->dirty_limit, __ATOMIC_RELAXED);
+
+	if (set)
+		return set;
+	/* Follow the budget as it changes at run time (mem_limit, balloon). */
+	limit = alloc_mem_limit(pc->alloc);
+	if (!limit)
+		return PCACHE_DEFAULT_DIRTY_LIMIT;
+	balloon = alloc_balloon(pc->alloc);
+	limit = limit > balloon ? limit - balloon : 0;
+	return limit / 2 ? limit / 2 : pc->page_size;
+}
+
+void _pcache_get(struct pcache *pc, struct pcache_file *f)
+{
+	if (pc->ops.get)
+		pc->ops.get(f);
+}
+
+/*
+ * Writeback moved the backing file's mtime to the time it wrote: once the
+ * file is clean, put the last write's time back. Before the put, which may
+ * be the last (and free the file). A failure (EPERM: neither the owner nor
+ * CAP_FOWNER) leaves the backing file as it is; pcache_file_attr still
+ * reports the write's time.
+ */
+void _pcache_mtime_stamp(struct pcache_file *f)
+{
+	struct timespec tv[2] = {{.tv_nsec = UTIME_OMIT}, {0}};
+	bool stamp;
+
+	pthread_mutex_lock(&f->pages_lock);
+	stamp = f->mtime_unstamped && !f->dirty_pages;
+	pthread_mutex_unlock(&f->pages_lock);
+	if (!stamp)
+		return;
+	pthread_mutex_lock(&f->stamp_lock);
+	pthread_mutex_lock(&f->pages_lock);
+	stamp = f->mtime_unstamped && !f->dirty_pages;
+	tv[1] = f->mtime;
+	pthread_mutex_unlock(&f->pages_lock);
+	if (stamp)
+		futimens(f->fd, tv);
+	pthread_mutex_lock(&f->pages_lock);
+	/* A write since then stamps again when it is written back. */
+	if (stamp && !f->dirty_pages && f->mtime.tv_sec == tv[1].tv_sec &&
+	    f->mtime.tv_nsec == tv[1].tv_nsec)
+		f->mtime_unstamped = false;
+	pthread_mutex_unlock(&f->pages_lock);
+	pthread_mutex_unlock(&f->stamp_lock);
+}
+
+void _pcache_put(struct pcache *pc, struct pcache_file *f)
+{
+	_pcache_mtime_stamp(f);
+	if (pc->ops.put)
+		pc->ops.put(f);
+}
+
+static void dirty_list_append(struct pcache *pc, struct pcache_file *f)
+{
+	f->dirty_next = NULL;
+	f->dirty_prev = pc->dirty_tail;
+	if (pc->dirty_tail)
+		pc->dirty_tail->dirty_next = f;
+	else
+		pc->dirty_head = f;
+	pc->dirty_tail = f;
+	f->on_dirty_list = true;
+}
+
+void dirty_list_unlink(struct pcache *pc, struct pcache_file *f)
+{
+	if (f->dirty_prev)
+		f->dirty_prev->dirty_next = f->dirty_next;
+	else
+		pc->dirty_head = f->dirty_next;
+	if (f->dirty_next)
+		f->dirty_next->dirty_prev = f->dirty_prev;
+	else
+		pc->dirty_tail = f->dirty_prev;
+	f->dirty_next = f->dirty_prev = NULL;
+	f->on_dirty_list = false;
+}
+
+void _pcache_dirty_requeue(struct pcache *pc, struct pcache_file *f)
+{
+	if (!f->on_dirty_list || pc->dirty_tail == f)
+		return;
+	dirty_list_unlink(pc, f);
+	dirty_list_append(pc, f);
+}
+
+struct pcache_file *_pcache_dirty_next_unvisited(struct pcache *pc, enum pcache_pass pass,
+						 uint64_t seq)
+{
+	struct pcache_file *f;
+
+	pthread_mutex_lock(&pc->dirty_lock);
+	for (f = pc->dirty_head; f; f = f->dirty_next)
+		if (f->index->pass_seq[pass] != seq)
+			break;
+	if (f) {
+		f->index->pass_seq[pass] = seq;
+		_pcache_get(pc, f);
+	}
+	pthread_mutex_unlock(&pc->dirty_lock);
+	return f;
+}
+
+void _pcache_page_mark_dirty(struct pcache_file *f, struct pcache_page *p, uint64_t now)
+{
+	struct pcache *pc = f->cache;
+
+	p->flags |= PCACHE_PAGE_DIRTY;
+	p->dirtied_ns = now;
+	atomic_fetch_add(&pc->dirty_bytes, pc->page_size);
+	_pcache_lru_remove(pc, p);
+	_pcache_uw_add(f->index, p);
+	if (f->dirty_pages++ == 0) {
+		/* The dirty reference: the daemon's inode outlives its data. */
+		_pcache_get(pc, f);
+		pthread_mutex_lock(&pc->dirty_lock);
+		f->dirtied_ns = now;
+		dirty_list_append(pc, f);
+		pthread_mutex_unlock(&pc->dirty_lock);
+	}
+	if (atomic_load(&pc->dirty_bytes) > _pcache_dirty_limit(pc))
+		_pcache_wb_wake(pc);
+}
+
+void _pcache_page_mark_clean(struct pcache_file *f, struct pcache_page *p)
+{
+	struct pcache *pc = f->cache;
+
+	if (p->flags & PCACHE_PAGE_DIRTY)
+		atomic_fetch_sub(&pc->dirty_bytes, pc->page_size);
+	p->flags &= (uint16_t) ~(PCACHE_PAGE_DIRTY | PCACHE_PAGE_WRITEBACK);
+	_pcache_uw_remove(f->index, p);
+	f->dirty_pages--;
+	if (p->flags & PCACHE_PAGE_UPTODATE)
+		p->from = p->to = 0;
+	_pcache_lru_add(pc, p);
+}
+
+void _pcache_page_forget(struct pcache_file *f, struct pcache_page *p, struct pcache_page **freed)
+{
+	struct pcache *pc = f->cache;
+
+	if (p->flags & PCACHE_PAGE_DIRTY) {
+		atomic_fetch_sub(&pc->dirty_bytes, pc->page_size);
+		_pcache_uw_remove(f->index, p);
+		f->dirty_pages--;
+	}
+	_pcache_lru_remove(pc, p);
+	_pcache_index_remove(f->index, p);
+	atomic_fetch_sub(&pc->cached_bytes, pc->page_size);
+	p->hash_next = *freed;
+	*freed = p;
+}
+
+bool _pcache_file_undirty(struct pcache_file *f)
+{
+	struct pcache *pc = f->cache;
+	bool put = false;
+
+	if (f->dirty_pages)
+		return false;
+	pthread_mutex_lock(&pc->dirty_lock);
+	if (f->on_dirty_list) {
+		dirty_list_unlink(pc, f);
+		put = true;
+	}
+	pthread_mutex_unlock(&pc->dirty_lock);
+	return put;
+}
+
+bool pcache_file_is_dirty(struct pcache_file *f)
+{
+	bool dirty;
+
+	pthread_mutex_lock(&f->pages_lock);
+	dirty = f->dirty_pages != 0;
+	pthread_mutex_unlock(&f->pages_lock);
+	return dirty;
+}
+
+void pcache_for_each_dirty(struct pcache *pc, pcache_dirty_fn fn, void *data)
+{
+	struct pcache_file *f;
+	uint64_t seq;
+
+	pthread_mutex_lock(&pc->list_lock);
+	seq = ++pc->pass_seq[PCACHE_PASS_LIST];
+	while ((f = _pcache_dirty_next_unvisited(pc, PCACHE_PASS_LIST, seq))) {
+		off_t run_off = 0, run_len = 0;
+
+		pthread_mutex_lock(&f->pages_lock);
+		if (f->index) {
+			_pcache_uw_sort(f->index);
+			for (struct pcache_page *p = f->index->uw_head; p; p = p->uw_next) {
+				off_t off = (off_t)(p->index << pc->page_shift) + p->from;
+				off_t len = (off_t)(p->to - p->from);
+
+				if (run_len && run_off + run_len == off) {
+					run_len += len;
+					continue;
+				}
+				if (run_len)
+					fn(data, f->id, run_off, run_len);
+				run_off = off;
+				run_len = len;
+			}
+			if (run_len)
+				fn(data, f->id, run_off, run_len);
+		}
+		pthread_mutex_unlock(&f->pages_lock);
+		_pcache_put(pc, f);
+	}
+	pthread_mutex_unlock(&pc->list_lock);
+}
+
+void _pcache_uw_add(struct pcache_index *ix, struct pcache_page *p)
+{
+	p->uw_next = NULL;
+	p->uw_prev = ix->uw_tail;
+	if (ix->uw_tail) {
+		if (ix->uw_tail->index > p->index)
+			ix->uw_sorted = false;
+		ix->uw_tail->uw_next = p;
+	} else {
+		ix->uw_head = p;
+	}
+	ix->uw_tail = p;
+}
+
+void _pcache_uw_remove(struct pcache_index *ix, struct pcache_page *p)
+{
+	if (p->uw_prev)
+		p->uw_prev->uw_next = p->uw_next;
+	else
+		ix->uw_head = p->uw_next;
+	if (p->uw_next)
+		p->uw_next->uw_prev = p->uw_prev;
+	else
+		ix->uw_tail = p->uw_prev;
+	p->uw_next = p->uw_prev = NULL;
+}
+
+static struct pcache_page *uw_merge(struct pcache_page *a, struct pcache_page *b)
+{
+	struct pcache_page head = {0}, *t = &head;
+
+	while (a && b) {
+		if (a->index <= b->index) {
+			t->uw_next = a;
+			a = a->uw_next;
+		} else {
+			t->uw_next = b;
+			b = b->uw_next;
+		}
+		t = t->uw_next;
+	}
+	t->uw_next = a ? a : b;
+	return head.uw_next;
+}
+
+/* Bottom-up merge sort of the singly linked view, then relink uw_prev:
+ * no allocation, O(n log n), and done only when an insertion broke order. */
+void _pcache_uw_sort(struct pcache_index *ix)
+{
+	struct pcache_page *bins[64] = {0}, *p, *next, *prev = NULL;
+
+	if (ix->uw_sorted)
+		return;
+	for (p = ix->uw_head; p; p = next) {
+		unsigned i;
+
+		next = p->uw_next;
+		p->uw_next = NULL;
+		for (i = 0; i < 63 && bins[i]; i++) {
+			p = uw_merge(bins[i], p);
+			bins[i] = NULL;
+		}
+		bins[i] = uw_merge(bins[i], p);
+	}
+	p = NULL;
+	for (unsigned i = 0; i < 64; i++)
+		p = uw_merge(bins[i], p);
+	ix->uw_head = p;
+	for (; p; p = p->uw_next) {
+		p->uw_prev = prev;
+		prev = p;
+	}
+	ix->uw_tail = prev;
+	ix->uw_sorted = true;
+}
+
+void _pcache_wb_wake(struct pcache *pc)
+{
+	/* Under dirty_lock, so the thread cannot miss it between its check
+	 * and its wait. */
+	pthread_mutex_lock(&pc->dirty_lock);
+	pthread_cond_signal(&pc->wb_wake);
+	pthread_mutex_unlock(&pc->dirty_lock);
+}
