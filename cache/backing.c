@@ -1,5 +1,17 @@
 /*
- * I/O on the backing file.
+ * I/O on the backing file: reading pages in, writing runs of pages out,
+ * setting its size. Nothing here knows the cache's lists or locks.
+ *
+ * Direct writeback: the page cache above already is the file's page cache,
+ * so a long run of pages goes to the disk with O_DIRECT instead of being
+ * copied into the backing fs's page cache as well (which cost most of the
+ * daemon's CPU in a sequential write, and memory twice over). One pass
+ * opens a second, O_DIRECT descriptor of the backing file through
+ * /proc/self/fd when it first meets such a run, and closes it at its end.
+ * Short runs (random small writes), unaligned ones (a file's tail) and
+ * backing filesystems without direct I/O take the buffered path. The
+ * kernel keeps the two paths coherent: a direct write first writes and
+ * drops the backing page cache over its range.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -10,10 +22,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "pcache_i.h"
+#include "backing_i.h"
 
 /* pread exactly len bytes (or up to EOF, zero-filling the rest). */
-int backing_read(int fd, unsigned char *buf, size_t len, off_t off)
+int _pcache_backing_read(int fd, unsigned char *buf, size_t len, off_t off)
 {
 	size_t done = 0;
 
@@ -35,7 +47,7 @@ int backing_read(int fd, unsigned char *buf, size_t len, off_t off)
 
 /* Set the backing file's size: through f->fd if it is writable, else by
  * path, with the process's own permission (a file no writer has open). */
-int backing_truncate(struct pcache_file *f, off_t size)
+int _pcache_backing_truncate(struct pcache_file *f, off_t size)
 {
 	char path[32];
 
@@ -48,7 +60,7 @@ int backing_truncate(struct pcache_file *f, off_t size)
 	return truncate(path, size) < 0 ? -errno : 0;
 }
 
-static int wb_direct_open(struct pcache_file *f, struct wb_direct *d)
+static int wb_direct_open(struct pcache_file *f, struct pcache_direct *d)
 {
 	struct pcache *pc = f->cache;
 	char path[32];
@@ -87,7 +99,7 @@ static int wb_direct_open(struct pcache_file *f, struct wb_direct *d)
 	return d->fd;
 }
 
-void wb_direct_close(struct wb_direct *d)
+void _pcache_backing_direct_close(struct pcache_direct *d)
 {
 	if (d->fd >= 0)
 		close(d->fd);
@@ -99,8 +111,8 @@ void wb_direct_close(struct wb_direct *d)
  * piece the backing fs cannot take with O_DIRECT (a file's partial last
  * page); 0 when that prefix is too short to be worth a synchronous device
  * write. */
-static size_t wb_direct_prefix(struct pcache_file *f, struct wb_direct *d, const struct iovec *iov,
-			       size_t niov, off_t off, size_t *bytes)
+static size_t wb_direct_prefix(struct pcache_file *f, struct pcache_direct *d,
+			       const struct iovec *iov, size_t niov, off_t off, size_t *bytes)
 {
 	size_t k, sum = 0;
 
@@ -158,8 +170,8 @@ static int wb_pwritev_all(struct pcache_file *f, int fd, struct iovec *iov, size
 
 /* Write pages[0..n) (sorted, under writeback, stable). Returns how many
  * pages reached the backing file before an error, and the error. */
-size_t wb_write_pages(struct pcache_file *f, struct pcache_page **pages, size_t n,
-		      struct iovec *iov, struct wb_direct *d, int *err)
+size_t _pcache_backing_write_pages(struct pcache_file *f, struct pcache_page **pages, size_t n,
+				   struct iovec *iov, struct pcache_direct *d, int *err)
 {
 	struct pcache *pc = f->cache;
 	unsigned delay_us = __atomic_load_n(&pc->writeback_delay_us, __ATOMIC_RELAXED);

@@ -1,7 +1,7 @@
 /*
- * The page cache as a whole: creation and teardown, the per-file state's
- * life cycle, the page state transitions that move accounting, and the
- * read-only views (usage, attributes, the dirty ranges).
+ * The page cache as a whole: creation, run-time configuration, teardown
+ * and usage; and a file's cache state from init to destroy, with the
+ * attributes it keeps for the daemon (size, mtime, the backing fd).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,7 +11,12 @@
 #include <time.h>
 
 #include "log.h"
-#include "pcache_i.h"
+#include "dirty_i.h"
+#include "index_i.h"
+#include "lru_i.h"
+#include "page_i.h"
+#include "reclaim_i.h"
+#include "writeback_i.h"
 
 static unsigned page_shift_of(size_t size)
 {
@@ -98,7 +103,7 @@ void pcache_set_config(struct pcache *pc, const struct pcache_config *config)
 	__atomic_store_n(&pc->writers_unthrottled, config->writers_unthrottled, __ATOMIC_RELAXED);
 	__atomic_store_n(&pc->writeback_delay_us, config->writeback_delay_us, __ATOMIC_RELAXED);
 	_pcache_clean_trim(pc);
-	_pcache_wb_wake(pc); /* the next pass uses them */
+	_pcache_dirty_wake_writeback(pc); /* the next pass uses them */
 }
 
 size_t pcache_page_size(const struct pcache *pc)
@@ -156,7 +161,7 @@ void pcache_file_discard(struct pcache_file *f)
 	pthread_mutex_unlock(&f->lock);
 	_pcache_page_list_free(pc, list);
 	if (put)
-		_pcache_put(pc, f);
+		_pcache_file_put(f);
 }
 
 void pcache_file_destroy(struct pcache_file *f)
@@ -172,10 +177,7 @@ void pcache_file_destroy(struct pcache_file *f)
 			(unsigned long long)f->id, (unsigned long long)f->dirty_pages);
 	list = file_drop_all(f);
 	/* Being destroyed: its dirty reference is moot, no put. */
-	pthread_mutex_lock(&pc->dirty_lock);
-	if (f->on_dirty_list)
-		dirty_list_unlink(pc, f);
-	pthread_mutex_unlock(&pc->dirty_lock);
+	_pcache_dirty_list_leave(f);
 	_pcache_index_destroy(pc, f->index);
 	f->index = NULL;
 	pthread_mutex_unlock(&f->pages_lock);

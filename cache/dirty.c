@@ -1,13 +1,25 @@
 /*
- * Dirty data.
+ * Unwritten data: which files have it, which of their pages hold it, how
+ * much there is and how much may be.
+ *
+ * A page is unwritten while DIRTY or under WRITEBACK: it sits on its
+ * file's unwritten list (under pages_lock, sorted lazily into file order
+ * for writeback), off the LRU. A file with any unwritten page is on the
+ * dirty-file list (under dirty_lock, oldest first, which the writeback
+ * thread and reclaim walk) and holds one reference on itself (ops->get),
+ * so the daemon's inode outlives its data. The page transitions here are
+ * the only places that move a page between the unwritten list and the LRU
+ * or a file on or off the dirty list, and that count dirty bytes up.
  */
 #include <errno.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 
-#include "pcache_i.h"
+#include "dirty_i.h"
+#include "index_i.h"
+#include "lru_i.h"
 
 uint64_t _pcache_dirty_limit(struct pcache *pc)
 {
@@ -24,8 +36,12 @@ uint64_t _pcache_dirty_limit(struct pcache *pc)
 	return limit / 2 ? limit / 2 : pc->page_size;
 }
 
-void _pcache_get(struct pcache *pc, struct pcache_file *f)
+/* ---- the dirty reference ---- */
+
+void _pcache_file_get(struct pcache_file *f)
 {
+	struct pcache *pc = f->cache;
+
 	if (pc->ops.get)
 		pc->ops.get(f);
 }
@@ -63,13 +79,18 @@ void _pcache_mtime_stamp(struct pcache_file *f)
 	pthread_mutex_unlock(&f->stamp_lock);
 }
 
-void _pcache_put(struct pcache *pc, struct pcache_file *f)
+void _pcache_file_put(struct pcache_file *f)
 {
+	struct pcache *pc = f->cache;
+
 	_pcache_mtime_stamp(f);
 	if (pc->ops.put)
 		pc->ops.put(f);
 }
 
+/* ---- the dirty-file list (dirty_lock) ---- */
+
+/* dirty_lock held. */
 static void dirty_list_append(struct pcache *pc, struct pcache_file *f)
 {
 	f->dirty_next = NULL;
@@ -82,7 +103,8 @@ static void dirty_list_append(struct pcache *pc, struct pcache_file *f)
 	f->on_dirty_list = true;
 }
 
-void dirty_list_unlink(struct pcache *pc, struct pcache_file *f)
+/* dirty_lock held. */
+static void dirty_list_unlink(struct pcache *pc, struct pcache_file *f)
 {
 	if (f->dirty_prev)
 		f->dirty_prev->dirty_next = f->dirty_next;
@@ -94,82 +116,6 @@ void dirty_list_unlink(struct pcache *pc, struct pcache_file *f)
 		pc->dirty_tail = f->dirty_prev;
 	f->dirty_next = f->dirty_prev = NULL;
 	f->on_dirty_list = false;
-}
-
-void _pcache_dirty_requeue(struct pcache *pc, struct pcache_file *f)
-{
-	if (!f->on_dirty_list || pc->dirty_tail == f)
-		return;
-	dirty_list_unlink(pc, f);
-	dirty_list_append(pc, f);
-}
-
-struct pcache_file *_pcache_dirty_next_unvisited(struct pcache *pc, enum pcache_pass pass,
-						 uint64_t seq)
-{
-	struct pcache_file *f;
-
-	pthread_mutex_lock(&pc->dirty_lock);
-	for (f = pc->dirty_head; f; f = f->dirty_next)
-		if (f->index->pass_seq[pass] != seq)
-			break;
-	if (f) {
-		f->index->pass_seq[pass] = seq;
-		_pcache_get(pc, f);
-	}
-	pthread_mutex_unlock(&pc->dirty_lock);
-	return f;
-}
-
-void _pcache_page_mark_dirty(struct pcache_file *f, struct pcache_page *p, uint64_t now)
-{
-	struct pcache *pc = f->cache;
-
-	p->flags |= PCACHE_PAGE_DIRTY;
-	p->dirtied_ns = now;
-	atomic_fetch_add(&pc->dirty_bytes, pc->page_size);
-	_pcache_lru_remove(pc, p);
-	_pcache_uw_add(f->index, p);
-	if (f->dirty_pages++ == 0) {
-		/* The dirty reference: the daemon's inode outlives its data. */
-		_pcache_get(pc, f);
-		pthread_mutex_lock(&pc->dirty_lock);
-		f->dirtied_ns = now;
-		dirty_list_append(pc, f);
-		pthread_mutex_unlock(&pc->dirty_lock);
-	}
-	if (atomic_load(&pc->dirty_bytes) > _pcache_dirty_limit(pc))
-		_pcache_wb_wake(pc);
-}
-
-void _pcache_page_mark_clean(struct pcache_file *f, struct pcache_page *p)
-{
-	struct pcache *pc = f->cache;
-
-	if (p->flags & PCACHE_PAGE_DIRTY)
-		atomic_fetch_sub(&pc->dirty_bytes, pc->page_size);
-	p->flags &= (uint16_t) ~(PCACHE_PAGE_DIRTY | PCACHE_PAGE_WRITEBACK);
-	_pcache_uw_remove(f->index, p);
-	f->dirty_pages--;
-	if (p->flags & PCACHE_PAGE_UPTODATE)
-		p->from = p->to = 0;
-	_pcache_lru_add(pc, p);
-}
-
-void _pcache_page_forget(struct pcache_file *f, struct pcache_page *p, struct pcache_page **freed)
-{
-	struct pcache *pc = f->cache;
-
-	if (p->flags & PCACHE_PAGE_DIRTY) {
-		atomic_fetch_sub(&pc->dirty_bytes, pc->page_size);
-		_pcache_uw_remove(f->index, p);
-		f->dirty_pages--;
-	}
-	_pcache_lru_remove(pc, p);
-	_pcache_index_remove(f->index, p);
-	atomic_fetch_sub(&pc->cached_bytes, pc->page_size);
-	p->hash_next = *freed;
-	*freed = p;
 }
 
 bool _pcache_file_undirty(struct pcache_file *f)
@@ -188,50 +134,130 @@ bool _pcache_file_undirty(struct pcache_file *f)
 	return put;
 }
 
-bool pcache_file_is_dirty(struct pcache_file *f)
+void _pcache_dirty_list_leave(struct pcache_file *f)
 {
-	bool dirty;
+	struct pcache *pc = f->cache;
 
-	pthread_mutex_lock(&f->pages_lock);
-	dirty = f->dirty_pages != 0;
-	pthread_mutex_unlock(&f->pages_lock);
-	return dirty;
+	pthread_mutex_lock(&pc->dirty_lock);
+	if (f->on_dirty_list)
+		dirty_list_unlink(pc, f);
+	pthread_mutex_unlock(&pc->dirty_lock);
 }
 
-void pcache_for_each_dirty(struct pcache *pc, pcache_dirty_fn fn, void *data)
+struct pcache_file *_pcache_dirty_first(struct pcache *pc)
 {
 	struct pcache_file *f;
-	uint64_t seq;
 
-	pthread_mutex_lock(&pc->list_lock);
-	seq = ++pc->pass_seq[PCACHE_PASS_LIST];
-	while ((f = _pcache_dirty_next_unvisited(pc, PCACHE_PASS_LIST, seq))) {
-		off_t run_off = 0, run_len = 0;
-
-		pthread_mutex_lock(&f->pages_lock);
-		if (f->index) {
-			_pcache_uw_sort(f->index);
-			for (struct pcache_page *p = f->index->uw_head; p; p = p->uw_next) {
-				off_t off = (off_t)(p->index << pc->page_shift) + p->from;
-				off_t len = (off_t)(p->to - p->from);
-
-				if (run_len && run_off + run_len == off) {
-					run_len += len;
-					continue;
-				}
-				if (run_len)
-					fn(data, f->id, run_off, run_len);
-				run_off = off;
-				run_len = len;
-			}
-			if (run_len)
-				fn(data, f->id, run_off, run_len);
-		}
-		pthread_mutex_unlock(&f->pages_lock);
-		_pcache_put(pc, f);
-	}
-	pthread_mutex_unlock(&pc->list_lock);
+	pthread_mutex_lock(&pc->dirty_lock);
+	f = pc->dirty_head;
+	if (f)
+		_pcache_file_get(f);
+	pthread_mutex_unlock(&pc->dirty_lock);
+	return f;
 }
+
+unsigned _pcache_dirty_nr_files(struct pcache *pc)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&pc->dirty_lock);
+	for (struct pcache_file *f = pc->dirty_head; f; f = f->dirty_next)
+		n++;
+	pthread_mutex_unlock(&pc->dirty_lock);
+	return n;
+}
+
+struct pcache_file *_pcache_dirty_next_due(struct pcache *pc, uint64_t now, uint64_t age_ns,
+					   bool force)
+{
+	for (struct pcache_file *f = pc->dirty_head; f; f = f->dirty_next) {
+		if (f->index->retry_after_ns > now)
+			continue;
+		if (force || f->dirtied_ns + age_ns <= now)
+			return f;
+	}
+	return NULL;
+}
+
+/* dirty_lock held. */
+static void dirty_list_requeue(struct pcache *pc, struct pcache_file *f)
+{
+	if (!f->on_dirty_list || pc->dirty_tail == f)
+		return;
+	dirty_list_unlink(pc, f);
+	dirty_list_append(pc, f);
+}
+
+void _pcache_dirty_requeue(struct pcache_file *f)
+{
+	struct pcache *pc = f->cache;
+
+	pthread_mutex_lock(&pc->dirty_lock);
+	dirty_list_requeue(pc, f);
+	pthread_mutex_unlock(&pc->dirty_lock);
+}
+
+void _pcache_dirty_requeue_aged(struct pcache_file *f, uint64_t retry_at_ns)
+{
+	struct pcache *pc = f->cache;
+
+	pthread_mutex_lock(&f->pages_lock);
+	pthread_mutex_lock(&pc->dirty_lock);
+	if (f->on_dirty_list) {
+		uint64_t oldest = UINT64_MAX;
+
+		for (struct pcache_page *p = f->index->uw_head; p; p = p->uw_next)
+			if ((p->flags & PCACHE_PAGE_DIRTY) && p->dirtied_ns < oldest)
+				oldest = p->dirtied_ns;
+		if (oldest != UINT64_MAX)
+			f->dirtied_ns = oldest;
+		else
+			/* Only pages someone else is writing: look again later,
+			 * not in a hot loop. */
+			f->index->retry_after_ns = retry_at_ns;
+		dirty_list_requeue(pc, f);
+	}
+	pthread_mutex_unlock(&pc->dirty_lock);
+	pthread_mutex_unlock(&f->pages_lock);
+}
+
+void _pcache_dirty_retry_after(struct pcache_file *f, uint64_t retry_at_ns)
+{
+	struct pcache *pc = f->cache;
+
+	pthread_mutex_lock(&pc->dirty_lock);
+	if (f->index)
+		f->index->retry_after_ns = retry_at_ns;
+	pthread_mutex_unlock(&pc->dirty_lock);
+}
+
+struct pcache_file *_pcache_dirty_next_unvisited(struct pcache *pc, enum pcache_pass pass,
+						 uint64_t seq)
+{
+	struct pcache_file *f;
+
+	pthread_mutex_lock(&pc->dirty_lock);
+	for (f = pc->dirty_head; f; f = f->dirty_next)
+		if (f->index->pass_seq[pass] != seq)
+			break;
+	if (f) {
+		f->index->pass_seq[pass] = seq;
+		_pcache_file_get(f);
+	}
+	pthread_mutex_unlock(&pc->dirty_lock);
+	return f;
+}
+
+void _pcache_dirty_wake_writeback(struct pcache *pc)
+{
+	/* Under dirty_lock, so the thread cannot miss it between its check
+	 * and its wait. */
+	pthread_mutex_lock(&pc->dirty_lock);
+	pthread_cond_signal(&pc->wb_wake);
+	pthread_mutex_unlock(&pc->dirty_lock);
+}
+
+/* ---- the unwritten pages of one file (pages_lock) ---- */
 
 void _pcache_uw_add(struct pcache_index *ix, struct pcache_page *p)
 {
@@ -309,11 +335,101 @@ void _pcache_uw_sort(struct pcache_index *ix)
 	ix->uw_sorted = true;
 }
 
-void _pcache_wb_wake(struct pcache *pc)
+/* ---- page transitions (pages_lock) ---- */
+
+void _pcache_page_mark_dirty(struct pcache_file *f, struct pcache_page *p, uint64_t now)
 {
-	/* Under dirty_lock, so the thread cannot miss it between its check
-	 * and its wait. */
-	pthread_mutex_lock(&pc->dirty_lock);
-	pthread_cond_signal(&pc->wb_wake);
-	pthread_mutex_unlock(&pc->dirty_lock);
+	struct pcache *pc = f->cache;
+
+	p->flags |= PCACHE_PAGE_DIRTY;
+	p->dirtied_ns = now;
+	atomic_fetch_add(&pc->dirty_bytes, pc->page_size);
+	_pcache_lru_remove(pc, p);
+	_pcache_uw_add(f->index, p);
+	if (f->dirty_pages++ == 0) {
+		/* The dirty reference: the daemon's inode outlives its data. */
+		_pcache_file_get(f);
+		pthread_mutex_lock(&pc->dirty_lock);
+		f->dirtied_ns = now;
+		dirty_list_append(pc, f);
+		pthread_mutex_unlock(&pc->dirty_lock);
+	}
+	if (atomic_load(&pc->dirty_bytes) > _pcache_dirty_limit(pc))
+		_pcache_dirty_wake_writeback(pc);
+}
+
+void _pcache_page_mark_clean(struct pcache_file *f, struct pcache_page *p)
+{
+	struct pcache *pc = f->cache;
+
+	if (p->flags & PCACHE_PAGE_DIRTY)
+		atomic_fetch_sub(&pc->dirty_bytes, pc->page_size);
+	p->flags &= (uint16_t) ~(PCACHE_PAGE_DIRTY | PCACHE_PAGE_WRITEBACK);
+	_pcache_uw_remove(f->index, p);
+	f->dirty_pages--;
+	if (p->flags & PCACHE_PAGE_UPTODATE)
+		p->from = p->to = 0;
+	_pcache_lru_add(pc, p);
+}
+
+void _pcache_page_forget(struct pcache_file *f, struct pcache_page *p, struct pcache_page **freed)
+{
+	struct pcache *pc = f->cache;
+
+	if (p->flags & PCACHE_PAGE_DIRTY) {
+		atomic_fetch_sub(&pc->dirty_bytes, pc->page_size);
+		_pcache_uw_remove(f->index, p);
+		f->dirty_pages--;
+	}
+	_pcache_lru_remove(pc, p);
+	_pcache_index_remove(f, p);
+	p->hash_next = *freed;
+	*freed = p;
+}
+
+/* ---- views ---- */
+
+bool pcache_file_is_dirty(struct pcache_file *f)
+{
+	bool dirty;
+
+	pthread_mutex_lock(&f->pages_lock);
+	dirty = f->dirty_pages != 0;
+	pthread_mutex_unlock(&f->pages_lock);
+	return dirty;
+}
+
+void pcache_for_each_dirty(struct pcache *pc, pcache_dirty_fn fn, void *data)
+{
+	struct pcache_file *f;
+	uint64_t seq;
+
+	pthread_mutex_lock(&pc->list_lock);
+	seq = ++pc->pass_seq[PCACHE_PASS_LIST];
+	while ((f = _pcache_dirty_next_unvisited(pc, PCACHE_PASS_LIST, seq))) {
+		off_t run_off = 0, run_len = 0;
+
+		pthread_mutex_lock(&f->pages_lock);
+		if (f->index) {
+			_pcache_uw_sort(f->index);
+			for (struct pcache_page *p = f->index->uw_head; p; p = p->uw_next) {
+				off_t off = (off_t)(p->index << pc->page_shift) + p->from;
+				off_t len = (off_t)(p->to - p->from);
+
+				if (run_len && run_off + run_len == off) {
+					run_len += len;
+					continue;
+				}
+				if (run_len)
+					fn(data, f->id, run_off, run_len);
+				run_off = off;
+				run_len = len;
+			}
+			if (run_len)
+				fn(data, f->id, run_off, run_len);
+		}
+		pthread_mutex_unlock(&f->pages_lock);
+		_pcache_file_put(f);
+	}
+	pthread_mutex_unlock(&pc->list_lock);
 }

@@ -1,7 +1,7 @@
 /*
  * The page index of one file: a chained hash table keyed by page number,
- * doubling when it holds more than two pages per bucket, and the list of
- * the file's unwritten (dirty or under writeback) pages.
+ * doubling when it holds more than two pages per bucket. A page is cached
+ * while it is in an index, so insert and remove keep cached_bytes.
  *
  * The table's memory comes from the allocator (site cache_page). Growing
  * is best effort: it allocates with ALLOC_NORETRY outside pages_lock, and
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pcache_i.h"
+#include "index_i.h"
 
 static size_t index_bucket(const struct pcache_index *ix, uint64_t index)
 {
@@ -63,17 +63,21 @@ struct pcache_page *_pcache_index_lookup(const struct pcache_index *ix, uint64_t
 	return NULL;
 }
 
-void _pcache_index_insert(struct pcache_index *ix, struct pcache_page *p)
+void _pcache_index_insert(struct pcache_file *f, struct pcache_page *p)
 {
+	struct pcache_index *ix = f->index;
 	size_t b = index_bucket(ix, p->index);
 
+	p->file = f;
 	p->hash_next = ix->buckets[b];
 	ix->buckets[b] = p;
 	ix->count++;
+	atomic_fetch_add(&f->cache->cached_bytes, f->cache->page_size);
 }
 
-void _pcache_index_remove(struct pcache_index *ix, struct pcache_page *p)
+void _pcache_index_remove(struct pcache_file *f, struct pcache_page *p)
 {
+	struct pcache_index *ix = f->index;
 	struct pcache_page **pp = &ix->buckets[index_bucket(ix, p->index)];
 
 	for (; *pp; pp = &(*pp)->hash_next) {
@@ -81,6 +85,7 @@ void _pcache_index_remove(struct pcache_index *ix, struct pcache_page *p)
 			*pp = p->hash_next;
 			p->hash_next = NULL;
 			ix->count--;
+			atomic_fetch_sub(&f->cache->cached_bytes, f->cache->page_size);
 			return;
 		}
 	}

@@ -1,10 +1,19 @@
 /*
- * The clean-page LRU.
+ * The clean pages, oldest first, and how many of them to keep.
+ *
+ * A page is on the LRU while it is cached and neither DIRTY nor under
+ * WRITEBACK. Beyond clean_limit the oldest are dropped as soon as
+ * writeback or a read adds more (_pcache_clean_trim), and reclaim drops
+ * them when the allocator asks (_pcache_lru_shrink). on_lru changes only
+ * under the page's pages_lock and lru_lock both, so a page can be checked
+ * under either; shrinking, which holds lru_lock, only trylocks pages_lock.
  */
 #include <errno.h>
 #include <stdint.h>
 
-#include "pcache_i.h"
+#include "index_i.h"
+#include "lru_i.h"
+#include "page_i.h"
 
 uint64_t _pcache_clean_limit(struct pcache *pc)
 {
@@ -107,8 +116,7 @@ size_t _pcache_lru_shrink(struct pcache *pc, size_t want)
 		}
 		/* Clean and idle: unlink it under both locks. */
 		lru_unlink(pc, p);
-		_pcache_index_remove(f->index, p);
-		atomic_fetch_sub(&pc->cached_bytes, pc->page_size);
+		_pcache_index_remove(f, p);
 		pthread_mutex_unlock(&f->pages_lock);
 		p->hash_next = freed;
 		freed = p;

@@ -1,6 +1,18 @@
 /*
- * pressurefs page cache internals: shared by pcache.c, pcache_index.c,
- * pcache_rw.c, writeback.c and reclaim.c. Not a public header.
+ * pressurefs page cache internals: the types every file of the cache
+ * shares. Not a public header. Each file owns one data structure and
+ * declares what it offers the others in its own NAME_i.h; calls run one
+ * way, from the callers' entry points down to the page (scripts/check-tree
+ * holds the order):
+ *   cache.c      create, configure, destroy; a file's state and attributes
+ *   rw.c         write, read, truncate, invalidate: the callers' entry points
+ *   reclaim.c    the allocator's reclaimer, on lru + dirty + writeback
+ *   writeback.c  writing a file's dirty pages, the thread, throttle, fsync
+ *   dirty.c      unwritten pages and files, dirty accounting and limit
+ *   lru.c        the clean pages and their trim
+ *   index.c      the page index of one file
+ *   page.c       a page's memory and its fill from the backing file
+ *   backing.c    I/O on the backing file (direct or buffered)
  *
  * Page states (flags under the file's pages_lock):
  *   UPTODATE   every byte of the page holds the file's data. A page that is
@@ -137,106 +149,5 @@ struct pcache {
 	atomic_bool direct_off;
 	atomic_long nfiles;
 };
-
-/* How a writeback pass over one file behaves. */
-struct pcache_wb_req {
-	bool all; /* every dirty page, else those dirtied at or before cutoff_ns */
-	uint64_t cutoff_ns;
-	bool use_stack;	      /* reclaim: no allocation, small on-stack batches */
-	unsigned alloc_flags; /* for the writeback buffer (ALLOC_NOFS under f->lock) */
-	bool stack_fallback;  /* no buffer: count the failure, write from the stack */
-};
-
-/* The O_DIRECT descriptor of one pass, opened on first use. */
-struct wb_direct {
-	int fd; /* -1: none (yet, or refused) */
-	bool tried;
-	uint32_t mem_align, off_align;
-};
-
-/* ---- backing.c ---- */
-int backing_read(int fd, unsigned char *buf, size_t len, off_t off);
-int backing_truncate(struct pcache_file *f, off_t size);
-size_t wb_write_pages(struct pcache_file *f, struct pcache_page **pages, size_t n,
-		      struct iovec *iov, struct wb_direct *d, int *err);
-void wb_direct_close(struct wb_direct *d);
-
-/* ---- page.c ---- */
-uint64_t _pcache_now_ns(void);
-void _pcache_page_list_free(struct pcache *pc, struct pcache_page *list);
-/* Fill a page that is not uptodate from the backing file around its valid
- * bytes. pages_lock held on entry and exit (dropped during the I/O). */
-int _pcache_page_fill(struct pcache_file *f, struct pcache_page *p);
-
-/* ---- index.c ---- */
-struct pcache_index *_pcache_index_create(struct pcache *pc, unsigned flags,
-					  struct alloc_retry *retry, int *err);
-void _pcache_index_destroy(struct pcache *pc, struct pcache_index *ix);
-struct pcache_page *_pcache_index_lookup(const struct pcache_index *ix, uint64_t index);
-void _pcache_index_insert(struct pcache_index *ix, struct pcache_page *p);
-void _pcache_index_remove(struct pcache_index *ix, struct pcache_page *p);
-/* Grow the table ahead of an insertion (f->lock held, pages_lock not):
- * best effort, a failed allocation only makes chains longer. */
-void _pcache_index_reserve(struct pcache_file *f);
-/* Visit every page (pages_lock held); fn may remove the page it is given. */
-void _pcache_index_for_each(struct pcache_index *ix,
-			    void (*fn)(struct pcache_file *f, struct pcache_page *p, void *data),
-			    struct pcache_file *f, void *data);
-
-/* ---- lru.c ---- */
-/* Clean bytes to keep at most (UINT64_MAX: no limit of the cache's own). */
-uint64_t _pcache_clean_limit(struct pcache *pc);
-void _pcache_lru_add(struct pcache *pc, struct pcache_page *p);
-void _pcache_lru_remove(struct pcache *pc, struct pcache_page *p);
-size_t _pcache_lru_shrink(struct pcache *pc, size_t want);
-/* Drop the oldest clean pages beyond clean_limit. Callers hold no
- * pages_lock (f->lock is fine). */
-void _pcache_clean_trim(struct pcache *pc);
-
-/* ---- dirty.c ---- */
-uint64_t _pcache_dirty_limit(struct pcache *pc);
-void _pcache_get(struct pcache *pc, struct pcache_file *f);
-/* Put the last write's time on the backing file if it is clean and does
- * not show it yet (writeback moved it). No cache lock held but f->lock. */
-void _pcache_mtime_stamp(struct pcache_file *f);
-void _pcache_put(struct pcache *pc, struct pcache_file *f);
-void dirty_list_unlink(struct pcache *pc, struct pcache_file *f);
-/* Under pages_lock: account a page going clean -> dirty / unwritten -> clean. */
-void _pcache_page_mark_dirty(struct pcache_file *f, struct pcache_page *p, uint64_t now);
-void _pcache_page_mark_clean(struct pcache_file *f, struct pcache_page *p);
-/* Under pages_lock: unlink and account a page (any state but WRITEBACK)
- * and push it on *freed (through hash_next); the caller frees the list
- * with _pcache_page_list_free after dropping the lock. */
-void _pcache_page_forget(struct pcache_file *f, struct pcache_page *p, struct pcache_page **freed);
-/* Under pages_lock: if f has no unwritten page but is on the dirty list,
- * take it off. Returns true when the caller must _pcache_put() (after
- * dropping every lock of f). */
-bool _pcache_file_undirty(struct pcache_file *f);
-/* dirty_lock held: a file still dirty after its turn goes to the back. */
-void _pcache_dirty_requeue(struct pcache *pc, struct pcache_file *f);
-/* The next dirty file this pass (number seq, of kind pass) has not visited,
- * marked visited and with a reference (_pcache_put it), or NULL. One file
- * per call, so that the pass never works under dirty_lock. */
-struct pcache_file *_pcache_dirty_next_unvisited(struct pcache *pc, enum pcache_pass pass,
-						 uint64_t seq);
-void _pcache_uw_add(struct pcache_index *ix, struct pcache_page *p);
-void _pcache_uw_remove(struct pcache_index *ix, struct pcache_page *p);
-void _pcache_uw_sort(struct pcache_index *ix);
-/* Wake the writeback thread; callers hold no lock after pages_lock. */
-void _pcache_wb_wake(struct pcache *pc);
-
-/* ---- writeback.c ---- */
-unsigned _pcache_writeback_ms(const struct pcache *pc);
-/* Under pages_lock: wait until none of f's pages is under writeback. */
-void _pcache_wait_writeback(struct pcache_file *f);
-int _pcache_wb_file(struct pcache_file *f, const struct pcache_wb_req *req);
-/* pages_lock held: record a backing error in f->wb_err. */
-void _pcache_errseq_set(struct pcache_file *f, int err);
-/* Same from inside an allocation (reclaim): never waits for dirty_lock, a
- * missed wake-up costs one period. urgent: write everything now. */
-void _pcache_wb_kick(struct pcache *pc, bool urgent);
-
-/* ---- reclaim.c ---- */
-size_t _pcache_reclaim(void *data, size_t want, unsigned flags);
 
 #endif /* PFS_PCACHE_I_H */

@@ -1,10 +1,8 @@
 /*
  * Reclaim: giving memory back to the allocator.
  *
- * Clean pages sit on one LRU (oldest first). Beyond clean_limit the oldest
- * are dropped as soon as writeback or a read adds more (_pcache_clean_trim).
- * The reclaimer registered with
- * the allocator drops them; called with ALLOC_NOFS (from inside an
+ * The reclaimer registered with the allocator drops clean pages, oldest
+ * first (lru.c); called with ALLOC_NOFS (from inside an
  * allocation whose caller may hold f->lock or worse) it never waits: it
  * only trylocks pages_lock, and asks the writeback thread to clean more.
  * Called without it (the caller holds no cache lock) it also writes dirty
@@ -14,7 +12,10 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "pcache_i.h"
+#include "dirty_i.h"
+#include "lru_i.h"
+#include "reclaim_i.h"
+#include "writeback_i.h"
 
 /* Blocking reclaim: write back the oldest dirty files, at most as many as
  * were dirty when we started, and drop what that cleaned. */
@@ -22,28 +23,17 @@ static size_t reclaim_writeback(struct pcache *pc, size_t want)
 {
 	struct pcache_wb_req req = {.all = true, .use_stack = true};
 	size_t bytes = 0;
-	unsigned budget = 0;
+	unsigned budget = _pcache_dirty_nr_files(pc);
 
-	pthread_mutex_lock(&pc->dirty_lock);
-	for (struct pcache_file *f = pc->dirty_head; f; f = f->dirty_next)
-		budget++;
-	pthread_mutex_unlock(&pc->dirty_lock);
 	while (budget-- && bytes < want) {
-		struct pcache_file *f;
+		struct pcache_file *f = _pcache_dirty_first(pc);
 
-		pthread_mutex_lock(&pc->dirty_lock);
-		f = pc->dirty_head;
-		if (f)
-			_pcache_get(pc, f);
-		pthread_mutex_unlock(&pc->dirty_lock);
 		if (!f)
 			break;
 		_pcache_wb_file(f, &req);
-		pthread_mutex_lock(&pc->dirty_lock);
 		/* Still dirty (failed, or written meanwhile): to the back. */
-		_pcache_dirty_requeue(pc, f);
-		pthread_mutex_unlock(&pc->dirty_lock);
-		_pcache_put(pc, f);
+		_pcache_dirty_requeue(f);
+		_pcache_file_put(f);
 		bytes += _pcache_lru_shrink(pc, want - bytes);
 	}
 	return bytes;

@@ -6,18 +6,8 @@
  * thread, fsync, flush and sync_all all use it; reclaim uses it in its
  * no-allocation mode. Pages go DIRTY -> WRITEBACK under pages_lock, the
  * I/O runs without any cache lock, and they come back clean, or dirty
- * again on failure, so nothing acknowledged is dropped.
- *
- * Direct writeback: this cache already is the file's page cache, so a
- * long run of pages goes to the disk with O_DIRECT instead of being copied
- * into the backing fs's page cache as well (which cost most of the
- * daemon's CPU in a sequential write, and memory twice over). One pass
- * opens a second, O_DIRECT descriptor of the backing file through
- * /proc/self/fd when it first meets such a run, and closes it at its end.
- * Short runs (random small writes), unaligned ones (a file's tail) and
- * backing filesystems without direct I/O take the buffered path as before.
- * The kernel keeps the two paths coherent: a direct write first writes
- * and drops the backing page cache over its range.
+ * again on failure, so nothing acknowledged is dropped. The bytes go out
+ * through backing.c (long aligned runs with O_DIRECT).
  *
  * Errors: a backing write that fails hands its pages back dirty and, in the
  * same critical section, records the error in the file's errseq, so that no
@@ -27,15 +17,16 @@
  * (an fsync returns -ENOMEM; the thread tries again later).
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/stat.h>
+#include <stdint.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "pcache_i.h"
+#include "backing_i.h"
+#include "dirty_i.h"
+#include "lru_i.h"
+#include "page_i.h"
+#include "writeback_i.h"
 
 /* errseq, as lib/errseq.c: errno in the low bits, then the "seen" flag,
  * then a counter that moves when a new error follows a seen one. */
@@ -82,10 +73,15 @@ static int errseq_check_and_advance(struct pcache_file *f, pcache_errseq_t *seen
 	return -(int)(cur & ERRSEQ_ERRNO_MASK);
 }
 
+static unsigned writeback_ms_of(const struct pcache *pc)
+{
+	return __atomic_load_n(&pc->writeback_ms, __ATOMIC_RELAXED);
+}
+
 /* Back-off before a file whose writeback failed is tried again. */
 static uint64_t wb_retry_delay_ns(const struct pcache *pc)
 {
-	uint64_t ms = _pcache_writeback_ms(pc) / 4;
+	uint64_t ms = writeback_ms_of(pc) / 4;
 
 	return (ms < 10 ? 10 : ms) * 1000000ull;
 }
@@ -189,10 +185,7 @@ static void wb_failed(struct pcache_file *f)
 	struct pcache *pc = f->cache;
 
 	atomic_fetch_add(&pc->writeback_errors, 1);
-	pthread_mutex_lock(&pc->dirty_lock);
-	if (f->index)
-		f->index->retry_after_ns = _pcache_now_ns() + wb_retry_delay_ns(pc);
-	pthread_mutex_unlock(&pc->dirty_lock);
+	_pcache_dirty_retry_after(f, _pcache_now_ns() + wb_retry_delay_ns(pc));
 }
 
 int _pcache_wb_file(struct pcache_file *f, const struct pcache_wb_req *req)
@@ -203,7 +196,7 @@ int _pcache_wb_file(struct pcache_file *f, const struct pcache_wb_req *req)
 	struct iovec *iov = stack_iov;
 	struct pcache_page **pages = stack_pages;
 	void *buf = NULL;
-	struct wb_direct direct = {.fd = -1};
+	struct pcache_direct direct = {.fd = -1};
 	size_t cap = PCACHE_WB_STACK_BATCH, want;
 	unsigned puts = 0; /* the file may go clean, dirty, clean again */
 	int err = 0;
@@ -238,7 +231,7 @@ int _pcache_wb_file(struct pcache_file *f, const struct pcache_wb_req *req)
 		pthread_mutex_unlock(&f->pages_lock);
 		if (!n)
 			break;
-		ok = wb_write_pages(f, pages, n, iov, &direct, &err);
+		ok = _pcache_backing_write_pages(f, pages, n, iov, &direct, &err);
 		pthread_mutex_lock(&f->pages_lock);
 		wb_end(f, pages, n, ok, err);
 		if (_pcache_file_undirty(f))
@@ -253,10 +246,10 @@ int _pcache_wb_file(struct pcache_file *f, const struct pcache_wb_req *req)
 		if (n < cap)
 			break;
 	}
-	wb_direct_close(&direct);
+	_pcache_backing_direct_close(&direct);
 	alloc_free(pc->alloc, buf);
 	while (puts--)
-		_pcache_put(pc, f);
+		_pcache_file_put(f);
 	return err;
 }
 
@@ -272,20 +265,6 @@ void _pcache_wb_kick(struct pcache *pc, bool urgent)
 		pthread_cond_signal(&pc->wb_wake);
 		pthread_mutex_unlock(&pc->dirty_lock);
 	}
-}
-
-/* dirty_lock held: the next file the thread should write, or NULL. */
-static struct pcache_file *wb_pick(struct pcache *pc, uint64_t now, bool force)
-{
-	uint64_t age = (uint64_t)_pcache_writeback_ms(pc) * 1000000ull;
-
-	for (struct pcache_file *f = pc->dirty_head; f; f = f->dirty_next) {
-		if (f->index->retry_after_ns > now)
-			continue;
-		if (force || f->dirtied_ns + age <= now)
-			return f;
-	}
-	return NULL;
 }
 
 /* dirty_lock held: wait on cond (a CLOCK_MONOTONIC one) for period_ms at
@@ -306,7 +285,7 @@ static void wb_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, uint64_
 
 static void wb_timed_wait(struct pcache *pc)
 {
-	uint64_t period_ms = _pcache_writeback_ms(pc) / 4 ? _pcache_writeback_ms(pc) / 4 : 1;
+	uint64_t period_ms = writeback_ms_of(pc) / 4 ? writeback_ms_of(pc) / 4 : 1;
 
 	wb_cond_wait_ms(&pc->wb_wake, &pc->dirty_lock, period_ms);
 }
@@ -375,7 +354,7 @@ static void *wb_thread_main(void *arg)
 
 	pthread_mutex_lock(&pc->dirty_lock);
 	while (!pc->wb_stop) {
-		uint64_t age_ns = (uint64_t)_pcache_writeback_ms(pc) * 1000000ull;
+		uint64_t age_ns = (uint64_t)writeback_ms_of(pc) * 1000000ull;
 		uint64_t now = _pcache_now_ns();
 		uint64_t dirty = atomic_load(&pc->dirty_bytes), limit = _pcache_dirty_limit(pc);
 		bool urgent = atomic_load(&pc->wb_urgent), force;
@@ -385,7 +364,7 @@ static void *wb_thread_main(void *arg)
 		else if (dirty <= limit / 2)
 			draining = false;
 		force = urgent || draining;
-		struct pcache_file *f = wb_pick(pc, now, force);
+		struct pcache_file *f = _pcache_dirty_next_due(pc, now, age_ns, force);
 		struct pcache_wb_req req = {
 			.all = force,
 			.cutoff_ns = now > age_ns ? now - age_ns : 0,
@@ -399,31 +378,13 @@ static void *wb_thread_main(void *arg)
 			wb_timed_wait(pc);
 			continue;
 		}
-		_pcache_get(pc, f);
+		_pcache_file_get(f);
 		pthread_mutex_unlock(&pc->dirty_lock);
 		_pcache_wb_file(f, &req);
 		if (urgent)
 			_pcache_lru_shrink(pc, SIZE_MAX); /* reclaim asked: free what we cleaned */
-		pthread_mutex_lock(&f->pages_lock);
-		pthread_mutex_lock(&pc->dirty_lock);
-		if (f->on_dirty_list) {
-			uint64_t oldest = UINT64_MAX;
-
-			for (struct pcache_page *p = f->index->uw_head; p; p = p->uw_next)
-				if ((p->flags & PCACHE_PAGE_DIRTY) && p->dirtied_ns < oldest)
-					oldest = p->dirtied_ns;
-			if (oldest != UINT64_MAX) {
-				f->dirtied_ns = oldest;
-			} else {
-				/* Only pages someone else is writing: look again
-				 * later, not in a hot loop. */
-				f->index->retry_after_ns = now + wb_retry_delay_ns(pc);
-			}
-			_pcache_dirty_requeue(pc, f);
-		}
-		pthread_mutex_unlock(&pc->dirty_lock);
-		pthread_mutex_unlock(&f->pages_lock);
-		_pcache_put(pc, f);
+		_pcache_dirty_requeue_aged(f, now + wb_retry_delay_ns(pc));
+		_pcache_file_put(f);
 		pthread_mutex_lock(&pc->dirty_lock);
 	}
 	pthread_mutex_unlock(&pc->dirty_lock);
@@ -551,16 +512,11 @@ int pcache_sync_all(struct pcache *pc)
 			err = _pcache_wb_file(f, &req);
 		if (err && !first)
 			first = err;
-		_pcache_put(pc, f);
+		_pcache_file_put(f);
 	}
 	pthread_mutex_unlock(&pc->sync_lock);
 	return first;
 }
-unsigned _pcache_writeback_ms(const struct pcache *pc)
-{
-	return __atomic_load_n(&pc->writeback_ms, __ATOMIC_RELAXED);
-}
-
 void _pcache_wait_writeback(struct pcache_file *f)
 {
 	while (f->index && f->index->nr_writeback)
