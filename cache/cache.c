@@ -31,7 +31,6 @@ struct pcache *pcache_create(struct alloc *a, const struct pcache_config *config
 			     const struct pcache_file_ops *ops)
 {
 	struct pcache *pc;
-	pthread_condattr_t cattr;
 	size_t psize = config && config->page_size ? config->page_size : PCACHE_DEFAULT_PAGE_SIZE;
 
 	if (!a || psize < PCACHE_MIN_PAGE_SIZE || psize > PCACHE_MAX_PAGE_SIZE ||
@@ -57,16 +56,9 @@ struct pcache *pcache_create(struct alloc *a, const struct pcache_config *config
 	pc->writeback_delay_us = config ? config->writeback_delay_us : 0;
 	if (ops)
 		pc->ops = *ops;
-	pthread_mutex_init(&pc->dirty_lock, NULL);
-	pthread_mutex_init(&pc->sync_lock, NULL);
-	pthread_mutex_init(&pc->list_lock, NULL);
-	pthread_mutex_init(&pc->lru_lock, NULL);
-	pthread_condattr_init(&cattr);
-	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
-	pthread_cond_init(&pc->wb_wake, &cattr);
-	pthread_cond_init(&pc->dirty_drained, &cattr);
-	pthread_condattr_destroy(&cattr);
-	atomic_init(&pc->wb_urgent, false);
+	_pcache_lru_init(&pc->lru);
+	_pcache_dirty_init(&pc->dirty);
+	_pcache_wb_init(&pc->wb);
 	atomic_init(&pc->direct_off, config && config->buffered_only);
 	alloc_set_reclaimer(a, _pcache_reclaim, pc);
 	return pc;
@@ -84,12 +76,9 @@ void pcache_destroy(struct pcache *pc)
 	left = atomic_load(&pc->nfiles);
 	if (left)
 		pfs_log(LOG_ERR, "cache destroyed with %ld file(s) still attached", left);
-	pthread_cond_destroy(&pc->dirty_drained);
-	pthread_cond_destroy(&pc->wb_wake);
-	pthread_mutex_destroy(&pc->lru_lock);
-	pthread_mutex_destroy(&pc->list_lock);
-	pthread_mutex_destroy(&pc->sync_lock);
-	pthread_mutex_destroy(&pc->dirty_lock);
+	_pcache_wb_destroy(&pc->wb);
+	_pcache_dirty_destroy(&pc->dirty);
+	_pcache_lru_destroy(&pc->lru);
 	alloc_free(pc->alloc, pc);
 }
 
@@ -126,7 +115,7 @@ void pcache_file_init(struct pcache *pc, struct pcache_file *f, int fd, off_t si
 	atomic_fetch_add(&pc->nfiles, 1);
 }
 
-/* ---- the dirty-file list (dirty_lock held) ---- */
+/* ---- the dirty-file list (dirty.lock held) ---- */
 
 /* ---- page state transitions (pages_lock held) ---- */
 

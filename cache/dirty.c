@@ -5,7 +5,7 @@
  * A page is unwritten while DIRTY or under WRITEBACK: it sits on its
  * file's unwritten list (under pages_lock, sorted lazily into file order
  * for writeback), off the LRU. A file with any unwritten page is on the
- * dirty-file list (under dirty_lock, oldest first, which the writeback
+ * dirty-file list (under dirty.lock, oldest first, which the writeback
  * thread and reclaim walk) and holds one reference on itself (ops->get),
  * so the daemon's inode outlives its data. The page transitions here are
  * the only places that move a page between the unwritten list and the LRU
@@ -20,6 +20,27 @@
 #include "dirty_i.h"
 #include "index_i.h"
 #include "lru_i.h"
+
+void _pcache_dirty_init(struct pcache_dirty *d)
+{
+	pthread_condattr_t cattr;
+
+	memset(d, 0, sizeof(*d));
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_init(&d->list_lock, NULL);
+	pthread_condattr_init(&cattr);
+	/* The writeback thread's timed waits count in CLOCK_MONOTONIC. */
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&d->wake, &cattr);
+	pthread_condattr_destroy(&cattr);
+}
+
+void _pcache_dirty_destroy(struct pcache_dirty *d)
+{
+	pthread_cond_destroy(&d->wake);
+	pthread_mutex_destroy(&d->list_lock);
+	pthread_mutex_destroy(&d->lock);
+}
 
 uint64_t _pcache_dirty_limit(struct pcache *pc)
 {
@@ -88,32 +109,32 @@ void _pcache_file_put(struct pcache_file *f)
 		pc->ops.put(f);
 }
 
-/* ---- the dirty-file list (dirty_lock) ---- */
+/* ---- the dirty-file list (dirty.lock) ---- */
 
-/* dirty_lock held. */
+/* dirty.lock held. */
 static void dirty_list_append(struct pcache *pc, struct pcache_file *f)
 {
 	f->dirty_next = NULL;
-	f->dirty_prev = pc->dirty_tail;
-	if (pc->dirty_tail)
-		pc->dirty_tail->dirty_next = f;
+	f->dirty_prev = pc->dirty.tail;
+	if (pc->dirty.tail)
+		pc->dirty.tail->dirty_next = f;
 	else
-		pc->dirty_head = f;
-	pc->dirty_tail = f;
+		pc->dirty.head = f;
+	pc->dirty.tail = f;
 	f->on_dirty_list = true;
 }
 
-/* dirty_lock held. */
+/* dirty.lock held. */
 static void dirty_list_unlink(struct pcache *pc, struct pcache_file *f)
 {
 	if (f->dirty_prev)
 		f->dirty_prev->dirty_next = f->dirty_next;
 	else
-		pc->dirty_head = f->dirty_next;
+		pc->dirty.head = f->dirty_next;
 	if (f->dirty_next)
 		f->dirty_next->dirty_prev = f->dirty_prev;
 	else
-		pc->dirty_tail = f->dirty_prev;
+		pc->dirty.tail = f->dirty_prev;
 	f->dirty_next = f->dirty_prev = NULL;
 	f->on_dirty_list = false;
 }
@@ -125,12 +146,12 @@ bool _pcache_file_undirty(struct pcache_file *f)
 
 	if (f->dirty_pages)
 		return false;
-	pthread_mutex_lock(&pc->dirty_lock);
+	pthread_mutex_lock(&pc->dirty.lock);
 	if (f->on_dirty_list) {
 		dirty_list_unlink(pc, f);
 		put = true;
 	}
-	pthread_mutex_unlock(&pc->dirty_lock);
+	pthread_mutex_unlock(&pc->dirty.lock);
 	return put;
 }
 
@@ -138,21 +159,21 @@ void _pcache_dirty_list_leave(struct pcache_file *f)
 {
 	struct pcache *pc = f->cache;
 
-	pthread_mutex_lock(&pc->dirty_lock);
+	pthread_mutex_lock(&pc->dirty.lock);
 	if (f->on_dirty_list)
 		dirty_list_unlink(pc, f);
-	pthread_mutex_unlock(&pc->dirty_lock);
+	pthread_mutex_unlock(&pc->dirty.lock);
 }
 
 struct pcache_file *_pcache_dirty_first(struct pcache *pc)
 {
 	struct pcache_file *f;
 
-	pthread_mutex_lock(&pc->dirty_lock);
-	f = pc->dirty_head;
+	pthread_mutex_lock(&pc->dirty.lock);
+	f = pc->dirty.head;
 	if (f)
 		_pcache_file_get(f);
-	pthread_mutex_unlock(&pc->dirty_lock);
+	pthread_mutex_unlock(&pc->dirty.lock);
 	return f;
 }
 
@@ -160,17 +181,17 @@ unsigned _pcache_dirty_nr_files(struct pcache *pc)
 {
 	unsigned n = 0;
 
-	pthread_mutex_lock(&pc->dirty_lock);
-	for (struct pcache_file *f = pc->dirty_head; f; f = f->dirty_next)
+	pthread_mutex_lock(&pc->dirty.lock);
+	for (struct pcache_file *f = pc->dirty.head; f; f = f->dirty_next)
 		n++;
-	pthread_mutex_unlock(&pc->dirty_lock);
+	pthread_mutex_unlock(&pc->dirty.lock);
 	return n;
 }
 
 struct pcache_file *_pcache_dirty_next_due(struct pcache *pc, uint64_t now, uint64_t age_ns,
 					   bool force)
 {
-	for (struct pcache_file *f = pc->dirty_head; f; f = f->dirty_next) {
+	for (struct pcache_file *f = pc->dirty.head; f; f = f->dirty_next) {
 		if (f->index->retry_after_ns > now)
 			continue;
 		if (force || f->dirtied_ns + age_ns <= now)
@@ -179,10 +200,10 @@ struct pcache_file *_pcache_dirty_next_due(struct pcache *pc, uint64_t now, uint
 	return NULL;
 }
 
-/* dirty_lock held. */
+/* dirty.lock held. */
 static void dirty_list_requeue(struct pcache *pc, struct pcache_file *f)
 {
-	if (!f->on_dirty_list || pc->dirty_tail == f)
+	if (!f->on_dirty_list || pc->dirty.tail == f)
 		return;
 	dirty_list_unlink(pc, f);
 	dirty_list_append(pc, f);
@@ -192,9 +213,9 @@ void _pcache_dirty_requeue(struct pcache_file *f)
 {
 	struct pcache *pc = f->cache;
 
-	pthread_mutex_lock(&pc->dirty_lock);
+	pthread_mutex_lock(&pc->dirty.lock);
 	dirty_list_requeue(pc, f);
-	pthread_mutex_unlock(&pc->dirty_lock);
+	pthread_mutex_unlock(&pc->dirty.lock);
 }
 
 void _pcache_dirty_requeue_aged(struct pcache_file *f, uint64_t retry_at_ns)
@@ -202,7 +223,7 @@ void _pcache_dirty_requeue_aged(struct pcache_file *f, uint64_t retry_at_ns)
 	struct pcache *pc = f->cache;
 
 	pthread_mutex_lock(&f->pages_lock);
-	pthread_mutex_lock(&pc->dirty_lock);
+	pthread_mutex_lock(&pc->dirty.lock);
 	if (f->on_dirty_list) {
 		uint64_t oldest = UINT64_MAX;
 
@@ -217,7 +238,7 @@ void _pcache_dirty_requeue_aged(struct pcache_file *f, uint64_t retry_at_ns)
 			f->index->retry_after_ns = retry_at_ns;
 		dirty_list_requeue(pc, f);
 	}
-	pthread_mutex_unlock(&pc->dirty_lock);
+	pthread_mutex_unlock(&pc->dirty.lock);
 	pthread_mutex_unlock(&f->pages_lock);
 }
 
@@ -225,10 +246,10 @@ void _pcache_dirty_retry_after(struct pcache_file *f, uint64_t retry_at_ns)
 {
 	struct pcache *pc = f->cache;
 
-	pthread_mutex_lock(&pc->dirty_lock);
+	pthread_mutex_lock(&pc->dirty.lock);
 	if (f->index)
 		f->index->retry_after_ns = retry_at_ns;
-	pthread_mutex_unlock(&pc->dirty_lock);
+	pthread_mutex_unlock(&pc->dirty.lock);
 }
 
 struct pcache_file *_pcache_dirty_next_unvisited(struct pcache *pc, enum pcache_pass pass,
@@ -236,25 +257,25 @@ struct pcache_file *_pcache_dirty_next_unvisited(struct pcache *pc, enum pcache_
 {
 	struct pcache_file *f;
 
-	pthread_mutex_lock(&pc->dirty_lock);
-	for (f = pc->dirty_head; f; f = f->dirty_next)
+	pthread_mutex_lock(&pc->dirty.lock);
+	for (f = pc->dirty.head; f; f = f->dirty_next)
 		if (f->index->pass_seq[pass] != seq)
 			break;
 	if (f) {
 		f->index->pass_seq[pass] = seq;
 		_pcache_file_get(f);
 	}
-	pthread_mutex_unlock(&pc->dirty_lock);
+	pthread_mutex_unlock(&pc->dirty.lock);
 	return f;
 }
 
 void _pcache_dirty_wake_writeback(struct pcache *pc)
 {
-	/* Under dirty_lock, so the thread cannot miss it between its check
+	/* Under dirty.lock, so the thread cannot miss it between its check
 	 * and its wait. */
-	pthread_mutex_lock(&pc->dirty_lock);
-	pthread_cond_signal(&pc->wb_wake);
-	pthread_mutex_unlock(&pc->dirty_lock);
+	pthread_mutex_lock(&pc->dirty.lock);
+	pthread_cond_signal(&pc->dirty.wake);
+	pthread_mutex_unlock(&pc->dirty.lock);
 }
 
 /* ---- the unwritten pages of one file (pages_lock) ---- */
@@ -349,10 +370,10 @@ void _pcache_page_mark_dirty(struct pcache_file *f, struct pcache_page *p, uint6
 	if (f->dirty_pages++ == 0) {
 		/* The dirty reference: the daemon's inode outlives its data. */
 		_pcache_file_get(f);
-		pthread_mutex_lock(&pc->dirty_lock);
+		pthread_mutex_lock(&pc->dirty.lock);
 		f->dirtied_ns = now;
 		dirty_list_append(pc, f);
-		pthread_mutex_unlock(&pc->dirty_lock);
+		pthread_mutex_unlock(&pc->dirty.lock);
 	}
 	if (atomic_load(&pc->dirty_bytes) > _pcache_dirty_limit(pc))
 		_pcache_dirty_wake_writeback(pc);
@@ -404,8 +425,8 @@ void pcache_for_each_dirty(struct pcache *pc, pcache_dirty_fn fn, void *data)
 	struct pcache_file *f;
 	uint64_t seq;
 
-	pthread_mutex_lock(&pc->list_lock);
-	seq = ++pc->pass_seq[PCACHE_PASS_LIST];
+	pthread_mutex_lock(&pc->dirty.list_lock);
+	seq = ++pc->dirty.list_seq;
 	while ((f = _pcache_dirty_next_unvisited(pc, PCACHE_PASS_LIST, seq))) {
 		off_t run_off = 0, run_len = 0;
 
@@ -431,5 +452,5 @@ void pcache_for_each_dirty(struct pcache *pc, pcache_dirty_fn fn, void *data)
 		pthread_mutex_unlock(&f->pages_lock);
 		_pcache_file_put(f);
 	}
-	pthread_mutex_unlock(&pc->list_lock);
+	pthread_mutex_unlock(&pc->dirty.list_lock);
 }

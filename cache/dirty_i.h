@@ -1,5 +1,5 @@
 /*
- * dirty.c: unwritten data. The files with unwritten pages (pcache.dirty_head,
+ * dirty.c: unwritten data. The files with unwritten pages (pcache.dirty,
  * under its lock), each file's list of unwritten pages (under pages_lock),
  * the dirty byte count and limit, the page transitions that move a page
  * between the unwritten list and the LRU, and the reference a dirty file
@@ -9,6 +9,10 @@
 #define PFS_CACHE_DIRTY_I_H
 
 #include "pcache_i.h"
+
+/* Set up / tear down pcache.dirty (empty). */
+void _pcache_dirty_init(struct pcache_dirty *d);
+void _pcache_dirty_destroy(struct pcache_dirty *d);
 
 /* Dirty bytes that start writeback (and past which writers wait). */
 uint64_t _pcache_dirty_limit(struct pcache *pc);
@@ -48,7 +52,7 @@ void _pcache_dirty_list_leave(struct pcache_file *f);
 struct pcache_file *_pcache_dirty_first(struct pcache *pc);
 /* How many files are dirty now. */
 unsigned _pcache_dirty_nr_files(struct pcache *pc);
-/* dirty_lock held: the first file due for writeback (dirtied at least
+/* dirty.lock held: the first file due for writeback (dirtied at least
  * age_ns before now, or any if force) and not waiting out a failure, or
  * NULL. No reference taken. */
 struct pcache_file *_pcache_dirty_next_due(struct pcache *pc, uint64_t now, uint64_t age_ns,
@@ -63,10 +67,10 @@ void _pcache_dirty_requeue_aged(struct pcache_file *f, uint64_t retry_at_ns);
 void _pcache_dirty_retry_after(struct pcache_file *f, uint64_t retry_at_ns);
 /* The next dirty file this pass (number seq, of kind pass) has not visited,
  * marked visited and with a reference (_pcache_file_put it), or NULL. One
- * file per call, so that the pass never works under dirty_lock. */
+ * file per call, so that the pass never works under dirty.lock. */
 struct pcache_file *_pcache_dirty_next_unvisited(struct pcache *pc, enum pcache_pass pass,
 						 uint64_t seq);
-/* Wake the writeback thread (it waits on pcache.wb_wake); callers hold
+/* Wake the writeback thread (it waits on pcache.dirty.wake); callers hold
  * no lock after pages_lock. */
 void _pcache_dirty_wake_writeback(struct pcache *pc);
 

@@ -5,15 +5,27 @@
  * WRITEBACK. Beyond clean_limit the oldest are dropped as soon as
  * writeback or a read adds more (_pcache_clean_trim), and reclaim drops
  * them when the allocator asks (_pcache_lru_shrink). on_lru changes only
- * under the page's pages_lock and lru_lock both, so a page can be checked
- * under either; shrinking, which holds lru_lock, only trylocks pages_lock.
+ * under the page's pages_lock and lru.lock both, so a page can be checked
+ * under either; shrinking, which holds lru.lock, only trylocks pages_lock.
  */
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "index_i.h"
 #include "lru_i.h"
 #include "page_i.h"
+
+void _pcache_lru_init(struct pcache_lru *lru)
+{
+	memset(lru, 0, sizeof(*lru));
+	pthread_mutex_init(&lru->lock, NULL);
+}
+
+void _pcache_lru_destroy(struct pcache_lru *lru)
+{
+	pthread_mutex_destroy(&lru->lock);
+}
 
 uint64_t _pcache_clean_limit(struct pcache *pc)
 {
@@ -28,26 +40,26 @@ uint64_t _pcache_clean_limit(struct pcache *pc)
 	return alloc_mem_limit(pc->alloc) ? UINT64_MAX : PCACHE_DEFAULT_CLEAN_LIMIT;
 }
 
-/* lru_lock held. */
+/* lru.lock held. */
 static void lru_append(struct pcache *pc, struct pcache_page *p)
 {
 	p->lru_next = NULL;
-	p->lru_prev = pc->lru_tail;
-	if (pc->lru_tail)
-		pc->lru_tail->lru_next = p;
+	p->lru_prev = pc->lru.tail;
+	if (pc->lru.tail)
+		pc->lru.tail->lru_next = p;
 	else
-		pc->lru_head = p;
-	pc->lru_tail = p;
+		pc->lru.head = p;
+	pc->lru.tail = p;
 	p->on_lru = true;
-	__atomic_store_n(&pc->lru_count, pc->lru_count + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&pc->lru.count, pc->lru.count + 1, __ATOMIC_RELAXED);
 }
 
 void _pcache_lru_add(struct pcache *pc, struct pcache_page *p)
 {
-	pthread_mutex_lock(&pc->lru_lock);
+	pthread_mutex_lock(&pc->lru.lock);
 	if (!p->on_lru)
 		lru_append(pc, p);
-	pthread_mutex_unlock(&pc->lru_lock);
+	pthread_mutex_unlock(&pc->lru.lock);
 }
 
 static void lru_unlink(struct pcache *pc, struct pcache_page *p)
@@ -55,42 +67,42 @@ static void lru_unlink(struct pcache *pc, struct pcache_page *p)
 	if (p->lru_prev)
 		p->lru_prev->lru_next = p->lru_next;
 	else
-		pc->lru_head = p->lru_next;
+		pc->lru.head = p->lru_next;
 	if (p->lru_next)
 		p->lru_next->lru_prev = p->lru_prev;
 	else
-		pc->lru_tail = p->lru_prev;
+		pc->lru.tail = p->lru_prev;
 	p->lru_next = p->lru_prev = NULL;
 	p->on_lru = false;
-	__atomic_store_n(&pc->lru_count, pc->lru_count - 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&pc->lru.count, pc->lru.count - 1, __ATOMIC_RELAXED);
 }
 
-/* lru_lock held: to the young end, staying on the LRU throughout (so that
+/* lru.lock held: to the young end, staying on the LRU throughout (so that
  * on_lru only ever changes under both locks). */
 static void lru_rotate(struct pcache *pc, struct pcache_page *p)
 {
-	if (pc->lru_tail == p)
+	if (pc->lru.tail == p)
 		return;
 	if (p->lru_prev)
 		p->lru_prev->lru_next = p->lru_next;
 	else
-		pc->lru_head = p->lru_next;
+		pc->lru.head = p->lru_next;
 	p->lru_next->lru_prev = p->lru_prev;
 	p->lru_next = NULL;
-	p->lru_prev = pc->lru_tail;
-	pc->lru_tail->lru_next = p;
-	pc->lru_tail = p;
+	p->lru_prev = pc->lru.tail;
+	pc->lru.tail->lru_next = p;
+	pc->lru.tail = p;
 }
 
 void _pcache_lru_remove(struct pcache *pc, struct pcache_page *p)
 {
 	/* pages_lock held, and on_lru changes only under pages_lock and
-	 * lru_lock both: a page not on the LRU costs no global lock. */
+	 * lru.lock both: a page not on the LRU costs no global lock. */
 	if (!p->on_lru)
 		return;
-	pthread_mutex_lock(&pc->lru_lock);
+	pthread_mutex_lock(&pc->lru.lock);
 	lru_unlink(pc, p);
-	pthread_mutex_unlock(&pc->lru_lock);
+	pthread_mutex_unlock(&pc->lru.lock);
 }
 
 size_t _pcache_lru_shrink(struct pcache *pc, size_t want)
@@ -99,10 +111,10 @@ size_t _pcache_lru_shrink(struct pcache *pc, size_t want)
 	size_t bytes = 0;
 	uint64_t scan;
 
-	pthread_mutex_lock(&pc->lru_lock);
+	pthread_mutex_lock(&pc->lru.lock);
 	/* Each page is looked at once at most: busy ones go to the back. */
-	for (scan = pc->lru_count; scan && bytes < want && pc->lru_head; scan--) {
-		struct pcache_page *p = pc->lru_head;
+	for (scan = pc->lru.count; scan && bytes < want && pc->lru.head; scan--) {
+		struct pcache_page *p = pc->lru.head;
 		struct pcache_file *f = p->file;
 
 		if (pthread_mutex_trylock(&f->pages_lock) != 0) {
@@ -122,7 +134,7 @@ size_t _pcache_lru_shrink(struct pcache *pc, size_t want)
 		freed = p;
 		bytes += pc->page_size;
 	}
-	pthread_mutex_unlock(&pc->lru_lock);
+	pthread_mutex_unlock(&pc->lru.lock);
 	_pcache_page_list_free(pc, freed);
 	return bytes;
 }
@@ -130,7 +142,7 @@ size_t _pcache_lru_shrink(struct pcache *pc, size_t want)
 void _pcache_clean_trim(struct pcache *pc)
 {
 	uint64_t limit = _pcache_clean_limit(pc);
-	uint64_t clean = __atomic_load_n(&pc->lru_count, __ATOMIC_RELAXED) * pc->page_size;
+	uint64_t clean = __atomic_load_n(&pc->lru.count, __ATOMIC_RELAXED) * pc->page_size;
 
 	/* Oldest first, as reclaim does: a page read or written back long
 	 * ago goes before one just written. Pages on the LRU that are busy

@@ -1,11 +1,15 @@
 /*
- * lru.c: the clean pages, oldest first (pcache.lru_head, under lru_lock), and
+ * lru.c: the clean pages, oldest first (pcache.lru, under its lock), and
  * the clean limit.
  */
 #ifndef PFS_CACHE_LRU_I_H
 #define PFS_CACHE_LRU_I_H
 
 #include "pcache_i.h"
+
+/* Set up / tear down pcache.lru (empty). */
+void _pcache_lru_init(struct pcache_lru *lru);
+void _pcache_lru_destroy(struct pcache_lru *lru);
 
 /* Clean bytes to keep at most (UINT64_MAX: no limit of the cache's own). */
 uint64_t _pcache_clean_limit(struct pcache *pc);

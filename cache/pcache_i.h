@@ -61,13 +61,13 @@ struct pcache_page {
 	struct pcache_file *file;		 /* set once at insertion */
 	struct pcache_page *hash_next;		 /* pages_lock: index bucket chain */
 	struct pcache_page *uw_prev, *uw_next;	 /* pages_lock: the file's unwritten list */
-	struct pcache_page *lru_prev, *lru_next; /* lru_lock */
+	struct pcache_page *lru_prev, *lru_next; /* lru.lock */
 	uint64_t index;				 /* page number in the file */
 	uint64_t dirtied_ns;			 /* pages_lock: when it went clean -> dirty */
 	uint32_t from, to;   /* pages_lock: dirty (and, if !UPTODATE, valid) bytes */
 	uint16_t flags;	     /* pages_lock: PCACHE_PAGE_* */
 	uint16_t pins;	     /* pages_lock: users outside the lock; reclaim skips */
-	bool on_lru;	     /* written under pages_lock and lru_lock, read under either */
+	bool on_lru;	     /* written under pages_lock and lru.lock, read under either */
 	unsigned char *data; /* page_size bytes in the same block, PCACHE_DATA_ALIGN-aligned */
 };
 
@@ -85,22 +85,66 @@ struct pcache_page {
  * visited with its own pass number. */
 enum pcache_pass { PCACHE_PASS_SYNC, PCACHE_PASS_LIST, PCACHE_NR_PASSES };
 
-/* The page index of one file: a chained hash table that doubles as it
- * fills, plus the list of unwritten pages (kept sorted lazily so writeback
- * and the `dirty` listing walk them in file order). All under pages_lock
- * except where noted. */
+/* The private cache state of one file (f->index): its page index (index.c),
+ * its unwritten pages (dirty.c: kept sorted lazily so writeback and the
+ * `dirty` listing walk them in file order) and its writeback state. All
+ * under pages_lock except where noted. */
 #define PCACHE_INDEX_INLINE_BUCKETS 16u
 struct pcache_index {
 	struct pcache_page **buckets;
 	size_t nbuckets; /* power of two */
 	size_t count;
+	/* uw: the unwritten (DIRTY or WRITEBACK) pages */
 	struct pcache_page *uw_head, *uw_tail;
 	bool uw_sorted;	       /* uw list in ascending index order */
 	uint64_t nr_writeback; /* pages under WRITEBACK */
-	/* dirty_lock: */
+	/* dirty.lock: */
 	uint64_t retry_after_ns;	     /* failed writeback: not before this */
 	uint64_t pass_seq[PCACHE_NR_PASSES]; /* the last pass of each kind to visit */
 	struct pcache_page *inline_buckets[PCACHE_INDEX_INLINE_BUCKETS];
+};
+
+/* lru.c: the clean pages, oldest at head. */
+struct pcache_lru {
+	/* lock protects the list: head, tail and every page's lru_prev and
+	 * lru_next. A page's on_lru is written under it and the page's
+	 * pages_lock both. Shrinking holds it and only trylocks pages_lock. */
+	pthread_mutex_t lock;
+	struct pcache_page *head, *tail;
+	uint64_t count; /* written under lock, read without it (atomic builtins) */
+};
+
+/* dirty.c: the files with unwritten pages, oldest first. */
+struct pcache_dirty {
+	/* lock protects the list (head, tail, each file's dirty_next,
+	 * dirty_prev, on_dirty_list and dirtied_ns, the index's retry_after_ns
+	 * and pass_seq), and is the mutex the writeback thread waits with:
+	 * struct pcache_wb's fields marked so are under it too. */
+	pthread_mutex_t lock;
+	struct pcache_file *head, *tail;
+	pthread_cond_t wake; /* with lock: the writeback thread waits here for work */
+	/* list_lock serialises pcache_for_each_dirty passes, so that their
+	 * pass markers cannot fight; list_seq is under it. */
+	pthread_mutex_t list_lock;
+	uint64_t list_seq;
+};
+
+/* writeback.c: the writeback thread and the writers it throttles. */
+struct pcache_wb {
+	pthread_t thread;   /* dirty.lock */
+	bool running, stop; /* dirty.lock */
+	atomic_bool urgent; /* reclaim asked: write everything now */
+	/* with dirty.lock: writers throttled at dirty_limit wait here, and
+	 * every writeback that ends while one waits wakes them */
+	pthread_cond_t drained;
+	atomic_uint throttle_waiters;
+	/* The latest writeback that ended failed with a backing error: a
+	 * throttled writer would wait for nothing. */
+	atomic_bool failing;
+	/* sync_lock serialises pcache_sync_all passes (their pass markers);
+	 * sync_seq is under it. */
+	pthread_mutex_t sync_lock;
+	uint64_t sync_seq;
 };
 
 struct pcache {
@@ -115,32 +159,13 @@ struct pcache {
 	unsigned writeback_delay_us;
 	struct pcache_file_ops ops;
 
-	/* dirty_lock protects: the dirty-file list, f->dirtied_ns, the index's
-	 * dirty_lock fields, and the writeback thread's state below. */
-	pthread_mutex_t dirty_lock;
-	pthread_cond_t wb_wake; /* with dirty_lock: wake the writeback thread */
-	struct pcache_file *dirty_head, *dirty_tail;
-	pthread_t wb_thread;
-	bool wb_running, wb_stop;
-	atomic_bool wb_urgent; /* reclaim asked: write everything now */
-	/* with dirty_lock: writers throttled at dirty_limit wait here, and
-	 * every writeback that ends while one waits wakes them */
-	pthread_cond_t dirty_drained;
-	atomic_uint throttle_waiters;
-	/* The latest writeback that ended failed with a backing error: a
-	 * throttled writer would wait for nothing. */
-	atomic_bool wb_failing;
+	struct pcache_lru lru;
+	struct pcache_dirty dirty;
+	struct pcache_wb wb;
 
-	/* Serialise whole-cache passes so their pass markers cannot fight. */
-	pthread_mutex_t sync_lock;	     /* pcache_sync_all passes, pass_seq[SYNC] */
-	pthread_mutex_t list_lock;	     /* pcache_for_each_dirty passes, pass_seq[LIST] */
-	uint64_t pass_seq[PCACHE_NR_PASSES]; /* under sync_lock / list_lock */
-
-	/* lru_lock protects the clean-page LRU (oldest at head). */
-	pthread_mutex_t lru_lock;
-	struct pcache_page *lru_head, *lru_tail;
-	uint64_t lru_count; /* written under lru_lock, read without it (atomic builtins) */
-
+	/* Counters, atomic: cached_bytes by index.c; dirty_bytes by the page
+	 * transitions of dirty.c and writeback.c; the rest by writeback.c and
+	 * backing.c. */
 	atomic_uint_fast64_t cached_bytes, dirty_bytes, writeback_bytes;
 	atomic_uint_fast64_t pages_written, writeback_errors, direct_bytes;
 	atomic_uint_fast64_t throttled_writes, throttled_ns;

@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,28 @@
 #include "lru_i.h"
 #include "page_i.h"
 #include "writeback_i.h"
+
+void _pcache_wb_init(struct pcache_wb *wb)
+{
+	pthread_condattr_t cattr;
+
+	memset(wb, 0, sizeof(*wb));
+	pthread_mutex_init(&wb->sync_lock, NULL);
+	pthread_condattr_init(&cattr);
+	/* Throttled writers' timed waits count in CLOCK_MONOTONIC. */
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&wb->drained, &cattr);
+	pthread_condattr_destroy(&cattr);
+	atomic_init(&wb->urgent, false);
+	atomic_init(&wb->throttle_waiters, 0);
+	atomic_init(&wb->failing, false);
+}
+
+void _pcache_wb_destroy(struct pcache_wb *wb)
+{
+	pthread_cond_destroy(&wb->drained);
+	pthread_mutex_destroy(&wb->sync_lock);
+}
 
 /* errseq, as lib/errseq.c: errno in the low bits, then the "seen" flag,
  * then a counter that moves when a new error follows a seen one. */
@@ -161,7 +184,7 @@ static void wb_end(struct pcache_file *f, struct pcache_page **pages, size_t n, 
 	}
 	if (ok < n)
 		_pcache_errseq_set(f, err);
-	atomic_store(&pc->wb_failing, ok < n);
+	atomic_store(&pc->wb.failing, ok < n);
 	atomic_fetch_add(&pc->pages_written, ok);
 	pthread_cond_broadcast(&f->writeback_done);
 }
@@ -171,11 +194,11 @@ static void wb_end(struct pcache_file *f, struct pcache_page **pages, size_t n, 
  * that what they allocate next does not come on top of those. */
 static void wb_wake_throttled(struct pcache *pc)
 {
-	if (!atomic_load(&pc->throttle_waiters))
+	if (!atomic_load(&pc->wb.throttle_waiters))
 		return;
-	pthread_mutex_lock(&pc->dirty_lock);
-	pthread_cond_broadcast(&pc->dirty_drained);
-	pthread_mutex_unlock(&pc->dirty_lock);
+	pthread_mutex_lock(&pc->dirty.lock);
+	pthread_cond_broadcast(&pc->wb.drained);
+	pthread_mutex_unlock(&pc->dirty.lock);
 }
 
 /* A failed pass (its error, if a backing one, is recorded already): count
@@ -258,16 +281,16 @@ int _pcache_wb_file(struct pcache_file *f, const struct pcache_wb_req *req)
 void _pcache_wb_kick(struct pcache *pc, bool urgent)
 {
 	if (urgent)
-		atomic_store(&pc->wb_urgent, true);
-	/* Callers may be inside an allocation: never wait for dirty_lock. A
+		atomic_store(&pc->wb.urgent, true);
+	/* Callers may be inside an allocation: never wait for dirty.lock. A
 	 * missed signal costs one period of the thread's timed wait. */
-	if (pthread_mutex_trylock(&pc->dirty_lock) == 0) {
-		pthread_cond_signal(&pc->wb_wake);
-		pthread_mutex_unlock(&pc->dirty_lock);
+	if (pthread_mutex_trylock(&pc->dirty.lock) == 0) {
+		pthread_cond_signal(&pc->dirty.wake);
+		pthread_mutex_unlock(&pc->dirty.lock);
 	}
 }
 
-/* dirty_lock held: wait on cond (a CLOCK_MONOTONIC one) for period_ms at
+/* dirty.lock held: wait on cond (a CLOCK_MONOTONIC one) for period_ms at
  * most. */
 static void wb_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, uint64_t period_ms)
 {
@@ -287,7 +310,7 @@ static void wb_timed_wait(struct pcache *pc)
 {
 	uint64_t period_ms = writeback_ms_of(pc) / 4 ? writeback_ms_of(pc) / 4 : 1;
 
-	wb_cond_wait_ms(&pc->wb_wake, &pc->dirty_lock, period_ms);
+	wb_cond_wait_ms(&pc->dirty.wake, &pc->dirty.lock, period_ms);
 }
 
 /* Pages that still take memory until written: dirty and under writeback,
@@ -301,7 +324,7 @@ static bool wb_dirty_over_limit(struct pcache *pc)
 static bool wb_throttle_pointless(struct pcache *pc)
 {
 	return __atomic_load_n(&pc->writers_unthrottled, __ATOMIC_RELAXED) ||
-	       atomic_load(&pc->wb_failing);
+	       atomic_load(&pc->wb.failing);
 }
 
 void pcache_balance_dirty(struct pcache *pc)
@@ -313,17 +336,17 @@ void pcache_balance_dirty(struct pcache *pc)
 	if (!wb_dirty_over_limit(pc) || wb_throttle_pointless(pc))
 		return;
 	start = _pcache_now_ns();
-	pthread_mutex_lock(&pc->dirty_lock);
-	atomic_fetch_add(&pc->throttle_waiters, 1);
+	pthread_mutex_lock(&pc->dirty.lock);
+	atomic_fetch_add(&pc->wb.throttle_waiters, 1);
 	written = atomic_load(&pc->pages_written);
 	/* Only the writeback thread (or others' fsyncs) can bring the dirty
 	 * bytes down while we hold nothing; without it, do not wait. */
-	while (pc->wb_running && !pc->wb_stop && wb_dirty_over_limit(pc) &&
+	while (pc->wb.running && !pc->wb.stop && wb_dirty_over_limit(pc) &&
 	       !wb_throttle_pointless(pc)) {
 		uint64_t now_written;
 
-		pthread_cond_signal(&pc->wb_wake);
-		wb_cond_wait_ms(&pc->dirty_drained, &pc->dirty_lock, PCACHE_THROTTLE_PAUSE_MS);
+		pthread_cond_signal(&pc->dirty.wake);
+		wb_cond_wait_ms(&pc->wb.drained, &pc->dirty.lock, PCACHE_THROTTLE_PAUSE_MS);
 		waited = true;
 		now_written = atomic_load(&pc->pages_written);
 		if (now_written != written) {
@@ -335,8 +358,8 @@ void pcache_balance_dirty(struct pcache *pc)
 			break;
 		}
 	}
-	atomic_fetch_sub(&pc->throttle_waiters, 1);
-	pthread_mutex_unlock(&pc->dirty_lock);
+	atomic_fetch_sub(&pc->wb.throttle_waiters, 1);
+	pthread_mutex_unlock(&pc->dirty.lock);
 	if (waited) {
 		atomic_fetch_add(&pc->throttled_writes, 1);
 		atomic_fetch_add(&pc->throttled_ns, _pcache_now_ns() - start);
@@ -352,12 +375,12 @@ static void *wb_thread_main(void *arg)
 	 * while throttled writers fill the cache up to it again. */
 	bool draining = false;
 
-	pthread_mutex_lock(&pc->dirty_lock);
-	while (!pc->wb_stop) {
+	pthread_mutex_lock(&pc->dirty.lock);
+	while (!pc->wb.stop) {
 		uint64_t age_ns = (uint64_t)writeback_ms_of(pc) * 1000000ull;
 		uint64_t now = _pcache_now_ns();
 		uint64_t dirty = atomic_load(&pc->dirty_bytes), limit = _pcache_dirty_limit(pc);
-		bool urgent = atomic_load(&pc->wb_urgent), force;
+		bool urgent = atomic_load(&pc->wb.urgent), force;
 
 		if (dirty > limit)
 			draining = true;
@@ -374,20 +397,20 @@ static void *wb_thread_main(void *arg)
 		};
 
 		if (!f) {
-			atomic_store(&pc->wb_urgent, false);
+			atomic_store(&pc->wb.urgent, false);
 			wb_timed_wait(pc);
 			continue;
 		}
 		_pcache_file_get(f);
-		pthread_mutex_unlock(&pc->dirty_lock);
+		pthread_mutex_unlock(&pc->dirty.lock);
 		_pcache_wb_file(f, &req);
 		if (urgent)
 			_pcache_lru_shrink(pc, SIZE_MAX); /* reclaim asked: free what we cleaned */
 		_pcache_dirty_requeue_aged(f, now + wb_retry_delay_ns(pc));
 		_pcache_file_put(f);
-		pthread_mutex_lock(&pc->dirty_lock);
+		pthread_mutex_lock(&pc->dirty.lock);
 	}
-	pthread_mutex_unlock(&pc->dirty_lock);
+	pthread_mutex_unlock(&pc->dirty.lock);
 	return NULL;
 }
 
@@ -395,13 +418,13 @@ int pcache_writeback_start(struct pcache *pc)
 {
 	int err = 0;
 
-	pthread_mutex_lock(&pc->dirty_lock);
-	if (!pc->wb_running) {
-		pc->wb_stop = false;
-		err = -pthread_create(&pc->wb_thread, NULL, wb_thread_main, pc);
-		pc->wb_running = err == 0;
+	pthread_mutex_lock(&pc->dirty.lock);
+	if (!pc->wb.running) {
+		pc->wb.stop = false;
+		err = -pthread_create(&pc->wb.thread, NULL, wb_thread_main, pc);
+		pc->wb.running = err == 0;
 	}
-	pthread_mutex_unlock(&pc->dirty_lock);
+	pthread_mutex_unlock(&pc->dirty.lock);
 	return err;
 }
 
@@ -409,17 +432,17 @@ void pcache_writeback_stop(struct pcache *pc)
 {
 	bool join;
 
-	pthread_mutex_lock(&pc->dirty_lock);
-	join = pc->wb_running;
-	pc->wb_stop = true;
-	pthread_cond_signal(&pc->wb_wake);
-	pthread_cond_broadcast(&pc->dirty_drained); /* nothing to wait for now */
-	pthread_mutex_unlock(&pc->dirty_lock);
+	pthread_mutex_lock(&pc->dirty.lock);
+	join = pc->wb.running;
+	pc->wb.stop = true;
+	pthread_cond_signal(&pc->dirty.wake);
+	pthread_cond_broadcast(&pc->wb.drained); /* nothing to wait for now */
+	pthread_mutex_unlock(&pc->dirty.lock);
 	if (join)
-		pthread_join(pc->wb_thread, NULL);
-	pthread_mutex_lock(&pc->dirty_lock);
-	pc->wb_running = false;
-	pthread_mutex_unlock(&pc->dirty_lock);
+		pthread_join(pc->wb.thread, NULL);
+	pthread_mutex_lock(&pc->dirty.lock);
+	pc->wb.running = false;
+	pthread_mutex_unlock(&pc->dirty.lock);
 }
 
 /* ---- fsync, flush, sync ---- */
@@ -496,8 +519,8 @@ int pcache_sync_all(struct pcache *pc)
 	uint64_t seq;
 	int first = 0;
 
-	pthread_mutex_lock(&pc->sync_lock);
-	seq = ++pc->pass_seq[PCACHE_PASS_SYNC];
+	pthread_mutex_lock(&pc->wb.sync_lock);
+	seq = ++pc->wb.sync_seq;
 	while ((f = _pcache_dirty_next_unvisited(pc, PCACHE_PASS_SYNC, seq))) {
 		int err = _pcache_wb_file(f, &req);
 		bool again;
@@ -514,7 +537,7 @@ int pcache_sync_all(struct pcache *pc)
 			first = err;
 		_pcache_file_put(f);
 	}
-	pthread_mutex_unlock(&pc->sync_lock);
+	pthread_mutex_unlock(&pc->wb.sync_lock);
 	return first;
 }
 void _pcache_wait_writeback(struct pcache_file *f)

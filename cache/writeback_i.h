@@ -8,6 +8,10 @@
 
 #include "pcache_i.h"
 
+/* Set up / tear down pcache.wb (no thread: pcache_writeback_start). */
+void _pcache_wb_init(struct pcache_wb *wb);
+void _pcache_wb_destroy(struct pcache_wb *wb);
+
 /* How a writeback pass over one file behaves. */
 struct pcache_wb_req {
 	bool all; /* every dirty page, else those dirtied at or before cutoff_ns */
@@ -25,7 +29,7 @@ void _pcache_wait_writeback(struct pcache_file *f);
 /* pages_lock held: record a backing error in f->wb_err. */
 void _pcache_errseq_set(struct pcache_file *f, int err);
 /* Wake the writeback thread from inside an allocation (reclaim): never
- * waits for dirty_lock, a missed wake-up costs one period. urgent: write
+ * waits for dirty.lock, a missed wake-up costs one period. urgent: write
  * everything now. */
 void _pcache_wb_kick(struct pcache *pc, bool urgent);
 
