@@ -7,9 +7,9 @@
  * for writeback), off the LRU. A file with any unwritten page is on the
  * dirty-file list (under dirty.lock, oldest first, which the writeback
  * thread and reclaim walk) and holds one reference on itself (ops->get),
- * so the daemon's inode outlives its data. The page transitions here are
- * the only places that move a page between the unwritten list and the LRU
- * or a file on or off the dirty list, and that count dirty bytes up.
+ * so the daemon's inode outlives its data. Only the transitions here move
+ * a page between the unwritten list and the LRU, or a file on or off the
+ * dirty list (writeback moves pages DIRTY <-> WRITEBACK, both unwritten).
  */
 #include <errno.h>
 #include <stdint.h>
