@@ -17,19 +17,24 @@
  * bytes dirty or under writeback pass dirty_limit, pcache_write waits
  * (holding no lock) for writeback to bring them under.
  *
- * No FUSE in here: the daemon (ops.c) maps requests to these calls, and the
+ * No FUSE in here: the daemon (daemon/ops/) maps requests to these calls, and the
  * unit tests drive them directly against real backing files.
  *
- * Locks (see the lock-order comment in daemon/daemon_i.h for the whole daemon):
+ * Locks (see the lock-order comment in daemon/daemon_i.h for the whole daemon;
+ * the cache's own are declared, with what they protect, in pcache_i.h
+ * beside the structure each belongs to):
  *   pcache_file.lock   like i_rwsem: serialises writers, truncate, fsync of
  *                      one file; allocation under it uses ALLOC_NOFS.
  *   pcache_file.pages_lock  the file's page index, page flags and dirty
- *                      ranges; held briefly, never across I/O or allocation.
- *   pcache.dirty_lock  the list of files with dirty pages, dirty byte count,
- *                      the writeback thread's wake-ups, and the wait of
- *                      writers throttled at dirty_limit (who hold no other
- *                      lock: see pcache_balance_dirty).
- *   pcache.lru_lock    the list of clean pages reclaim may drop.
+ *                      ranges, its unwritten pages; held briefly, never
+ *                      across I/O or allocation.
+ *   pcache.dirty.lock  (dirty.c) the list of files with dirty pages, the
+ *                      writeback thread's state and wake-ups, and the wait
+ *                      of writers throttled at dirty_limit (who hold no
+ *                      other lock: see pcache_balance_dirty).
+ *   pcache.lru.lock    (lru.c) the list of clean pages reclaim may drop.
+ *   pcache.wb.sync_lock, pcache.dirty.list_lock  serialise whole-cache
+ *                      passes (pcache_sync_all, pcache_for_each_dirty).
  *   pcache_file.stamp_lock  the backing file's times and fd: putting the
  *                      last write's mtime back after writeback, an explicit
  *                      set, a change of fd. Held across one syscall.
@@ -38,15 +43,16 @@
  * freeing it.
  *
  * Lock order (take left before right, never the reverse):
- *   pcache_file.lock -> pcache_file.pages_lock -> pcache.dirty_lock ->
- *   pcache.lru_lock -> allocator-internal locks
- *   pcache.sync_lock, pcache.list_lock -> pcache_file.pages_lock
- *   pcache_file.lock, pcache.sync_lock -> pcache_file.stamp_lock ->
+ *   pcache_file.lock -> pcache_file.pages_lock -> pcache.dirty.lock ->
+ *   pcache.lru.lock -> allocator-internal locks
+ *   pcache.wb.sync_lock, pcache.dirty.list_lock -> pcache_file.pages_lock
+ *   pcache_file.lock, pcache.wb.sync_lock -> pcache_file.stamp_lock ->
  *   pcache_file.pages_lock (the put path stamps, under those or none)
- * Reclaim holding lru_lock only trylocks pages_lock. Under pages_lock,
- * dirty_lock and lru_lock the cache itself allocates nothing, and what the
+ * Reclaim holding lru.lock only trylocks pages_lock. Under pages_lock,
+ * dirty.lock and lru.lock the cache itself allocates nothing, and what the
  * owner's callbacks allocate there is fail-fast (ALLOC_NORETRY);
- * allocations under pcache_file.lock pass ALLOC_NOFS. The reclaimer's
+ * allocations under pcache_file.lock pass ALLOC_NOFS (under wb.sync_lock
+ * alone they need not: reclaim never takes it). The reclaimer's
  * blocking mode writes back with on-stack buffers: reclaim never allocates.
  */
 #ifndef PFS_PCACHE_H

@@ -1,6 +1,18 @@
 /*
- * pressurefs page cache internals: shared by pcache.c, pcache_index.c,
- * pcache_rw.c, writeback.c and reclaim.c. Not a public header.
+ * pressurefs page cache internals: the types every file of the cache
+ * shares. Not a public header. Each file owns one data structure and
+ * declares what it offers the others in its own NAME_i.h; calls run one
+ * way, from the callers' entry points down to the page (scripts/check-tree
+ * holds the order):
+ *   cache.c      create, configure, destroy; a file's state and attributes
+ *   rw.c         write, read, truncate, invalidate: the callers' entry points
+ *   reclaim.c    the allocator's reclaimer, on lru + dirty + writeback
+ *   writeback.c  writing a file's dirty pages, the thread, throttle, fsync
+ *   dirty.c      unwritten pages and files, dirty accounting and limit
+ *   lru.c        the clean pages and their trim
+ *   index.c      the page index of one file
+ *   page.c       a page's memory and its fill from the backing file
+ *   backing.c    I/O on the backing file (direct or buffered)
  *
  * Page states (flags under the file's pages_lock):
  *   UPTODATE   every byte of the page holds the file's data. A page that is
@@ -49,13 +61,13 @@ struct pcache_page {
 	struct pcache_file *file;		 /* set once at insertion */
 	struct pcache_page *hash_next;		 /* pages_lock: index bucket chain */
 	struct pcache_page *uw_prev, *uw_next;	 /* pages_lock: the file's unwritten list */
-	struct pcache_page *lru_prev, *lru_next; /* lru_lock */
+	struct pcache_page *lru_prev, *lru_next; /* lru.lock */
 	uint64_t index;				 /* page number in the file */
 	uint64_t dirtied_ns;			 /* pages_lock: when it went clean -> dirty */
 	uint32_t from, to;   /* pages_lock: dirty (and, if !UPTODATE, valid) bytes */
 	uint16_t flags;	     /* pages_lock: PCACHE_PAGE_* */
 	uint16_t pins;	     /* pages_lock: users outside the lock; reclaim skips */
-	bool on_lru;	     /* written under pages_lock and lru_lock, read under either */
+	bool on_lru;	     /* written under pages_lock and lru.lock, read under either */
 	unsigned char *data; /* page_size bytes in the same block, PCACHE_DATA_ALIGN-aligned */
 };
 
@@ -73,22 +85,66 @@ struct pcache_page {
  * visited with its own pass number. */
 enum pcache_pass { PCACHE_PASS_SYNC, PCACHE_PASS_LIST, PCACHE_NR_PASSES };
 
-/* The page index of one file: a chained hash table that doubles as it
- * fills, plus the list of unwritten pages (kept sorted lazily so writeback
- * and the `dirty` listing walk them in file order). All under pages_lock
- * except where noted. */
+/* The private cache state of one file (f->index): its page index (index.c),
+ * its unwritten pages (dirty.c: kept sorted lazily so writeback and the
+ * `dirty` listing walk them in file order) and its writeback state. All
+ * under pages_lock except where noted. */
 #define PCACHE_INDEX_INLINE_BUCKETS 16u
 struct pcache_index {
 	struct pcache_page **buckets;
 	size_t nbuckets; /* power of two */
 	size_t count;
+	/* uw: the unwritten (DIRTY or WRITEBACK) pages */
 	struct pcache_page *uw_head, *uw_tail;
 	bool uw_sorted;	       /* uw list in ascending index order */
 	uint64_t nr_writeback; /* pages under WRITEBACK */
-	/* dirty_lock: */
+	/* dirty.lock: */
 	uint64_t retry_after_ns;	     /* failed writeback: not before this */
 	uint64_t pass_seq[PCACHE_NR_PASSES]; /* the last pass of each kind to visit */
 	struct pcache_page *inline_buckets[PCACHE_INDEX_INLINE_BUCKETS];
+};
+
+/* lru.c: the clean pages, oldest at head. */
+struct pcache_lru {
+	/* lock protects the list: head, tail and every page's lru_prev and
+	 * lru_next. A page's on_lru is written under it and the page's
+	 * pages_lock both. Shrinking holds it and only trylocks pages_lock. */
+	pthread_mutex_t lock;
+	struct pcache_page *head, *tail;
+	uint64_t count; /* written under lock, read without it (atomic builtins) */
+};
+
+/* dirty.c: the files with unwritten pages, oldest first. */
+struct pcache_dirty {
+	/* lock protects the list (head, tail, each file's dirty_next,
+	 * dirty_prev, on_dirty_list and dirtied_ns, the index's retry_after_ns
+	 * and pass_seq), and is the mutex the writeback thread waits with:
+	 * struct pcache_wb's fields marked so are under it too. */
+	pthread_mutex_t lock;
+	struct pcache_file *head, *tail;
+	pthread_cond_t wake; /* with lock: the writeback thread waits here for work */
+	/* list_lock serialises pcache_for_each_dirty passes, so that their
+	 * pass markers cannot fight; list_seq is under it. */
+	pthread_mutex_t list_lock;
+	uint64_t list_seq;
+};
+
+/* writeback.c: the writeback thread and the writers it throttles. */
+struct pcache_wb {
+	pthread_t thread;   /* dirty.lock */
+	bool running, stop; /* dirty.lock */
+	atomic_bool urgent; /* reclaim asked: write everything now */
+	/* with dirty.lock: writers throttled at dirty_limit wait here, and
+	 * every writeback that ends while one waits wakes them */
+	pthread_cond_t drained;
+	atomic_uint throttle_waiters;
+	/* The latest writeback that ended failed with a backing error: a
+	 * throttled writer would wait for nothing. */
+	atomic_bool failing;
+	/* sync_lock serialises pcache_sync_all passes (their pass markers);
+	 * sync_seq is under it. */
+	pthread_mutex_t sync_lock;
+	uint64_t sync_seq;
 };
 
 struct pcache {
@@ -103,32 +159,13 @@ struct pcache {
 	unsigned writeback_delay_us;
 	struct pcache_file_ops ops;
 
-	/* dirty_lock protects: the dirty-file list, f->dirtied_ns, the index's
-	 * dirty_lock fields, and the writeback thread's state below. */
-	pthread_mutex_t dirty_lock;
-	pthread_cond_t wb_wake; /* with dirty_lock: wake the writeback thread */
-	struct pcache_file *dirty_head, *dirty_tail;
-	pthread_t wb_thread;
-	bool wb_running, wb_stop;
-	atomic_bool wb_urgent; /* reclaim asked: write everything now */
-	/* with dirty_lock: writers throttled at dirty_limit wait here, and
-	 * every writeback that ends while one waits wakes them */
-	pthread_cond_t dirty_drained;
-	atomic_uint throttle_waiters;
-	/* The latest writeback that ended failed with a backing error: a
-	 * throttled writer would wait for nothing. */
-	atomic_bool wb_failing;
+	struct pcache_lru lru;
+	struct pcache_dirty dirty;
+	struct pcache_wb wb;
 
-	/* Serialise whole-cache passes so their pass markers cannot fight. */
-	pthread_mutex_t sync_lock;	     /* pcache_sync_all passes, pass_seq[SYNC] */
-	pthread_mutex_t list_lock;	     /* pcache_for_each_dirty passes, pass_seq[LIST] */
-	uint64_t pass_seq[PCACHE_NR_PASSES]; /* under sync_lock / list_lock */
-
-	/* lru_lock protects the clean-page LRU (oldest at head). */
-	pthread_mutex_t lru_lock;
-	struct pcache_page *lru_head, *lru_tail;
-	uint64_t lru_count; /* written under lru_lock, read without it (atomic builtins) */
-
+	/* Counters, atomic: cached_bytes by index.c; dirty_bytes by the page
+	 * transitions of dirty.c and writeback.c; the rest by writeback.c and
+	 * backing.c. */
 	atomic_uint_fast64_t cached_bytes, dirty_bytes, writeback_bytes;
 	atomic_uint_fast64_t pages_written, writeback_errors, direct_bytes;
 	atomic_uint_fast64_t throttled_writes, throttled_ns;
@@ -137,89 +174,5 @@ struct pcache {
 	atomic_bool direct_off;
 	atomic_long nfiles;
 };
-
-/* How a writeback pass over one file behaves. */
-struct pcache_wb_req {
-	bool all; /* every dirty page, else those dirtied at or before cutoff_ns */
-	uint64_t cutoff_ns;
-	bool use_stack;	      /* reclaim: no allocation, small on-stack batches */
-	unsigned alloc_flags; /* for the writeback buffer (ALLOC_NOFS under f->lock) */
-	bool stack_fallback;  /* no buffer: count the failure, write from the stack */
-};
-
-/* ---- pcache.c ---- */
-uint64_t _pcache_now_ns(void);
-uint64_t _pcache_dirty_limit(struct pcache *pc);
-/* Clean bytes to keep at most (UINT64_MAX: no limit of the cache's own). */
-uint64_t _pcache_clean_limit(struct pcache *pc);
-unsigned _pcache_writeback_ms(const struct pcache *pc);
-void _pcache_get(struct pcache *pc, struct pcache_file *f);
-/* Put the last write's time on the backing file if it is clean and does
- * not show it yet (writeback moved it). No cache lock held but f->lock. */
-void _pcache_mtime_stamp(struct pcache_file *f);
-void _pcache_put(struct pcache *pc, struct pcache_file *f);
-/* Under pages_lock: account a page going clean -> dirty / unwritten -> clean. */
-void _pcache_page_mark_dirty(struct pcache_file *f, struct pcache_page *p, uint64_t now);
-void _pcache_page_mark_clean(struct pcache_file *f, struct pcache_page *p);
-/* Under pages_lock: unlink and account a page (any state but WRITEBACK)
- * and push it on *freed (through hash_next); the caller frees the list
- * with _pcache_page_list_free after dropping the lock. */
-void _pcache_page_forget(struct pcache_file *f, struct pcache_page *p, struct pcache_page **freed);
-void _pcache_page_list_free(struct pcache *pc, struct pcache_page *list);
-/* Under pages_lock: if f has no unwritten page but is on the dirty list,
- * take it off. Returns true when the caller must _pcache_put() (after
- * dropping every lock of f). */
-bool _pcache_file_undirty(struct pcache_file *f);
-/* dirty_lock held: a file still dirty after its turn goes to the back. */
-void _pcache_dirty_requeue(struct pcache *pc, struct pcache_file *f);
-/* The next dirty file this pass (number seq, of kind pass) has not visited,
- * marked visited and with a reference (_pcache_put it), or NULL. One file
- * per call, so that the pass never works under dirty_lock. */
-struct pcache_file *_pcache_dirty_next_unvisited(struct pcache *pc, enum pcache_pass pass,
-						 uint64_t seq);
-/* Under pages_lock: wait until none of f's pages is under writeback. */
-void _pcache_wait_writeback(struct pcache_file *f);
-
-/* ---- pcache_index.c ---- */
-struct pcache_index *_pcache_index_create(struct pcache *pc, unsigned flags,
-					  struct alloc_retry *retry, int *err);
-void _pcache_index_destroy(struct pcache *pc, struct pcache_index *ix);
-struct pcache_page *_pcache_index_lookup(const struct pcache_index *ix, uint64_t index);
-void _pcache_index_insert(struct pcache_index *ix, struct pcache_page *p);
-void _pcache_index_remove(struct pcache_index *ix, struct pcache_page *p);
-/* Grow the table ahead of an insertion (f->lock held, pages_lock not):
- * best effort, a failed allocation only makes chains longer. */
-void _pcache_index_reserve(struct pcache_file *f);
-/* Visit every page (pages_lock held); fn may remove the page it is given. */
-void _pcache_index_for_each(struct pcache_index *ix,
-			    void (*fn)(struct pcache_file *f, struct pcache_page *p, void *data),
-			    struct pcache_file *f, void *data);
-void _pcache_uw_add(struct pcache_index *ix, struct pcache_page *p);
-void _pcache_uw_remove(struct pcache_index *ix, struct pcache_page *p);
-void _pcache_uw_sort(struct pcache_index *ix);
-
-/* ---- pcache_rw.c ---- */
-/* Fill a page that is not uptodate from the backing file around its valid
- * bytes. pages_lock held on entry and exit (dropped during the I/O). */
-int _pcache_page_fill(struct pcache_file *f, struct pcache_page *p);
-
-/* ---- writeback.c ---- */
-int _pcache_wb_file(struct pcache_file *f, const struct pcache_wb_req *req);
-/* pages_lock held: record a backing error in f->wb_err. */
-void _pcache_errseq_set(struct pcache_file *f, int err);
-/* Wake the writeback thread; callers hold no lock after pages_lock. */
-void _pcache_wb_wake(struct pcache *pc);
-/* Same from inside an allocation (reclaim): never waits for dirty_lock, a
- * missed wake-up costs one period. urgent: write everything now. */
-void _pcache_wb_kick(struct pcache *pc, bool urgent);
-
-/* ---- reclaim.c ---- */
-void _pcache_lru_add(struct pcache *pc, struct pcache_page *p);
-void _pcache_lru_remove(struct pcache *pc, struct pcache_page *p);
-size_t _pcache_lru_shrink(struct pcache *pc, size_t want);
-/* Drop the oldest clean pages beyond clean_limit. Callers hold no
- * pages_lock (f->lock is fine). */
-void _pcache_clean_trim(struct pcache *pc);
-size_t _pcache_reclaim(void *data, size_t want, unsigned flags);
 
 #endif /* PFS_PCACHE_I_H */

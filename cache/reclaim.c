@@ -1,10 +1,8 @@
 /*
  * Reclaim: giving memory back to the allocator.
  *
- * Clean pages sit on one LRU (oldest first). Beyond clean_limit the oldest
- * are dropped as soon as writeback or a read adds more (_pcache_clean_trim).
- * The reclaimer registered with
- * the allocator drops them; called with ALLOC_NOFS (from inside an
+ * The reclaimer registered with the allocator drops clean pages, oldest
+ * first (lru.c); called with ALLOC_NOFS (from inside an
  * allocation whose caller may hold f->lock or worse) it never waits: it
  * only trylocks pages_lock, and asks the writeback thread to clean more.
  * Called without it (the caller holds no cache lock) it also writes dirty
@@ -14,124 +12,10 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "pcache_i.h"
-
-/* lru_lock held. */
-static void lru_append(struct pcache *pc, struct pcache_page *p)
-{
-	p->lru_next = NULL;
-	p->lru_prev = pc->lru_tail;
-	if (pc->lru_tail)
-		pc->lru_tail->lru_next = p;
-	else
-		pc->lru_head = p;
-	pc->lru_tail = p;
-	p->on_lru = true;
-	__atomic_store_n(&pc->lru_count, pc->lru_count + 1, __ATOMIC_RELAXED);
-}
-
-void _pcache_lru_add(struct pcache *pc, struct pcache_page *p)
-{
-	pthread_mutex_lock(&pc->lru_lock);
-	if (!p->on_lru)
-		lru_append(pc, p);
-	pthread_mutex_unlock(&pc->lru_lock);
-}
-
-static void lru_unlink(struct pcache *pc, struct pcache_page *p)
-{
-	if (p->lru_prev)
-		p->lru_prev->lru_next = p->lru_next;
-	else
-		pc->lru_head = p->lru_next;
-	if (p->lru_next)
-		p->lru_next->lru_prev = p->lru_prev;
-	else
-		pc->lru_tail = p->lru_prev;
-	p->lru_next = p->lru_prev = NULL;
-	p->on_lru = false;
-	__atomic_store_n(&pc->lru_count, pc->lru_count - 1, __ATOMIC_RELAXED);
-}
-
-/* lru_lock held: to the young end, staying on the LRU throughout (so that
- * on_lru only ever changes under both locks). */
-static void lru_rotate(struct pcache *pc, struct pcache_page *p)
-{
-	if (pc->lru_tail == p)
-		return;
-	if (p->lru_prev)
-		p->lru_prev->lru_next = p->lru_next;
-	else
-		pc->lru_head = p->lru_next;
-	p->lru_next->lru_prev = p->lru_prev;
-	p->lru_next = NULL;
-	p->lru_prev = pc->lru_tail;
-	pc->lru_tail->lru_next = p;
-	pc->lru_tail = p;
-}
-
-void _pcache_lru_remove(struct pcache *pc, struct pcache_page *p)
-{
-	/* pages_lock held, and on_lru changes only under pages_lock and
-	 * lru_lock both: a page not on the LRU costs no global lock. */
-	if (!p->on_lru)
-		return;
-	pthread_mutex_lock(&pc->lru_lock);
-	lru_unlink(pc, p);
-	pthread_mutex_unlock(&pc->lru_lock);
-}
-
-size_t _pcache_lru_shrink(struct pcache *pc, size_t want)
-{
-	struct pcache_page *freed = NULL;
-	size_t bytes = 0;
-	uint64_t scan;
-
-	pthread_mutex_lock(&pc->lru_lock);
-	/* Each page is looked at once at most: busy ones go to the back. */
-	for (scan = pc->lru_count; scan && bytes < want && pc->lru_head; scan--) {
-		struct pcache_page *p = pc->lru_head;
-		struct pcache_file *f = p->file;
-
-		if (pthread_mutex_trylock(&f->pages_lock) != 0) {
-			lru_rotate(pc, p);
-			continue;
-		}
-		if (p->pins || (p->flags & (PCACHE_PAGE_DIRTY | PCACHE_PAGE_WRITEBACK))) {
-			pthread_mutex_unlock(&f->pages_lock);
-			lru_rotate(pc, p);
-			continue;
-		}
-		/* Clean and idle: unlink it under both locks. */
-		lru_unlink(pc, p);
-		_pcache_index_remove(f->index, p);
-		atomic_fetch_sub(&pc->cached_bytes, pc->page_size);
-		pthread_mutex_unlock(&f->pages_lock);
-		p->hash_next = freed;
-		freed = p;
-		bytes += pc->page_size;
-	}
-	pthread_mutex_unlock(&pc->lru_lock);
-	_pcache_page_list_free(pc, freed);
-	return bytes;
-}
-
-void _pcache_clean_trim(struct pcache *pc)
-{
-	uint64_t limit = _pcache_clean_limit(pc);
-	uint64_t clean = __atomic_load_n(&pc->lru_count, __ATOMIC_RELAXED) * pc->page_size;
-
-	/* Oldest first, as reclaim does: a page read or written back long
-	 * ago goes before one just written. Pages on the LRU that are busy
-	 * are skipped, so this may leave a little more than the limit. */
-	if (clean > limit)
-		_pcache_lru_shrink(pc, (size_t)(clean - limit));
-}
-
-size_t pcache_drop_clean(struct pcache *pc)
-{
-	return _pcache_lru_shrink(pc, SIZE_MAX);
-}
+#include "dirty_i.h"
+#include "lru_i.h"
+#include "reclaim_i.h"
+#include "writeback_i.h"
 
 /* Blocking reclaim: write back the oldest dirty files, at most as many as
  * were dirty when we started, and drop what that cleaned. */
@@ -139,28 +23,17 @@ static size_t reclaim_writeback(struct pcache *pc, size_t want)
 {
 	struct pcache_wb_req req = {.all = true, .use_stack = true};
 	size_t bytes = 0;
-	unsigned budget = 0;
+	unsigned budget = _pcache_dirty_nr_files(pc);
 
-	pthread_mutex_lock(&pc->dirty_lock);
-	for (struct pcache_file *f = pc->dirty_head; f; f = f->dirty_next)
-		budget++;
-	pthread_mutex_unlock(&pc->dirty_lock);
 	while (budget-- && bytes < want) {
-		struct pcache_file *f;
+		struct pcache_file *f = _pcache_dirty_first(pc);
 
-		pthread_mutex_lock(&pc->dirty_lock);
-		f = pc->dirty_head;
-		if (f)
-			_pcache_get(pc, f);
-		pthread_mutex_unlock(&pc->dirty_lock);
 		if (!f)
 			break;
 		_pcache_wb_file(f, &req);
-		pthread_mutex_lock(&pc->dirty_lock);
 		/* Still dirty (failed, or written meanwhile): to the back. */
-		_pcache_dirty_requeue(pc, f);
-		pthread_mutex_unlock(&pc->dirty_lock);
-		_pcache_put(pc, f);
+		_pcache_dirty_requeue(f);
+		_pcache_file_put(f);
 		bytes += _pcache_lru_shrink(pc, want - bytes);
 	}
 	return bytes;

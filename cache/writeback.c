@@ -6,18 +6,8 @@
  * thread, fsync, flush and sync_all all use it; reclaim uses it in its
  * no-allocation mode. Pages go DIRTY -> WRITEBACK under pages_lock, the
  * I/O runs without any cache lock, and they come back clean, or dirty
- * again on failure, so nothing acknowledged is dropped.
- *
- * Direct writeback: this cache already is the file's page cache, so a
- * long run of pages goes to the disk with O_DIRECT instead of being copied
- * into the backing fs's page cache as well (which cost most of the
- * daemon's CPU in a sequential write, and memory twice over). One pass
- * opens a second, O_DIRECT descriptor of the backing file through
- * /proc/self/fd when it first meets such a run, and closes it at its end.
- * Short runs (random small writes), unaligned ones (a file's tail) and
- * backing filesystems without direct I/O take the buffered path as before.
- * The kernel keeps the two paths coherent: a direct write first writes
- * and drops the backing page cache over its range.
+ * again on failure, so nothing acknowledged is dropped. The bytes go out
+ * through backing.c (long aligned runs with O_DIRECT).
  *
  * Errors: a backing write that fails hands its pages back dirty and, in the
  * same critical section, records the error in the file's errseq, so that no
@@ -27,15 +17,39 @@
  * (an fsync returns -ENOMEM; the thread tries again later).
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "pcache_i.h"
+#include "backing_i.h"
+#include "dirty_i.h"
+#include "lru_i.h"
+#include "page_i.h"
+#include "writeback_i.h"
+
+void _pcache_wb_init(struct pcache_wb *wb)
+{
+	pthread_condattr_t cattr;
+
+	memset(wb, 0, sizeof(*wb));
+	pthread_mutex_init(&wb->sync_lock, NULL);
+	pthread_condattr_init(&cattr);
+	/* Throttled writers' timed waits count in CLOCK_MONOTONIC. */
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&wb->drained, &cattr);
+	pthread_condattr_destroy(&cattr);
+	atomic_init(&wb->urgent, false);
+	atomic_init(&wb->throttle_waiters, 0);
+	atomic_init(&wb->failing, false);
+}
+
+void _pcache_wb_destroy(struct pcache_wb *wb)
+{
+	pthread_cond_destroy(&wb->drained);
+	pthread_mutex_destroy(&wb->sync_lock);
+}
 
 /* errseq, as lib/errseq.c: errno in the low bits, then the "seen" flag,
  * then a counter that moves when a new error follows a seen one. */
@@ -82,10 +96,15 @@ static int errseq_check_and_advance(struct pcache_file *f, pcache_errseq_t *seen
 	return -(int)(cur & ERRSEQ_ERRNO_MASK);
 }
 
+static unsigned writeback_ms_of(const struct pcache *pc)
+{
+	return __atomic_load_n(&pc->writeback_ms, __ATOMIC_RELAXED);
+}
+
 /* Back-off before a file whose writeback failed is tried again. */
 static uint64_t wb_retry_delay_ns(const struct pcache *pc)
 {
-	uint64_t ms = _pcache_writeback_ms(pc) / 4;
+	uint64_t ms = writeback_ms_of(pc) / 4;
 
 	return (ms < 10 ? 10 : ms) * 1000000ull;
 }
@@ -142,169 +161,6 @@ static size_t wb_collect(struct pcache_file *f, const struct pcache_wb_req *req,
 	return n;
 }
 
-/* The O_DIRECT descriptor of one pass, opened on first use. */
-struct wb_direct {
-	int fd; /* -1: none (yet, or refused) */
-	bool tried;
-	uint32_t mem_align, off_align;
-};
-
-static int wb_direct_open(struct pcache_file *f, struct wb_direct *d)
-{
-	struct pcache *pc = f->cache;
-	char path[32];
-	struct statx sx;
-	int fl;
-
-	if (d->tried)
-		return d->fd;
-	d->tried = true;
-	if (atomic_load(&pc->direct_off))
-		return -1;
-	/* Only as writable as f->fd: a read-only descriptor must fail its
-	 * writeback (EBADF) the same way on either path. */
-	fl = fcntl(f->fd, F_GETFL);
-	if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
-	d->fd = open(path, O_WRONLY | O_DIRECT | O_CLOEXEC);
-	if (d->fd < 0) {
-		/* EINVAL: the backing fs has no direct I/O. Anything else
-		 * (no /proc, no fd left, no permission) may pass. */
-		if (errno == EINVAL)
-			atomic_store(&pc->direct_off, true);
-		return -1;
-	}
-	if (statx(d->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) != 0 ||
-	    !(sx.stx_mask & STATX_DIOALIGN) || !sx.stx_dio_mem_align || !sx.stx_dio_offset_align) {
-		/* Alignment unknown: do not guess. */
-		atomic_store(&pc->direct_off, true);
-		close(d->fd);
-		d->fd = -1;
-		return -1;
-	}
-	d->mem_align = sx.stx_dio_mem_align;
-	d->off_align = sx.stx_dio_offset_align;
-	return d->fd;
-}
-
-static void wb_direct_close(struct wb_direct *d)
-{
-	if (d->fd >= 0)
-		close(d->fd);
-	d->fd = -1;
-}
-
-/* How many of iov[0..niov), from the first, go to the disk directly
- * (their bytes in *bytes): all, or a prefix that stops before the first
- * piece the backing fs cannot take with O_DIRECT (a file's partial last
- * page); 0 when that prefix is too short to be worth a synchronous device
- * write. */
-static size_t wb_direct_prefix(struct pcache_file *f, struct wb_direct *d, const struct iovec *iov,
-			       size_t niov, off_t off, size_t *bytes)
-{
-	size_t k, sum = 0;
-
-	*bytes = 0;
-	if (wb_direct_open(f, d) < 0 || (uint64_t)off % d->off_align)
-		return 0;
-	for (k = 0; k < niov; k++) {
-		if ((uintptr_t)iov[k].iov_base % d->mem_align || iov[k].iov_len % d->off_align)
-			break;
-		sum += iov[k].iov_len;
-	}
-	if (sum < PCACHE_WB_DIRECT_MIN)
-		return 0;
-	*bytes = sum;
-	return k;
-}
-
-/* Write iov[0..niov) (total bytes) at off through fd, all of it. On the
- * direct descriptor, an EINVAL (the backing fs refused after all, or the
- * rest of a short write is no longer aligned) goes on buffered from where
- * it stopped. 0 or -errno. */
-static int wb_pwritev_all(struct pcache_file *f, int fd, struct iovec *iov, size_t niov, off_t off,
-			  size_t total)
-{
-	struct pcache *pc = f->cache;
-
-	for (size_t k = 0, done = 0; done < total;) {
-		ssize_t w = pwritev(fd, iov + k, (int)(niov - k), off + (off_t)done);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno == EINVAL && fd != f->fd) {
-			if (!done)
-				atomic_store(&pc->direct_off, true);
-			fd = f->fd;
-			continue;
-		}
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		if (fd != f->fd)
-			atomic_fetch_add(&pc->direct_bytes, (uint64_t)w);
-		done += (size_t)w;
-		/* Short write: advance the iovecs and go on. */
-		while (k < niov && (size_t)w >= iov[k].iov_len) {
-			w -= (ssize_t)iov[k].iov_len;
-			k++;
-		}
-		if (k < niov) {
-			iov[k].iov_base = (char *)iov[k].iov_base + w;
-			iov[k].iov_len -= (size_t)w;
-		}
-	}
-	return 0;
-}
-
-/* Write pages[0..n) (sorted, under writeback, stable). Returns how many
- * pages reached the backing file before an error, and the error. */
-static size_t wb_write_pages(struct pcache_file *f, struct pcache_page **pages, size_t n,
-			     struct iovec *iov, struct wb_direct *d, int *err)
-{
-	struct pcache *pc = f->cache;
-	unsigned delay_us = __atomic_load_n(&pc->writeback_delay_us, __ATOMIC_RELAXED);
-	size_t i = 0;
-
-	*err = 0;
-	while (i < n) {
-		size_t first = i, niov = 0, total = 0, nd = 0, dbytes = 0;
-		off_t off = (off_t)(pages[i]->index << pc->page_shift) + pages[i]->from;
-
-		/* One run: ranges that touch end to start across pages. */
-		do {
-			struct pcache_page *p = pages[i];
-
-			iov[niov].iov_base = p->data + p->from;
-			iov[niov].iov_len = p->to - p->from;
-			total += iov[niov].iov_len;
-			niov++;
-			i++;
-		} while (i < n && niov < IOV_MAX && pages[i - 1]->to == pc->page_size &&
-			 pages[i]->from == 0 && pages[i]->index == pages[i - 1]->index + 1);
-
-		if (delay_us) {
-			uint64_t us = (uint64_t)delay_us * (i - first);
-			struct timespec ts = {.tv_sec = (time_t)(us / 1000000),
-					      .tv_nsec = (long)(us % 1000000) * 1000};
-
-			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-				;
-		}
-		/* (Short runs never open the direct descriptor.) */
-		if (total >= PCACHE_WB_DIRECT_MIN)
-			nd = wb_direct_prefix(f, d, iov, niov, off, &dbytes);
-		if (nd)
-			*err = wb_pwritev_all(f, d->fd, iov, nd, off, dbytes);
-		if (!*err && nd < niov)
-			*err = wb_pwritev_all(f, f->fd, iov + nd, niov - nd, off + (off_t)dbytes,
-					      total - dbytes);
-		if (*err)
-			return first;
-	}
-	return n;
-}
-
 /* pages_lock held: end writeback of pages[0..n); the first ok of them made
  * it to the backing file, the rest are dirty again and err (the backing
  * store's) is recorded with them. */
@@ -328,7 +184,7 @@ static void wb_end(struct pcache_file *f, struct pcache_page **pages, size_t n, 
 	}
 	if (ok < n)
 		_pcache_errseq_set(f, err);
-	atomic_store(&pc->wb_failing, ok < n);
+	atomic_store(&pc->wb.failing, ok < n);
 	atomic_fetch_add(&pc->pages_written, ok);
 	pthread_cond_broadcast(&f->writeback_done);
 }
@@ -338,11 +194,11 @@ static void wb_end(struct pcache_file *f, struct pcache_page **pages, size_t n, 
  * that what they allocate next does not come on top of those. */
 static void wb_wake_throttled(struct pcache *pc)
 {
-	if (!atomic_load(&pc->throttle_waiters))
+	if (!atomic_load(&pc->wb.throttle_waiters))
 		return;
-	pthread_mutex_lock(&pc->dirty_lock);
-	pthread_cond_broadcast(&pc->dirty_drained);
-	pthread_mutex_unlock(&pc->dirty_lock);
+	pthread_mutex_lock(&pc->dirty.lock);
+	pthread_cond_broadcast(&pc->wb.drained);
+	pthread_mutex_unlock(&pc->dirty.lock);
 }
 
 /* A failed pass (its error, if a backing one, is recorded already): count
@@ -352,10 +208,7 @@ static void wb_failed(struct pcache_file *f)
 	struct pcache *pc = f->cache;
 
 	atomic_fetch_add(&pc->writeback_errors, 1);
-	pthread_mutex_lock(&pc->dirty_lock);
-	if (f->index)
-		f->index->retry_after_ns = _pcache_now_ns() + wb_retry_delay_ns(pc);
-	pthread_mutex_unlock(&pc->dirty_lock);
+	_pcache_dirty_retry_after(f, _pcache_now_ns() + wb_retry_delay_ns(pc));
 }
 
 int _pcache_wb_file(struct pcache_file *f, const struct pcache_wb_req *req)
@@ -366,7 +219,7 @@ int _pcache_wb_file(struct pcache_file *f, const struct pcache_wb_req *req)
 	struct iovec *iov = stack_iov;
 	struct pcache_page **pages = stack_pages;
 	void *buf = NULL;
-	struct wb_direct direct = {.fd = -1};
+	struct pcache_direct direct = {.fd = -1};
 	size_t cap = PCACHE_WB_STACK_BATCH, want;
 	unsigned puts = 0; /* the file may go clean, dirty, clean again */
 	int err = 0;
@@ -401,7 +254,7 @@ int _pcache_wb_file(struct pcache_file *f, const struct pcache_wb_req *req)
 		pthread_mutex_unlock(&f->pages_lock);
 		if (!n)
 			break;
-		ok = wb_write_pages(f, pages, n, iov, &direct, &err);
+		ok = _pcache_backing_write_pages(f, pages, n, iov, &direct, &err);
 		pthread_mutex_lock(&f->pages_lock);
 		wb_end(f, pages, n, ok, err);
 		if (_pcache_file_undirty(f))
@@ -416,51 +269,28 @@ int _pcache_wb_file(struct pcache_file *f, const struct pcache_wb_req *req)
 		if (n < cap)
 			break;
 	}
-	wb_direct_close(&direct);
+	_pcache_backing_direct_close(&direct);
 	alloc_free(pc->alloc, buf);
 	while (puts--)
-		_pcache_put(pc, f);
+		_pcache_file_put(f);
 	return err;
 }
 
 /* ---- the writeback thread ---- */
 
-void _pcache_wb_wake(struct pcache *pc)
-{
-	/* Under dirty_lock, so the thread cannot miss it between its check
-	 * and its wait. */
-	pthread_mutex_lock(&pc->dirty_lock);
-	pthread_cond_signal(&pc->wb_wake);
-	pthread_mutex_unlock(&pc->dirty_lock);
-}
-
 void _pcache_wb_kick(struct pcache *pc, bool urgent)
 {
 	if (urgent)
-		atomic_store(&pc->wb_urgent, true);
-	/* Callers may be inside an allocation: never wait for dirty_lock. A
+		atomic_store(&pc->wb.urgent, true);
+	/* Callers may be inside an allocation: never wait for dirty.lock. A
 	 * missed signal costs one period of the thread's timed wait. */
-	if (pthread_mutex_trylock(&pc->dirty_lock) == 0) {
-		pthread_cond_signal(&pc->wb_wake);
-		pthread_mutex_unlock(&pc->dirty_lock);
+	if (pthread_mutex_trylock(&pc->dirty.lock) == 0) {
+		pthread_cond_signal(&pc->dirty.wake);
+		pthread_mutex_unlock(&pc->dirty.lock);
 	}
 }
 
-/* dirty_lock held: the next file the thread should write, or NULL. */
-static struct pcache_file *wb_pick(struct pcache *pc, uint64_t now, bool force)
-{
-	uint64_t age = (uint64_t)_pcache_writeback_ms(pc) * 1000000ull;
-
-	for (struct pcache_file *f = pc->dirty_head; f; f = f->dirty_next) {
-		if (f->index->retry_after_ns > now)
-			continue;
-		if (force || f->dirtied_ns + age <= now)
-			return f;
-	}
-	return NULL;
-}
-
-/* dirty_lock held: wait on cond (a CLOCK_MONOTONIC one) for period_ms at
+/* dirty.lock held: wait on cond (a CLOCK_MONOTONIC one) for period_ms at
  * most. */
 static void wb_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, uint64_t period_ms)
 {
@@ -478,9 +308,9 @@ static void wb_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, uint64_
 
 static void wb_timed_wait(struct pcache *pc)
 {
-	uint64_t period_ms = _pcache_writeback_ms(pc) / 4 ? _pcache_writeback_ms(pc) / 4 : 1;
+	uint64_t period_ms = writeback_ms_of(pc) / 4 ? writeback_ms_of(pc) / 4 : 1;
 
-	wb_cond_wait_ms(&pc->wb_wake, &pc->dirty_lock, period_ms);
+	wb_cond_wait_ms(&pc->dirty.wake, &pc->dirty.lock, period_ms);
 }
 
 /* Pages that still take memory until written: dirty and under writeback,
@@ -494,7 +324,7 @@ static bool wb_dirty_over_limit(struct pcache *pc)
 static bool wb_throttle_pointless(struct pcache *pc)
 {
 	return __atomic_load_n(&pc->writers_unthrottled, __ATOMIC_RELAXED) ||
-	       atomic_load(&pc->wb_failing);
+	       atomic_load(&pc->wb.failing);
 }
 
 void pcache_balance_dirty(struct pcache *pc)
@@ -506,17 +336,17 @@ void pcache_balance_dirty(struct pcache *pc)
 	if (!wb_dirty_over_limit(pc) || wb_throttle_pointless(pc))
 		return;
 	start = _pcache_now_ns();
-	pthread_mutex_lock(&pc->dirty_lock);
-	atomic_fetch_add(&pc->throttle_waiters, 1);
+	pthread_mutex_lock(&pc->dirty.lock);
+	atomic_fetch_add(&pc->wb.throttle_waiters, 1);
 	written = atomic_load(&pc->pages_written);
 	/* Only the writeback thread (or others' fsyncs) can bring the dirty
 	 * bytes down while we hold nothing; without it, do not wait. */
-	while (pc->wb_running && !pc->wb_stop && wb_dirty_over_limit(pc) &&
+	while (pc->wb.running && !pc->wb.stop && wb_dirty_over_limit(pc) &&
 	       !wb_throttle_pointless(pc)) {
 		uint64_t now_written;
 
-		pthread_cond_signal(&pc->wb_wake);
-		wb_cond_wait_ms(&pc->dirty_drained, &pc->dirty_lock, PCACHE_THROTTLE_PAUSE_MS);
+		pthread_cond_signal(&pc->dirty.wake);
+		wb_cond_wait_ms(&pc->wb.drained, &pc->dirty.lock, PCACHE_THROTTLE_PAUSE_MS);
 		waited = true;
 		now_written = atomic_load(&pc->pages_written);
 		if (now_written != written) {
@@ -528,8 +358,8 @@ void pcache_balance_dirty(struct pcache *pc)
 			break;
 		}
 	}
-	atomic_fetch_sub(&pc->throttle_waiters, 1);
-	pthread_mutex_unlock(&pc->dirty_lock);
+	atomic_fetch_sub(&pc->wb.throttle_waiters, 1);
+	pthread_mutex_unlock(&pc->dirty.lock);
 	if (waited) {
 		atomic_fetch_add(&pc->throttled_writes, 1);
 		atomic_fetch_add(&pc->throttled_ns, _pcache_now_ns() - start);
@@ -545,19 +375,19 @@ static void *wb_thread_main(void *arg)
 	 * while throttled writers fill the cache up to it again. */
 	bool draining = false;
 
-	pthread_mutex_lock(&pc->dirty_lock);
-	while (!pc->wb_stop) {
-		uint64_t age_ns = (uint64_t)_pcache_writeback_ms(pc) * 1000000ull;
+	pthread_mutex_lock(&pc->dirty.lock);
+	while (!pc->wb.stop) {
+		uint64_t age_ns = (uint64_t)writeback_ms_of(pc) * 1000000ull;
 		uint64_t now = _pcache_now_ns();
 		uint64_t dirty = atomic_load(&pc->dirty_bytes), limit = _pcache_dirty_limit(pc);
-		bool urgent = atomic_load(&pc->wb_urgent), force;
+		bool urgent = atomic_load(&pc->wb.urgent), force;
 
 		if (dirty > limit)
 			draining = true;
 		else if (dirty <= limit / 2)
 			draining = false;
 		force = urgent || draining;
-		struct pcache_file *f = wb_pick(pc, now, force);
+		struct pcache_file *f = _pcache_dirty_next_due(pc, now, age_ns, force);
 		struct pcache_wb_req req = {
 			.all = force,
 			.cutoff_ns = now > age_ns ? now - age_ns : 0,
@@ -567,38 +397,20 @@ static void *wb_thread_main(void *arg)
 		};
 
 		if (!f) {
-			atomic_store(&pc->wb_urgent, false);
+			atomic_store(&pc->wb.urgent, false);
 			wb_timed_wait(pc);
 			continue;
 		}
-		_pcache_get(pc, f);
-		pthread_mutex_unlock(&pc->dirty_lock);
+		_pcache_file_get(f);
+		pthread_mutex_unlock(&pc->dirty.lock);
 		_pcache_wb_file(f, &req);
 		if (urgent)
 			_pcache_lru_shrink(pc, SIZE_MAX); /* reclaim asked: free what we cleaned */
-		pthread_mutex_lock(&f->pages_lock);
-		pthread_mutex_lock(&pc->dirty_lock);
-		if (f->on_dirty_list) {
-			uint64_t oldest = UINT64_MAX;
-
-			for (struct pcache_page *p = f->index->uw_head; p; p = p->uw_next)
-				if ((p->flags & PCACHE_PAGE_DIRTY) && p->dirtied_ns < oldest)
-					oldest = p->dirtied_ns;
-			if (oldest != UINT64_MAX) {
-				f->dirtied_ns = oldest;
-			} else {
-				/* Only pages someone else is writing: look again
-				 * later, not in a hot loop. */
-				f->index->retry_after_ns = now + wb_retry_delay_ns(pc);
-			}
-			_pcache_dirty_requeue(pc, f);
-		}
-		pthread_mutex_unlock(&pc->dirty_lock);
-		pthread_mutex_unlock(&f->pages_lock);
-		_pcache_put(pc, f);
-		pthread_mutex_lock(&pc->dirty_lock);
+		_pcache_dirty_requeue_aged(f, now + wb_retry_delay_ns(pc));
+		_pcache_file_put(f);
+		pthread_mutex_lock(&pc->dirty.lock);
 	}
-	pthread_mutex_unlock(&pc->dirty_lock);
+	pthread_mutex_unlock(&pc->dirty.lock);
 	return NULL;
 }
 
@@ -606,13 +418,13 @@ int pcache_writeback_start(struct pcache *pc)
 {
 	int err = 0;
 
-	pthread_mutex_lock(&pc->dirty_lock);
-	if (!pc->wb_running) {
-		pc->wb_stop = false;
-		err = -pthread_create(&pc->wb_thread, NULL, wb_thread_main, pc);
-		pc->wb_running = err == 0;
+	pthread_mutex_lock(&pc->dirty.lock);
+	if (!pc->wb.running) {
+		pc->wb.stop = false;
+		err = -pthread_create(&pc->wb.thread, NULL, wb_thread_main, pc);
+		pc->wb.running = err == 0;
 	}
-	pthread_mutex_unlock(&pc->dirty_lock);
+	pthread_mutex_unlock(&pc->dirty.lock);
 	return err;
 }
 
@@ -620,17 +432,17 @@ void pcache_writeback_stop(struct pcache *pc)
 {
 	bool join;
 
-	pthread_mutex_lock(&pc->dirty_lock);
-	join = pc->wb_running;
-	pc->wb_stop = true;
-	pthread_cond_signal(&pc->wb_wake);
-	pthread_cond_broadcast(&pc->dirty_drained); /* nothing to wait for now */
-	pthread_mutex_unlock(&pc->dirty_lock);
+	pthread_mutex_lock(&pc->dirty.lock);
+	join = pc->wb.running;
+	pc->wb.stop = true;
+	pthread_cond_signal(&pc->dirty.wake);
+	pthread_cond_broadcast(&pc->wb.drained); /* nothing to wait for now */
+	pthread_mutex_unlock(&pc->dirty.lock);
 	if (join)
-		pthread_join(pc->wb_thread, NULL);
-	pthread_mutex_lock(&pc->dirty_lock);
-	pc->wb_running = false;
-	pthread_mutex_unlock(&pc->dirty_lock);
+		pthread_join(pc->wb.thread, NULL);
+	pthread_mutex_lock(&pc->dirty.lock);
+	pc->wb.running = false;
+	pthread_mutex_unlock(&pc->dirty.lock);
 }
 
 /* ---- fsync, flush, sync ---- */
@@ -707,8 +519,8 @@ int pcache_sync_all(struct pcache *pc)
 	uint64_t seq;
 	int first = 0;
 
-	pthread_mutex_lock(&pc->sync_lock);
-	seq = ++pc->pass_seq[PCACHE_PASS_SYNC];
+	pthread_mutex_lock(&pc->wb.sync_lock);
+	seq = ++pc->wb.sync_seq;
 	while ((f = _pcache_dirty_next_unvisited(pc, PCACHE_PASS_SYNC, seq))) {
 		int err = _pcache_wb_file(f, &req);
 		bool again;
@@ -723,8 +535,13 @@ int pcache_sync_all(struct pcache *pc)
 			err = _pcache_wb_file(f, &req);
 		if (err && !first)
 			first = err;
-		_pcache_put(pc, f);
+		_pcache_file_put(f);
 	}
-	pthread_mutex_unlock(&pc->sync_lock);
+	pthread_mutex_unlock(&pc->wb.sync_lock);
 	return first;
+}
+void _pcache_wait_writeback(struct pcache_file *f)
+{
+	while (f->index && f->index->nr_writeback)
+		pthread_cond_wait(&f->writeback_done, &f->pages_lock);
 }

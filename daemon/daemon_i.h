@@ -9,19 +9,19 @@
  * reverse; every lock is described where it is declared):
  *
  *   pfs_inode.append_lock -> pcache_file.lock -> pcache_file.pages_lock ->
- *       pcache.dirty_lock -> pcache.lru_lock -> allocator-internal locks
+ *       pcache.dirty.lock -> pcache.lru.lock -> allocator-internal locks
  *   pcache_file.lock -> pcache_file.stamp_lock -> pcache_file.pages_lock
  *       (stamp_lock is taken with no other cache lock but lock, also by
- *       the cache's put path, under sync_lock too, and inside reclaim;
+ *       the cache's put path, under wb.sync_lock too, and inside reclaim;
  *       nothing allocates under it)
- *   pcache.sync_lock, pcache.list_lock (whole-cache passes) ->
+ *   pcache.wb.sync_lock, pcache.dirty.list_lock (whole-cache passes) ->
  *       pcache_file.pages_lock (they never take pcache_file.lock)
  *   pcache_file.pages_lock -> pfs.inodes.hint_lock -> an inode-table shard
  *       lock (the cache's get callback and the `dirty` listing run under
  *       pages_lock)
  *   pfs_inode.open_lock -> pcache locks (first-open setup, and switching
  *       the cache's fd to or from write_fd)
- *   pfs.ctl.lock -> allocator-internal locks (and a trylock of dirty_lock;
+ *   pfs.ctl.lock -> allocator-internal locks (and a trylock of dirty.lock;
  *       a policy's install()/uninstall() run under it and only charge or
  *       uncharge the budget)
  *   pfs.shrink.lock: a leaf (others only trylock it); the shrinker thread
@@ -30,16 +30,17 @@
  *   pfs_transport.lock: a leaf (the transport's state; taken with no other
  *       lock held, by a worker writing the INIT reply and by the main thread)
  *   A writer throttled at dirty_limit (pcache_balance_dirty) waits on
- *       pcache.dirty_lock holding no other lock (pcache_write throttles
+ *       pcache.dirty.lock holding no other lock (pcache_write throttles
  *       before pcache_file.lock; an O_APPEND writer throttles before
  *       append_lock, and only rarely again inside it)
  *
- * Allocation rule: under pages_lock, dirty_lock, lru_lock, hint_lock, a
- * shard lock or list_lock only fail-fast allocations are made
+ * Allocation rule: under pages_lock, dirty.lock, lru.lock, hint_lock, a
+ * shard lock or dirty.list_lock only fail-fast allocations are made
  * (ALLOC_NORETRY: the policy is not asked, nothing reclaims or waits), so
- * no thread holding them waits for memory. Under pcache_file.lock and
- * sync_lock allocations pass ALLOC_NOFS: the policy may make the thread
- * wait, but reclaim takes none of the locks it holds.
+ * no thread holding them waits for memory. Under pcache_file.lock
+ * allocations pass ALLOC_NOFS: the policy may make the thread wait, but
+ * reclaim takes none of the locks it holds. Under wb.sync_lock alone they
+ * need not: reclaim never takes it.
  *
  * The last unref of an inode frees it (pcache_file_destroy takes the cache
  * locks), so it runs with no lock held: the cache calls put without its

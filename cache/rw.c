@@ -9,67 +9,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "pcache_i.h"
+#include "backing_i.h"
+#include "dirty_i.h"
+#include "index_i.h"
+#include "lru_i.h"
+#include "page_i.h"
+#include "writeback_i.h"
 
 static size_t min_size(size_t a, size_t b)
 {
 	return a < b ? a : b;
-}
-
-/* pread exactly len bytes (or up to EOF, zero-filling the rest). */
-static int backing_read(int fd, unsigned char *buf, size_t len, off_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(fd, buf + done, len - done, off + (off_t)done);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	memset(buf + done, 0, len - done);
-	return 0;
-}
-
-int _pcache_page_fill(struct pcache_file *f, struct pcache_page *p)
-{
-	struct pcache *pc = f->cache;
-	off_t base = (off_t)(p->index << pc->page_shift);
-	uint32_t from = p->from, to = p->to;
-	int err;
-
-	/* Pinned, so reclaim leaves it alone; f->lock keeps writers out; a
-	 * writeback in flight only reads [from, to), which we do not touch. */
-	p->pins++;
-	pthread_mutex_unlock(&f->pages_lock);
-	err = backing_read(f->fd, p->data, from, base);
-	if (!err)
-		err = backing_read(f->fd, p->data + to, pc->page_size - to, base + to);
-	pthread_mutex_lock(&f->pages_lock);
-	p->pins--;
-	if (err)
-		return err;
-	/* Bytes past the cached size read as zeros, whatever the backing
-	 * file still holds there (a truncate that failed half-way). */
-	if (base + (off_t)pc->page_size > f->size) {
-		size_t keep = f->size > base ? (size_t)(f->size - base) : 0;
-
-		if (keep < from)
-			memset(p->data + keep, 0, from - keep);
-		if (keep < to)
-			keep = to;
-		memset(p->data + keep, 0, pc->page_size - keep);
-	}
-	p->flags |= PCACHE_PAGE_UPTODATE;
-	if (!(p->flags & (PCACHE_PAGE_DIRTY | PCACHE_PAGE_WRITEBACK)))
-		p->from = p->to = 0;
-	return 0;
 }
 
 /* ---- write ---- */
@@ -135,8 +84,6 @@ static struct pcache_page *page_new(struct pcache_file *f, uint64_t index, unsig
 {
 	struct pcache *pc = f->cache;
 	struct alloc_retry *retry = wr ? &wr->retry : NULL;
-	size_t size = sizeof(struct pcache_page) + PCACHE_DATA_ALIGN - 1 + pc->page_size;
-	struct pcache_page *p;
 
 	if (!f->index) {
 		struct pcache_index *ix = _pcache_index_create(pc, flags, retry, err);
@@ -150,28 +97,7 @@ static struct pcache_page *page_new(struct pcache_file *f, uint64_t index, unsig
 		pthread_mutex_unlock(&f->pages_lock);
 	}
 	_pcache_index_reserve(f);
-	if (retry) {
-		p = alloc_try(pc->alloc, ALLOC_SITE_CACHE_PAGE, size, flags, retry, err);
-	} else {
-		p = alloc_malloc(pc->alloc, ALLOC_SITE_CACHE_PAGE, size, flags);
-		if (!p)
-			*err = -ENOMEM;
-	}
-	if (!p)
-		return NULL;
-	memset(p, 0, sizeof(*p));
-	p->data = (unsigned char *)(((uintptr_t)(p + 1) + PCACHE_DATA_ALIGN - 1) &
-				    ~(uintptr_t)(PCACHE_DATA_ALIGN - 1));
-	p->index = index;
-	return p;
-}
-
-/* pages_lock held: insert a fresh page and account it. */
-static void page_insert(struct pcache_file *f, struct pcache_page *p)
-{
-	p->file = f;
-	_pcache_index_insert(f->index, p);
-	atomic_fetch_add(&f->cache->cached_bytes, f->cache->page_size);
+	return _pcache_page_alloc(pc, index, flags, retry, err);
 }
 
 /* f->lock held, page_new failed with err. Returns -EAGAIN when the caller
@@ -241,7 +167,7 @@ ssize_t pcache_write(struct pcache_file *f, const void *buf, size_t len, off_t o
 			 * sets its range (a fresh page needs no fill). */
 			if (n == pc->page_size)
 				p->flags |= PCACHE_PAGE_UPTODATE;
-			page_insert(f, p);
+			_pcache_index_insert(f, p);
 		}
 		err = page_write_chunk(f, p, src + done, poff, n, now);
 		if (!err) {
@@ -298,7 +224,7 @@ static int read_backing(struct pcache_file *f, uint64_t index, unsigned char *ds
 
 	p = page_new(f, index, ALLOC_NOFS | ALLOC_NORETRY, NULL, &err);
 	if (!p) {
-		err = backing_read(f->fd, dst, n, base + poff);
+		err = _pcache_backing_read(f->fd, dst, n, base + poff);
 		if (!err && base + poff + (off_t)n > size) {
 			off_t keep = size > base + poff ? size - base - poff : 0;
 
@@ -306,7 +232,7 @@ static int read_backing(struct pcache_file *f, uint64_t index, unsigned char *ds
 		}
 		return err;
 	}
-	err = backing_read(f->fd, p->data, pc->page_size, base);
+	err = _pcache_backing_read(f->fd, p->data, pc->page_size, base);
 	if (err) {
 		alloc_free(pc->alloc, p); /* never inserted */
 		return err;
@@ -319,7 +245,7 @@ static int read_backing(struct pcache_file *f, uint64_t index, unsigned char *ds
 	memcpy(dst, p->data + poff, n);
 	p->flags = PCACHE_PAGE_UPTODATE;
 	pthread_mutex_lock(&f->pages_lock);
-	page_insert(f, p);
+	_pcache_index_insert(f, p);
 	_pcache_lru_add(pc, p);
 	pthread_mutex_unlock(&f->pages_lock);
 	return 0;
@@ -410,21 +336,6 @@ static struct pcache_page *cache_shrink(struct pcache_file *f, off_t size)
 	return ctx.freed;
 }
 
-/* Set the backing file's size: through f->fd if it is writable, else by
- * path, with the process's own permission (a file no writer has open). */
-static int backing_truncate(struct pcache_file *f, off_t size)
-{
-	char path[32];
-
-	if (ftruncate(f->fd, size) == 0)
-		return 0;
-	/* EBADF or EINVAL: f->fd is not open for writing. */
-	if (errno != EBADF && errno != EINVAL)
-		return -errno;
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", f->fd);
-	return truncate(path, size) < 0 ? -errno : 0;
-}
-
 int pcache_truncate(struct pcache_file *f, off_t size)
 {
 	struct pcache *pc = f->cache;
@@ -449,7 +360,7 @@ int pcache_truncate(struct pcache_file *f, off_t size)
 	pthread_mutex_unlock(&f->pages_lock);
 	/* The backing file first: if it refuses (EPERM on an immutable
 	 * file, EIO), the cache keeps every byte and the old size. */
-	err = backing_truncate(f, size);
+	err = _pcache_backing_truncate(f, size);
 	pthread_mutex_lock(&f->pages_lock);
 	if (!err) {
 		if (size < f->size && f->index) {
@@ -466,7 +377,7 @@ int pcache_truncate(struct pcache_file *f, off_t size)
 	pthread_mutex_unlock(&f->lock);
 	_pcache_page_list_free(pc, freed);
 	if (put)
-		_pcache_put(pc, f);
+		_pcache_file_put(f);
 	else if (!err)
 		/* The truncate moved the backing mtime: a clean file gets the
 		 * cache's back at once (a dirty one after its writeback). */

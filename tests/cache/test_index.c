@@ -1,10 +1,10 @@
 /*
- * cache/pcache_index.c: the per-file page index (hash table that grows, the
- * lazily sorted list of unwritten pages), driven directly with bare page
- * records, at the scale of a 4 GiB file of 64 KiB pages.
+ * cache/index.c: the per-file page index (a hash table that grows, and
+ * the cached-bytes count it keeps), driven directly with bare page records,
+ * at the scale of a 4 GiB file of 64 KiB pages.
  */
+#include "index_i.h"
 #include "pcache_test.h"
-#include "pcache_i.h"
 
 struct ix_fixture {
 	struct pt_env env;
@@ -26,12 +26,18 @@ static int ix_setup(void **state)
 	return 0;
 }
 
+static void ix_remove_cb(struct pcache_file *f, struct pcache_page *p, void *data)
+{
+	_pcache_index_remove(f, p);
+}
+
 static int ix_teardown(void **state)
 {
 	struct ix_fixture *fx = *state;
 
 	/* The bare pages are ours, not the allocator's: unlink them first. */
 	pthread_mutex_lock(&fx->f.pages_lock);
+	_pcache_index_for_each(fx->f.index, ix_remove_cb, &fx->f, NULL);
 	_pcache_index_destroy(fx->env.pc, fx->f.index);
 	fx->f.index = NULL;
 	pthread_mutex_unlock(&fx->f.pages_lock);
@@ -51,7 +57,7 @@ static void ix_insert_many(struct ix_fixture *fx, uint64_t n, uint64_t stride)
 		fx->pages[i].file = &fx->f;
 		_pcache_index_reserve(&fx->f);
 		pthread_mutex_lock(&fx->f.pages_lock);
-		_pcache_index_insert(fx->f.index, &fx->pages[i]);
+		_pcache_index_insert(&fx->f, &fx->pages[i]);
 		pthread_mutex_unlock(&fx->f.pages_lock);
 	}
 }
@@ -78,7 +84,7 @@ static void test_index_remove_leaves_the_others_findable(void **state)
 
 	ix_insert_many(fx, n, 7);
 	for (uint64_t i = 0; i < n; i += 2)
-		_pcache_index_remove(fx->f.index, &fx->pages[i]);
+		_pcache_index_remove(&fx->f, &fx->pages[i]);
 	assert_int_equal(fx->f.index->count, n / 2);
 	for (uint64_t i = 0; i < n; i++) {
 		struct pcache_page *p = _pcache_index_lookup(fx->f.index, i * 7);
@@ -103,41 +109,30 @@ static void test_index_growth_failure_keeps_every_page(void **state)
 		assert_ptr_equal(_pcache_index_lookup(fx->f.index, i * 3), &fx->pages[i]);
 }
 
-static void test_index_unwritten_list_sorts_into_file_order(void **state)
+static uint64_t ix_cached_bytes(struct ix_fixture *fx)
+{
+	struct pcache_usage u;
+
+	pcache_usage_read(fx->env.pc, &u);
+	return u.cached_bytes;
+}
+
+/* A page is cached while it is in an index: the index keeps the count. */
+static void test_index_counts_cached_bytes_on_insert_and_remove(void **state)
 {
 	struct ix_fixture *fx = *state;
-	const uint64_t n = 10000;
-	uint64_t seed = 42, prev = 0, seen = 0;
-	uint64_t *order = malloc(n * sizeof(*order));
+	size_t page = pcache_page_size(fx->env.pc);
 
-	assert_non_null(order);
-	ix_insert_many(fx, n, 1);
-	for (uint64_t i = 0; i < n; i++)
-		order[i] = i;
-	for (uint64_t i = n - 1; i > 0; i--) {
-		uint64_t j = pt_rand(&seed) % (i + 1), t = order[i];
-
-		order[i] = order[j];
-		order[j] = t;
-	}
-	for (uint64_t i = 0; i < n; i++)
-		_pcache_uw_add(fx->f.index, &fx->pages[order[i]]);
-	assert_false(fx->f.index->uw_sorted);
-	_pcache_uw_sort(fx->f.index);
-	for (struct pcache_page *p = fx->f.index->uw_head; p; p = p->uw_next) {
-		if (seen)
-			assert_true(p->index > prev);
-		assert_true(p->uw_prev == NULL || p->uw_prev->uw_next == p);
-		prev = p->index;
-		seen++;
-	}
-	assert_int_equal(seen, n);
-	assert_int_equal(fx->f.index->uw_tail->index, n - 1);
-	/* Unlink everything again before teardown frees the records. */
-	while (fx->f.index->uw_head)
-		_pcache_uw_remove(fx->f.index, fx->f.index->uw_head);
-	assert_null(fx->f.index->uw_tail);
-	free(order);
+	assert_int_equal(ix_cached_bytes(fx), 0);
+	ix_insert_many(fx, 100, 1);
+	assert_int_equal(ix_cached_bytes(fx), 100 * page);
+	pthread_mutex_lock(&fx->f.pages_lock);
+	for (uint64_t i = 0; i < 40; i++)
+		_pcache_index_remove(&fx->f, &fx->pages[i]);
+	/* A page not in the index is no page of it: nothing to uncount. */
+	_pcache_index_remove(&fx->f, &fx->pages[0]);
+	pthread_mutex_unlock(&fx->f.pages_lock);
+	assert_int_equal(ix_cached_bytes(fx), 60 * page);
 }
 
 int main(void)
@@ -149,7 +144,7 @@ int main(void)
 						ix_setup, ix_teardown),
 		cmocka_unit_test_setup_teardown(test_index_growth_failure_keeps_every_page,
 						ix_setup, ix_teardown),
-		cmocka_unit_test_setup_teardown(test_index_unwritten_list_sorts_into_file_order,
+		cmocka_unit_test_setup_teardown(test_index_counts_cached_bytes_on_insert_and_remove,
 						ix_setup, ix_teardown),
 	};
 

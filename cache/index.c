@@ -1,7 +1,7 @@
 /*
  * The page index of one file: a chained hash table keyed by page number,
- * doubling when it holds more than two pages per bucket, and the list of
- * the file's unwritten (dirty or under writeback) pages.
+ * doubling when it holds more than two pages per bucket. A page is cached
+ * while it is in an index, so insert and remove keep cached_bytes.
  *
  * The table's memory comes from the allocator (site cache_page). Growing
  * is best effort: it allocates with ALLOC_NORETRY outside pages_lock, and
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pcache_i.h"
+#include "index_i.h"
 
 static size_t index_bucket(const struct pcache_index *ix, uint64_t index)
 {
@@ -63,17 +63,21 @@ struct pcache_page *_pcache_index_lookup(const struct pcache_index *ix, uint64_t
 	return NULL;
 }
 
-void _pcache_index_insert(struct pcache_index *ix, struct pcache_page *p)
+void _pcache_index_insert(struct pcache_file *f, struct pcache_page *p)
 {
+	struct pcache_index *ix = f->index;
 	size_t b = index_bucket(ix, p->index);
 
+	p->file = f;
 	p->hash_next = ix->buckets[b];
 	ix->buckets[b] = p;
 	ix->count++;
+	atomic_fetch_add(&f->cache->cached_bytes, f->cache->page_size);
 }
 
-void _pcache_index_remove(struct pcache_index *ix, struct pcache_page *p)
+void _pcache_index_remove(struct pcache_file *f, struct pcache_page *p)
 {
+	struct pcache_index *ix = f->index;
 	struct pcache_page **pp = &ix->buckets[index_bucket(ix, p->index)];
 
 	for (; *pp; pp = &(*pp)->hash_next) {
@@ -81,6 +85,7 @@ void _pcache_index_remove(struct pcache_index *ix, struct pcache_page *p)
 			*pp = p->hash_next;
 			p->hash_next = NULL;
 			ix->count--;
+			atomic_fetch_sub(&f->cache->cached_bytes, f->cache->page_size);
 			return;
 		}
 	}
@@ -150,80 +155,4 @@ void _pcache_index_for_each(struct pcache_index *ix,
 			fn(f, p, data);
 		}
 	}
-}
-
-void _pcache_uw_add(struct pcache_index *ix, struct pcache_page *p)
-{
-	p->uw_next = NULL;
-	p->uw_prev = ix->uw_tail;
-	if (ix->uw_tail) {
-		if (ix->uw_tail->index > p->index)
-			ix->uw_sorted = false;
-		ix->uw_tail->uw_next = p;
-	} else {
-		ix->uw_head = p;
-	}
-	ix->uw_tail = p;
-}
-
-void _pcache_uw_remove(struct pcache_index *ix, struct pcache_page *p)
-{
-	if (p->uw_prev)
-		p->uw_prev->uw_next = p->uw_next;
-	else
-		ix->uw_head = p->uw_next;
-	if (p->uw_next)
-		p->uw_next->uw_prev = p->uw_prev;
-	else
-		ix->uw_tail = p->uw_prev;
-	p->uw_next = p->uw_prev = NULL;
-}
-
-static struct pcache_page *uw_merge(struct pcache_page *a, struct pcache_page *b)
-{
-	struct pcache_page head = {0}, *t = &head;
-
-	while (a && b) {
-		if (a->index <= b->index) {
-			t->uw_next = a;
-			a = a->uw_next;
-		} else {
-			t->uw_next = b;
-			b = b->uw_next;
-		}
-		t = t->uw_next;
-	}
-	t->uw_next = a ? a : b;
-	return head.uw_next;
-}
-
-/* Bottom-up merge sort of the singly linked view, then relink uw_prev:
- * no allocation, O(n log n), and done only when an insertion broke order. */
-void _pcache_uw_sort(struct pcache_index *ix)
-{
-	struct pcache_page *bins[64] = {0}, *p, *next, *prev = NULL;
-
-	if (ix->uw_sorted)
-		return;
-	for (p = ix->uw_head; p; p = next) {
-		unsigned i;
-
-		next = p->uw_next;
-		p->uw_next = NULL;
-		for (i = 0; i < 63 && bins[i]; i++) {
-			p = uw_merge(bins[i], p);
-			bins[i] = NULL;
-		}
-		bins[i] = uw_merge(bins[i], p);
-	}
-	p = NULL;
-	for (unsigned i = 0; i < 64; i++)
-		p = uw_merge(bins[i], p);
-	ix->uw_head = p;
-	for (; p; p = p->uw_next) {
-		p->uw_prev = prev;
-		prev = p;
-	}
-	ix->uw_tail = prev;
-	ix->uw_sorted = true;
 }

@@ -1,7 +1,8 @@
 /*
- * cache/pcache.c: the cache's life cycle and views: creation checks, files
- * going dirty and clean (with their references), discard, attributes,
- * usage counters, and memory back at its baseline after teardown.
+ * cache/cache.c, and dirty.c's file references, through the public API:
+ * creation checks, files going dirty and clean (with their references),
+ * discard, attributes, usage counters, and memory back at its baseline
+ * after teardown.
  */
 #include "pcache_test.h"
 

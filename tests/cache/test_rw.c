@@ -1,5 +1,5 @@
 /*
- * cache/pcache_rw.c: cached writes, reads through the cache, truncate and
+ * cache/rw.c: cached writes, reads through the cache, truncate and
  * invalidate, checked against an in-memory model and the backing file.
  */
 #include "pcache_test.h"
