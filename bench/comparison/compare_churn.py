@@ -38,7 +38,8 @@ def main():
         res['errors'] += 1
         name = errno.errorcode.get(e.errno, str(e.errno))
         res['errors_by_errno'][name] = res['errors_by_errno'].get(name, 0) + 1
-        if e.errno in (errno.ENOTCONN, errno.ECONNABORTED):
+        # ECANCELED: FUSE over io_uring ends a request queued to a dying ring with it.
+        if e.errno in (errno.ENOTCONN, errno.ECONNABORTED, errno.ECANCELED):
             res['enotconn'] = True
             stop[0] = True
 

@@ -29,7 +29,8 @@ COLUMNS = [
     ('enomem', 'ENOMEMs', 'count'),
 ]
 CLASSES = ('intact', 'lost_after_fsync', 'lost_after_write', 'refused', 'torn_or_corrupt')
-DEAD_ERRNOS = ('ENOTCONN', 'ECONNABORTED')
+# ECANCELED: what FUSE over io_uring answers a request queued to a ring torn down with the daemon.
+DEAD_ERRNOS = ('ENOTCONN', 'ECONNABORTED', 'ECANCELED')
 
 
 # ---- one run -> flat metrics ------------------------------------------------

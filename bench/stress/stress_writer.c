@@ -73,9 +73,11 @@ static uint64_t call_end(struct stress_thread *t, uint64_t start)
 	return lat;
 }
 
-/* A dead FUSE mount answers ENOTCONN (or ECONNABORTED after an abort); an
- * EIO is a dead mount only if the mount's root no longer answers either.
- * The probe is a call on the mount too, so the watchdog sees it. */
+/* A dead FUSE mount answers ENOTCONN (or ECONNABORTED after an abort). An
+ * EIO, or an ECANCELED (FUSE over io_uring ends a request queued to a ring
+ * that is being torn down with it), is a dead mount only if the mount's
+ * root no longer answers either. The probe is a call on the mount too, so
+ * the watchdog sees it. */
 static bool mount_is_dead(struct stress_thread *t, int err)
 {
 	struct statfs st;
@@ -84,7 +86,7 @@ static bool mount_is_dead(struct stress_thread *t, int err)
 
 	if (err == ENOTCONN || err == ECONNABORTED)
 		return true;
-	if (err != EIO)
+	if (err != EIO && err != ECANCELED)
 		return false;
 	start = call_begin(t);
 	ret = statfs(t->run->cfg->dir, &st);
