@@ -314,6 +314,8 @@ def markdown(results, summary, checks):
          f'Runs per cell: {meta["runs"]}; each cell is the median, ±spread = (max - min) / '
          f'median. Load average at start {meta["load_start"]}, at end {meta["load_end"]}.',
          f'Sizes: {meta["sizes"]}.'
+         + (f' {meta["contend"]} busy-looping processes ran beside every cell (--contend).'
+            if meta.get('contend') else '')
          + (f' {meta["skipped_cells"]} cells were not run (--stop-after).'
             if meta.get('skipped_cells') else ''),
          (f'pressurefs measured: built {meta["daemon"]["built"]}, daemon+cache sources sha256 '

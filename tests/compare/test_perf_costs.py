@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """unit.perf_costs: bench/perf's per-write daemon costs and the per-policy spreads beside the
-"policies within 5%" check, on synthetic results (no mount, no root).
+"policies within 5%" check, on synthetic results (no mount, no root), and its --contend bounds.
    test_perf_costs.py SOURCE_ROOT"""
 
 import os
+import subprocess
 import sys
 import time
 import unittest
@@ -99,6 +100,22 @@ class PolicySpread(unittest.TestCase):
                  alloc=None, profiles={}, examples={}), summary, checks)
         self.assertIn('each policy, median ±its own spread: nofail 100 ±20%, retry 100 ±2%, '
                       'enomem 104 ±0%, abort 98.0 ±2%', md)
+
+
+class ContendOption(unittest.TestCase):
+    def test_contend_out_of_range_is_one_line_and_status_2(self):
+        r = subprocess.run([sys.executable, os.path.join(SRC, 'bench', 'perf'), '--contend',
+                            '99', '--list'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(r.stderr.strip().splitlines(),
+                         ['perf: --contend 99: 0 to 64 busy processes'])
+
+    def test_contend_in_range_is_accepted(self):
+        r = subprocess.run([sys.executable, os.path.join(SRC, 'bench', 'perf'), '--contend',
+                            '4', '--list'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
 
 
 if __name__ == '__main__':
