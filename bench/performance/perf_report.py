@@ -208,9 +208,11 @@ def targets_check(results, summary):
                 noise = sorted(c['spread'] for c in cells
                                if c.get('median') and c.get('spread') is not None)
                 noise = noise[len(noise) // 2] if noise else None
+                own = {t: (per_target[t]['median'], per_target[t].get('spread'))
+                       for t in pfs_free if per_target.get(t, {}).get('median')}
                 checks.append({'check': f'policies within 5%: {wl_name} {key}',
                                'workload': wl_name, 'metric': key, 'goal': POLICY_SPREAD_MAX,
-                               'policy_spread': spread, 'noise': noise,
+                               'policy_spread': spread, 'noise': noise, 'policies': own,
                                'met': spread <= POLICY_SPREAD_MAX})
     return checks
 
@@ -236,6 +238,33 @@ def _rss_lines(results):
         over = f'{hwm - lim:.1f} MiB' if lim else '–'
         lines.append(f'| {t} | {wl} | {f"{lim:.0f} MiB" if lim else "none"} | {peak:.1f} MiB | '
                      f'{hwm:.1f} MiB | {over} |')
+    return lines
+
+
+def _cost_lines(results):
+    """What one random write costs the daemon, median over runs: on a shared machine these
+    move less than throughput does, and they show where a transport loses (CPU per request, or
+    sleeping and waking once per request)."""
+    rows = {}
+    for cell in results['cells']:
+        e = cell.get('extra', {})
+        if cell.get('error') or 'daemon_cpu_us_per_op' not in e:
+            continue
+        rows.setdefault((cell['target'], cell['workload']), []).append(e)
+
+    def med(extras, key):
+        v = sorted(x[key] for x in extras if x.get(key) is not None)
+        return v[len(v) // 2] if v else None
+
+    if not rows:
+        return []
+    lines = ['| target | workload | daemon CPU µs per write | daemon context switches per write | '
+             'fio context switches per write | runs |', '|---|---|---|---|---|---|']
+    for (t, wl), extras in rows.items():
+        cpu, dcs, ccs = (med(extras, k) for k in ('daemon_cpu_us_per_op', 'daemon_cs_per_op',
+                                                   'client_cs_per_op'))
+        lines.append(f'| {t} | {wl} | {cpu:.1f} | {dcs:.2f} | '
+                     f'{"–" if ccs is None else f"{ccs:.2f}"} | {len(extras)} |')
     return lines
 
 
@@ -285,6 +314,8 @@ def markdown(results, summary, checks):
          f'Runs per cell: {meta["runs"]}; each cell is the median, ±spread = (max - min) / '
          f'median. Load average at start {meta["load_start"]}, at end {meta["load_end"]}.',
          f'Sizes: {meta["sizes"]}.'
+         + (f' {meta["contend"]} busy-looping processes ran beside every cell (--contend).'
+            if meta.get('contend') else '')
          + (f' {meta["skipped_cells"]} cells were not run (--stop-after).'
             if meta.get('skipped_cells') else ''),
          (f'pressurefs measured: built {meta["daemon"]["built"]}, daemon+cache sources sha256 '
@@ -316,6 +347,11 @@ def markdown(results, summary, checks):
                 if c.get('noise') is not None:
                     got += (f' (one policy\'s own run-to-run spread, median over the '
                             f'policies: {c["noise"] * 100:.0f}%)')
+                if c.get('policies'):
+                    got += '; each policy, median ±its own spread: ' + ', '.join(
+                        f'{t.replace("pfs-", "")} {_fmt(m)}'
+                        + (f' ±{sp * 100:.0f}%' if sp is not None else '')
+                        for t, (m, sp) in c['policies'].items())
             else:
                 got = 'worst ' + _fmt(c['worst'], 'x') + ' (' + ', '.join(
                     f'{t.replace("pfs-", "")} {_fmt(r, "x")}' for t, r in c['ratios'].items()) \
@@ -330,6 +366,9 @@ def markdown(results, summary, checks):
     rl = _rss_lines(results)
     if rl:
         L += ['', '## Daemon memory during the sequential writes (max over runs)', ''] + rl
+    kl = _cost_lines(results)
+    if kl:
+        L += ['', '## What a random write costs the daemon (median over runs)', ''] + kl
     cl = _census_lines(results)
     if cl:
         L += ['', '## FUSE requests the kernel sent (fuse:fuse_request_send tracepoint)', '',

@@ -70,6 +70,29 @@ def fio_run(name, path, args, timeout, directory=False):
     return job
 
 
+def daemon_usage(pid):
+    """(CPU seconds, context switches) the daemon has used so far, all its threads together;
+    None without a daemon. Per operation, these tell transports apart where throughput on a
+    shared machine cannot: how much CPU a request costs, and how often the daemon sleeps."""
+    if not pid:
+        return None
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        # utime and stime (fields 14 and 15 of proc(5); after the comm, 12 and 13)
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+        switches = 0
+        for tid in os.listdir(f'/proc/{pid}/task'):
+            with open(f'/proc/{pid}/task/{tid}/status') as f:
+                for line in f:
+                    # voluntary_ctxt_switches and nonvoluntary_ctxt_switches
+                    if 'ctxt_switches:' in line:
+                        switches += int(line.split()[1])
+        return cpu, switches
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _cap(seconds):
     return min(seconds, CELL_TIMEOUT[0]) if CELL_TIMEOUT[0] else seconds
 
@@ -144,12 +167,21 @@ class RandWrite(Workload):
         else:
             path = _workdir_sub(target, 'w')
             extra = [f'--numjobs={self.jobs}', '--group_reporting']
+        before = daemon_usage(target.pid)
         job = fio_run(self.name, path, ['--rw=randwrite', '--bs=4k',
                                         f'--size={self.size // self.jobs}',
                                         '--time_based', f'--runtime={self.runtime}',
                                         '--norandommap', '--end_fsync=1'] + extra,
                       _timeout_for(self.size, self.runtime), directory=self.jobs > 1)
-        return {'iops': job['write']['iops'], 'extra': {'ios': job['write']['total_ios']}}
+        ios = job['write']['total_ios']
+        extra = {'ios': ios}
+        after = daemon_usage(target.pid)
+        if before and after and ios:
+            extra['daemon_cpu_us_per_op'] = (after[0] - before[0]) * 1e6 / ios
+            extra['daemon_cs_per_op'] = (after[1] - before[1]) / ios
+        if ios and job.get('ctx') is not None:
+            extra['client_cs_per_op'] = job['ctx'] / ios
+        return {'iops': job['write']['iops'], 'extra': extra}
 
 
 class _ReadWorkload(Workload):

@@ -15,10 +15,16 @@
  * next. The same writev routes the answer to a ring request into its entry
  * (pfs_uring_answer), and puts FUSE_OVER_IO_URING in the INIT reply when the
  * pool has rings and the kernel offers it.
+ *
+ * PFS_TEST_HIDE_URING_OFFER=1 in the daemon's environment makes it read
+ * INIT as if the kernel had not offered FUSE_OVER_IO_URING: the only way a
+ * test can reach "transport=io_uring, the module allows it, INIT lacks the
+ * flag" on a kernel that has it.
  */
 #include <errno.h>
 #include <linux/fuse.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <syslog.h>
@@ -41,6 +47,7 @@ static __thread struct pfs_fuse_note pfs_fuse_note;
 /* Set once before the loop starts. */
 static bool pfs_fuse_io_want_kp2;
 static bool pfs_fuse_io_debug;
+static bool pfs_fuse_io_hide_uring;
 
 /* The argument after the header, if the request is long enough for it. */
 static const void *pfs_fuse_arg(const void *buf, size_t len, size_t need)
@@ -109,7 +116,8 @@ static void pfs_fuse_note_take(struct pfs *fs, const void *buf, size_t len)
 				    offsetof(struct fuse_init_in, flags2) + sizeof(init->flags2));
 		note->init_uring = init && init->major == 7 && init->minor >= 36 &&
 				   (init->flags & FUSE_INIT_EXT) &&
-				   (init->flags2 & (uint32_t)(FUSE_OVER_IO_URING >> 32));
+				   (init->flags2 & (uint32_t)(FUSE_OVER_IO_URING >> 32)) &&
+				   !pfs_fuse_io_hide_uring;
 		break;
 	default:
 		break;
@@ -205,9 +213,12 @@ int pfs_fuse_io_install(struct pfs *fs, bool debug)
 		.read = pfs_fuse_read, .writev = pfs_fuse_writev,
 		/* no splice: the daemon never asks for it */
 	};
+	const char *hide;
 
 	pfs_fuse_io_want_kp2 = fs->ctl.opt.num[PFS_OPT_killpriv] != 0;
 	pfs_fuse_io_debug = debug;
+	hide = getenv("PFS_TEST_HIDE_URING_OFFER");
+	pfs_fuse_io_hide_uring = hide && strcmp(hide, "1") == 0;
 	return fuse_session_custom_io(fs->conn.se, &io, fuse_session_fd(fs->conn.se));
 }
 
