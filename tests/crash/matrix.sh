@@ -10,7 +10,8 @@
 #          fail_interval=N make the Nth eligible allocation fail, and the
 #          policy aborts the daemon right there, inside the write path;
 #   power  a power cut below pressurefs: the backing dir is an ext4 image
-#          on a loop device of its own; the daemon is stopped (SIGSTOP),
+#          on a loop device of its own; the daemon is stopped (SIGSTOP, and
+#          a wait until every one of its threads is stopped: stop.sh),
 #          the ext4 is shut down without flushing (pfs-godown:
 #          FS_IOC_SHUTDOWN, NOLOGFLUSH), the daemon is killed, and the
 #          image is unmounted and mounted again before anything is checked.
@@ -54,6 +55,7 @@
 # parameter, so `--seed SEED --iterations 1` replays one iteration (the
 # moment of death is drawn from the seed too; the machine's timing is not).
 . "$(dirname "$0")/../mount/lib.sh"
+. "$(dirname "$0")/stop.sh"
 STRESS=$(realpath -e "${3:?usage: matrix.sh PRESSUREFS PFS_MOUNT_IO PFS_STRESS [options]}") ||
 	{ echo "matrix.sh: pfs-stress $3 is missing" >&2; exit 1; }
 pfs_init "$(realpath -e "$1")" "$(realpath -e "$2")"
@@ -273,14 +275,24 @@ crash_iteration() {
 		fi
 		;;
 	power)
-		# Stopped first, so the daemon never sees the shut-down fs (no
-		# EIO reply to an fsync in flight); then the cut; then the kill.
+		# Every thread of the daemon stopped first (stop.sh), so that
+		# nothing it answers comes after the cut; then the cut; then
+		# the kill.
 		want=137
-		if ! kill -STOP "$dpid" 2>/dev/null; then
+		rc=0
+		crash_stop_all "$dpid" 30 || rc=$?
+		case $rc in
+		0) ;;
+		2)
 			[ "$policy" = abort ] || pfs_fail "seed $S: the daemon was gone before the power cut"
 			want=134 # policy=abort aborted first: the cut still takes the backing fs
-		fi
+			;;
+		*) pfs_fail "seed $S: the daemon's threads did not all stop in 30 s: no clean cut" ;;
+		esac
 		pfs_run 30 "$GODOWN" --nologflush "$bdir" || pfs_fail "seed $S: pfs-godown $bdir failed"
+		# Still stopped through the cut, or it was no clean one.
+		[ "$want" = 134 ] || crash_all_stopped "$dpid" ||
+			pfs_fail "seed $S: a thread of the daemon ran on after the cut"
 		kill -KILL "$dpid" 2>/dev/null
 		;;
 	esac

@@ -7,14 +7,16 @@
 #                (the daemon wrote it back,        cache only: gone after
 #                 nobody fsynced)                  the cut
 #   dirty        written only                   -> gone after the cut
-# The cut is what bench/compare --crash power and the crash matrix's power
-# mode do: SIGSTOP the daemon, pfs-godown (FS_IOC_SHUTDOWN, NOLOGFLUSH),
+# The cut is what the crash matrix's power mode does: SIGSTOP the daemon
+# and wait until every thread is stopped (stop.sh), pfs-godown
+# (FS_IOC_SHUTDOWN, NOLOGFLUSH),
 # SIGKILL, unmount, mount the image again. Then the same steps with a daemon
 # crash (the crash control file) instead: written-back survives it, because
 # the backing fs was never cut. If pfs-godown did nothing, written-back
 # would survive the power cut too and the test fails.
 #   power.sh PRESSUREFS PFS_MOUNT_IO PFS_GODOWN
 . "$(dirname "$0")/../mount/lib.sh"
+. "$(dirname "$0")/stop.sh"
 GODOWN=$(realpath -e "${3:?usage: power.sh PRESSUREFS PFS_MOUNT_IO PFS_GODOWN}") ||
 	{ echo "power.sh: pfs-godown $3 is missing" >&2; exit 1; }
 pfs_init "$(realpath -e "$1")" "$(realpath -e "$2")"
@@ -53,8 +55,9 @@ cmp -s "$W/dirty" "$E/dirty" && pfs_fail "dirty is in the backing fs before any 
 pfs_ok "dirty is only in pressurefs' cache"
 
 dpid=$PFS_PID
-kill -STOP "$dpid" || pfs_fail "the daemon is gone before the cut"
+crash_stop_all "$dpid" 30 || pfs_fail "the daemon did not stop (every thread) before the cut"
 pfs_run 30 "$GODOWN" --nologflush "$E" || pfs_fail "pfs-godown $E failed"
+crash_all_stopped "$dpid" || pfs_fail "a thread of the daemon ran on after the cut"
 kill -KILL "$dpid"
 pfs_wait_pid "$dpid" 30 || pfs_fail "the daemon is still alive after SIGKILL"
 pfs_forget_pid "$dpid"
