@@ -72,6 +72,55 @@ def available(godown, tmpdir=None):
     return True, None
 
 
+
+STOP_SECS = 30
+
+
+def _thread_states(pid):
+    """{tid: state letter} of every thread of pid; None when pid is gone."""
+    try:
+        tids = os.listdir('/proc/%d/task' % pid)
+    except FileNotFoundError:
+        return None
+    states = {}
+    for tid in tids:
+        try:
+            with open('/proc/%d/task/%s/stat' % (pid, tid)) as f:
+                line = f.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        # the state follows the ')' that ends the command name (which may hold both)
+        states[tid] = line[line.rindex(')') + 2:].split(' ', 1)[0]
+    return states
+
+
+def stop_all(pid, secs):
+    """SIGSTOP pid and wait, at most secs, until every thread of it is stopped.
+
+    kill() returns once the signal is queued, not once the process has stopped: a thread inside a
+    system call stops only when the call returns, and until then the daemon may still answer. An
+    answer sent after the backing ext4 was shut down is one no real power cut lets out: ext4 can
+    return 0 from an fsync in flight across FS_IOC_SHUTDOWN although the shutdown aborted the
+    transaction holding its data (tests/crash/README.md). The signal is sent again on every look,
+    so a SIGCONT from elsewhere cannot leave it running. True once stopped, 'gone' when pid died,
+    else one 'tid (state)' text per thread still running."""
+    end = time.monotonic() + secs
+    while True:
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            return 'gone'
+        states = _thread_states(pid)
+        if not states or all(st == 'Z' for st in states.values()):
+            return 'gone'
+        running = ['%s (%s)' % (tid, st) for tid, st in sorted(states.items())
+                   if st not in ('T', 't', 'Z', 'X')]
+        if not running:
+            return True
+        if time.monotonic() >= end:
+            return running
+        time.sleep(0.01)
+
 class PowerBacking:
     """The backing directory of one run on an ext4 image of its own."""
 
@@ -96,19 +145,25 @@ class PowerBacking:
         self.log.append(('setup', '%s on %s, %d MiB ext4' % (self.image, self.dev, self.size >> 20)))
 
     def cut(self, daemon_pid):
-        """The power cut: stop the daemon, shut the ext4 down unflushed, kill the daemon.
-        Returns the godown error text or None."""
+        """The power cut: stop every thread of the daemon, shut the ext4 down unflushed, kill the
+        daemon. Returns an error text or None. A daemon that does not stop in time is killed
+        without the cut (a cut while one of its threads still runs could let an answer out after
+        it, which no real power cut does)."""
         err = None
-        try:
-            os.kill(daemon_pid, signal.SIGSTOP)
-        except ProcessLookupError:
+        stopped = stop_all(daemon_pid, STOP_SECS)
+        if stopped == 'gone':
             self.log.append(('cut', 'the daemon was already gone'))
-        try:
-            _run([self.godown, '--nologflush', self.mnt], timeout=30)
-            self.log.append(('cut', 'FS_IOC_SHUTDOWN nologflush on %s' % self.mnt))
-        except (RuntimeError, subprocess.TimeoutExpired) as e:
-            err = str(e)
-            self.log.append(('cut', 'godown failed: %s' % err))
+        elif stopped is not True:
+            err = ('the daemon did not stop within %d s (%s): killed without a power cut'
+                   % (STOP_SECS, '; '.join(stopped)))
+            self.log.append(('cut', err))
+        if err is None:
+            try:
+                _run([self.godown, '--nologflush', self.mnt], timeout=30)
+                self.log.append(('cut', 'FS_IOC_SHUTDOWN nologflush on %s' % self.mnt))
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                err = str(e)
+                self.log.append(('cut', 'godown failed: %s' % err))
         try:
             os.kill(daemon_pid, signal.SIGKILL)
         except ProcessLookupError:

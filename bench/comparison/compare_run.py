@@ -365,7 +365,7 @@ class Cell:
         self.killed_by_us = True
         if self.crash_mode == 'power':
             err = self.power.cut(self.daemon.pid)
-            info['how'] = 'SIGSTOP, FS_IOC_SHUTDOWN(NOLOGFLUSH) of the backing ext4, SIGKILL'
+            info['how'] = 'SIGSTOP until every thread stopped, FS_IOC_SHUTDOWN(NOLOGFLUSH) of the backing ext4, SIGKILL'
             if err:
                 info['error'] = err
                 self.note('power cut: ' + err)

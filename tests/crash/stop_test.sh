@@ -11,13 +11,44 @@
 #   2. released: crash_stop_all must return 0 with every thread stopped,
 #      and the held thread must not have run on (it writes a marker file
 #      as soon as it gets back to user space).
-#   stop_test.sh PFS_STOP_PROBE
+#   stop_test.sh PFS_STOP_PROBE [sh|py]
+# sh (default) tests stop.sh's crash_stop_all, which the crash matrix and
+# power.sh use; py tests bench/comparison/compare_power.py's stop_all, which
+# bench/compare --crash power uses, through the same steps.
 # No FUSE mount: the probe stands for the daemon. No assertion looks at the
 # clock; the bounds only turn a hang into a failure.
 set -u -o pipefail
-PROBE=${1:?usage: stop_test.sh PFS_STOP_PROBE}
-NAME=crash-cut-stop
+PROBE=${1:?usage: stop_test.sh PFS_STOP_PROBE [sh|py]}
+IMPL=${2:-sh}
+NAME=crash-cut-stop-$IMPL
 . "$(dirname "$0")/stop.sh"
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+
+# stop_under_test PID SECS: the implementation under test, with
+# crash_stop_all's exit statuses and its "still in state X" lines.
+stop_under_test() {
+	case $IMPL in
+	sh) crash_stop_all "$@" ;;
+	py)
+		python3 - "$SRC" "$@" <<'PY'
+import os, sys
+src, pid, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+sys.path[:0] = [os.path.join(src, 'bench', 'comparison'), os.path.join(src, 'bench', 'common')]
+import compare_power
+r = compare_power.stop_all(pid, secs)
+if r is True:
+    sys.exit(0)
+if r == 'gone':
+    sys.exit(2)
+for t in r:
+    tid, state = t.split(' ', 1)
+    print('thread %s still in state %s' % (tid, state.strip('()')), file=sys.stderr)
+sys.exit(1)
+PY
+		;;
+	*) fail "unknown implementation '$IMPL' (accepted: sh, py)" ;;
+	esac
+}
 
 T=$(mktemp -d /tmp/pfs-stop-test.XXXXXX)
 PID=""
@@ -60,7 +91,7 @@ done
 
 # 1. Held: no stop can complete; the helper must say so.
 rc=0
-crash_stop_all "$PID" 2 2>"$T/why" || rc=$?
+stop_under_test "$PID" 2 2>"$T/why" || rc=$?
 [ "$rc" = 1 ] || fail "crash_stop_all returned $rc with a thread held in state D (want 1: not stopped)"
 grep -q 'still in state D' "$T/why" || fail "crash_stop_all did not name the thread in state D: $(cat "$T/why")"
 [ ! -e "$T/marker" ] || fail "the held thread returned before it was released"
@@ -69,7 +100,7 @@ say "ok: with a thread inside an uninterruptible call the stop does not complete
 # 2. Released: the call returns, the thread stops before any user code.
 exec 3<>"$T/fifo" && printf x >&3 && exec 3>&-
 rc=0
-crash_stop_all "$PID" 60 || rc=$?
+stop_under_test "$PID" 60 || rc=$?
 [ "$rc" = 0 ] || fail "crash_stop_all returned $rc after the thread was released (want 0)"
 crash_all_stopped "$PID" || fail "crash_stop_all returned 0 but a thread of $PID is not stopped"
 [ ! -e "$T/marker" ] || fail "the released thread ran on after the stop (it wrote $T/marker)"
