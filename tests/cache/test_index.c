@@ -5,69 +5,14 @@
  */
 #include "index_i.h"
 #include "pcache_test.h"
-
-struct ix_fixture {
-	struct pt_env env;
-	struct pcache_file f;
-	struct pcache_page *pages;
-};
-
-static int ix_setup(void **state)
-{
-	struct ix_fixture *fx = calloc(1, sizeof(*fx));
-	int err = 0;
-
-	assert_non_null(fx);
-	pt_env_setup(&fx->env, 64 * 1024, 0, 0, 60000);
-	pt_file_open(&fx->env, &fx->f, "ix");
-	fx->f.index = _pcache_index_create(fx->env.pc, 0, NULL, &err);
-	assert_non_null(fx->f.index);
-	*state = fx;
-	return 0;
-}
-
-static void ix_remove_cb(struct pcache_file *f, struct pcache_page *p, void *data)
-{
-	_pcache_index_remove(f, p);
-}
-
-static int ix_teardown(void **state)
-{
-	struct ix_fixture *fx = *state;
-
-	/* The bare pages are ours, not the allocator's: unlink them first. */
-	pthread_mutex_lock(&fx->f.pages_lock);
-	_pcache_index_for_each(fx->f.index, ix_remove_cb, &fx->f, NULL);
-	_pcache_index_destroy(fx->env.pc, fx->f.index);
-	fx->f.index = NULL;
-	pthread_mutex_unlock(&fx->f.pages_lock);
-	free(fx->pages);
-	pt_file_close(&fx->f);
-	pt_env_teardown(&fx->env);
-	free(fx);
-	return 0;
-}
-
-static void ix_insert_many(struct ix_fixture *fx, uint64_t n, uint64_t stride)
-{
-	fx->pages = calloc(n, sizeof(struct pcache_page));
-	assert_non_null(fx->pages);
-	for (uint64_t i = 0; i < n; i++) {
-		fx->pages[i].index = i * stride;
-		fx->pages[i].file = &fx->f;
-		_pcache_index_reserve(&fx->f);
-		pthread_mutex_lock(&fx->f.pages_lock);
-		_pcache_index_insert(&fx->f, &fx->pages[i]);
-		pthread_mutex_unlock(&fx->f.pages_lock);
-	}
-}
+#include "pt_fixtures.h"
 
 static void test_index_holds_65536_pages_and_finds_each(void **state)
 {
-	struct ix_fixture *fx = *state;
+	struct pt_index_fixture *fx = *state;
 	const uint64_t n = 65536;
 
-	ix_insert_many(fx, n, 1);
+	pt_index_insert_many(fx, n, 1);
 	assert_int_equal(fx->f.index->count, n);
 	/* It grew: at most two pages per bucket on average. */
 	assert_true(fx->f.index->nbuckets * 2 >= n);
@@ -79,10 +24,10 @@ static void test_index_holds_65536_pages_and_finds_each(void **state)
 
 static void test_index_remove_leaves_the_others_findable(void **state)
 {
-	struct ix_fixture *fx = *state;
+	struct pt_index_fixture *fx = *state;
 	const uint64_t n = 5000;
 
-	ix_insert_many(fx, n, 7);
+	pt_index_insert_many(fx, n, 7);
 	for (uint64_t i = 0; i < n; i += 2)
 		_pcache_index_remove(&fx->f, &fx->pages[i]);
 	assert_int_equal(fx->f.index->count, n / 2);
@@ -98,18 +43,18 @@ static void test_index_remove_leaves_the_others_findable(void **state)
 
 static void test_index_growth_failure_keeps_every_page(void **state)
 {
-	struct ix_fixture *fx = *state;
+	struct pt_index_fixture *fx = *state;
 
 	/* Every allocation fails from now on: the table cannot grow. */
 	alloc_fail_nth(fx->env.a, 1, UINT64_MAX);
-	ix_insert_many(fx, 3000, 3);
+	pt_index_insert_many(fx, 3000, 3);
 	alloc_fail_nth(fx->env.a, 0, 0);
 	assert_int_equal(fx->f.index->nbuckets, PCACHE_INDEX_INLINE_BUCKETS);
 	for (uint64_t i = 0; i < 3000; i++)
 		assert_ptr_equal(_pcache_index_lookup(fx->f.index, i * 3), &fx->pages[i]);
 }
 
-static uint64_t ix_cached_bytes(struct ix_fixture *fx)
+static uint64_t ix_cached_bytes(struct pt_index_fixture *fx)
 {
 	struct pcache_usage u;
 
@@ -120,11 +65,11 @@ static uint64_t ix_cached_bytes(struct ix_fixture *fx)
 /* A page is cached while it is in an index: the index keeps the count. */
 static void test_index_counts_cached_bytes_on_insert_and_remove(void **state)
 {
-	struct ix_fixture *fx = *state;
+	struct pt_index_fixture *fx = *state;
 	size_t page = pcache_page_size(fx->env.pc);
 
 	assert_int_equal(ix_cached_bytes(fx), 0);
-	ix_insert_many(fx, 100, 1);
+	pt_index_insert_many(fx, 100, 1);
 	assert_int_equal(ix_cached_bytes(fx), 100 * page);
 	pthread_mutex_lock(&fx->f.pages_lock);
 	for (uint64_t i = 0; i < 40; i++)
@@ -139,13 +84,13 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_index_holds_65536_pages_and_finds_each,
-						ix_setup, ix_teardown),
+						pt_index_setup, pt_index_teardown),
 		cmocka_unit_test_setup_teardown(test_index_remove_leaves_the_others_findable,
-						ix_setup, ix_teardown),
+						pt_index_setup, pt_index_teardown),
 		cmocka_unit_test_setup_teardown(test_index_growth_failure_keeps_every_page,
-						ix_setup, ix_teardown),
+						pt_index_setup, pt_index_teardown),
 		cmocka_unit_test_setup_teardown(test_index_counts_cached_bytes_on_insert_and_remove,
-						ix_setup, ix_teardown),
+						pt_index_setup, pt_index_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

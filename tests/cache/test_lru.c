@@ -4,44 +4,13 @@
  */
 #include "lru_i.h" /* _pcache_clean_limit */
 #include "pcache_test.h"
+#include "pt_fixtures.h"
 
 #define PAGE (64u * 1024u)
 
-struct lru_fixture {
-	struct pt_env env;
-	struct pcache_file f;
-	struct pt_model m;
-	int fd;
-};
-
-static int lru_setup(void **state)
-{
-	struct lru_fixture *fx = calloc(1, sizeof(*fx));
-
-	assert_non_null(fx);
-	pt_env_setup(&fx->env, PAGE, 0, 0, 60000);
-	fx->fd = pt_file_open(&fx->env, &fx->f, "data");
-	pt_model_init(&fx->m);
-	*state = fx;
-	return 0;
-}
-
-static int lru_teardown(void **state)
-{
-	struct lru_fixture *fx = *state;
-
-	assert_int_equal(pcache_fsync(&fx->f, false), 0);
-	pt_assert_backing(fx->fd, &fx->m);
-	pt_file_close(&fx->f);
-	pt_env_teardown(&fx->env);
-	pt_model_free(&fx->m);
-	free(fx);
-	return 0;
-}
-
 static void test_lru_drop_clean_frees_clean_pages_only(void **state)
 {
-	struct lru_fixture *fx = *state;
+	struct pt_model_fixture *fx = *state;
 	struct pcache_usage u;
 	uint64_t live_before;
 
@@ -60,7 +29,7 @@ static void test_lru_drop_clean_frees_clean_pages_only(void **state)
 
 static void test_lru_read_pages_are_cached_clean_and_droppable(void **state)
 {
-	struct lru_fixture *fx = *state;
+	struct pt_model_fixture *fx = *state;
 	struct pcache_usage u;
 
 	pt_write(&fx->f, &fx->m, 3 * PAGE, 0, 1);
@@ -75,9 +44,9 @@ static void test_lru_read_pages_are_cached_clean_and_droppable(void **state)
 
 /* ---- clean_limit: how many written-back pages the cache keeps ---- */
 
-static struct lru_fixture *lru_make_clean(uint64_t clean_limit, uint64_t mem_limit)
+static struct pt_model_fixture *lru_make_clean(uint64_t clean_limit, uint64_t mem_limit)
 {
-	struct lru_fixture *fx = calloc(1, sizeof(*fx));
+	struct pt_model_fixture *fx = calloc(1, sizeof(*fx));
 	struct pcache_config cc = {
 		.page_size = PAGE, .writeback_ms = 60000, .clean_limit = clean_limit};
 
@@ -88,7 +57,7 @@ static struct lru_fixture *lru_make_clean(uint64_t clean_limit, uint64_t mem_lim
 	return fx;
 }
 
-static uint64_t lru_cached(struct lru_fixture *fx)
+static uint64_t lru_cached(struct pt_model_fixture *fx)
 {
 	struct pcache_usage u;
 
@@ -98,7 +67,7 @@ static uint64_t lru_cached(struct lru_fixture *fx)
 
 static void test_lru_clean_limit_drops_the_oldest_written_back_pages(void **state)
 {
-	struct lru_fixture *fx = lru_make_clean(2 * PAGE, 0);
+	struct pt_model_fixture *fx = lru_make_clean(2 * PAGE, 0);
 
 	(void)state;
 	pt_write(&fx->f, &fx->m, 6 * PAGE, 0, 1);
@@ -113,12 +82,12 @@ static void test_lru_clean_limit_drops_the_oldest_written_back_pages(void **stat
 	pcache_set_config(fx->env.pc,
 			  &(struct pcache_config){.writeback_ms = 60000, .clean_limit = PAGE});
 	assert_int_equal(lru_cached(fx), PAGE);
-	lru_teardown((void **)&fx);
+	pt_model_teardown((void **)&fx);
 }
 
 static void test_lru_clean_limit_auto_is_64m_without_a_budget_and_none_with_one(void **state)
 {
-	struct lru_fixture *fx = lru_make_clean(0, 0);
+	struct pt_model_fixture *fx = lru_make_clean(0, 0);
 
 	(void)state;
 	assert_int_equal(_pcache_clean_limit(fx->env.pc), PCACHE_DEFAULT_CLEAN_LIMIT);
@@ -135,16 +104,16 @@ static void test_lru_clean_limit_auto_is_64m_without_a_budget_and_none_with_one(
 			  &(struct pcache_config){.writeback_ms = 60000, .clean_limit = 4 * PAGE});
 	assert_int_equal(_pcache_clean_limit(fx->env.pc), 4 * PAGE);
 	assert_int_equal(lru_cached(fx), 4 * PAGE);
-	lru_teardown((void **)&fx);
+	pt_model_teardown((void **)&fx);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_lru_drop_clean_frees_clean_pages_only,
-						lru_setup, lru_teardown),
+						pt_model_setup, pt_model_teardown),
 		cmocka_unit_test_setup_teardown(test_lru_read_pages_are_cached_clean_and_droppable,
-						lru_setup, lru_teardown),
+						pt_model_setup, pt_model_teardown),
 		cmocka_unit_test(test_lru_clean_limit_drops_the_oldest_written_back_pages),
 		cmocka_unit_test(
 			test_lru_clean_limit_auto_is_64m_without_a_budget_and_none_with_one),

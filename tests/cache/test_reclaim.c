@@ -4,44 +4,13 @@
  * free their pages.
  */
 #include "pcache_test.h"
+#include "pt_fixtures.h"
 
 #define PAGE (64u * 1024u)
 
-struct rc_fixture {
-	struct pt_env env;
-	struct pcache_file f;
-	struct pt_model m;
-	int fd;
-};
-
-static int rc_setup(void **state)
-{
-	struct rc_fixture *fx = calloc(1, sizeof(*fx));
-
-	assert_non_null(fx);
-	pt_env_setup(&fx->env, PAGE, 0, 0, 60000);
-	fx->fd = pt_file_open(&fx->env, &fx->f, "data");
-	pt_model_init(&fx->m);
-	*state = fx;
-	return 0;
-}
-
-static int rc_teardown(void **state)
-{
-	struct rc_fixture *fx = *state;
-
-	assert_int_equal(pcache_fsync(&fx->f, false), 0);
-	pt_assert_backing(fx->fd, &fx->m);
-	pt_file_close(&fx->f);
-	pt_env_teardown(&fx->env);
-	pt_model_free(&fx->m);
-	free(fx);
-	return 0;
-}
-
 static void test_reclaim_nofs_drops_clean_but_never_writes(void **state)
 {
-	struct rc_fixture *fx = *state;
+	struct pt_model_fixture *fx = *state;
 	struct pcache_usage u;
 
 	pt_write(&fx->f, &fx->m, PAGE, 0, 1);
@@ -55,7 +24,7 @@ static void test_reclaim_nofs_drops_clean_but_never_writes(void **state)
 
 static void test_reclaim_blocking_writes_dirty_files_back_and_frees_them(void **state)
 {
-	struct rc_fixture *fx = *state;
+	struct pt_model_fixture *fx = *state;
 	struct pcache_usage u;
 
 	pt_write(&fx->f, &fx->m, 40 * PAGE + 123, 77, 1); /* more pages than one stack batch */
@@ -70,7 +39,7 @@ static void test_reclaim_blocking_writes_dirty_files_back_and_frees_them(void **
 
 static void test_reclaim_stops_near_what_was_asked(void **state)
 {
-	struct rc_fixture *fx = *state;
+	struct pt_model_fixture *fx = *state;
 	struct pcache_usage u;
 
 	pt_write(&fx->f, &fx->m, 10 * PAGE, 0, 1);
@@ -84,7 +53,7 @@ static void test_reclaim_stops_near_what_was_asked(void **state)
  * cleans and frees the other, and keeps the failing one dirty. */
 static void test_reclaim_skips_past_a_file_whose_writeback_fails(void **state)
 {
-	struct rc_fixture *fx = *state;
+	struct pt_model_fixture *fx = *state;
 	struct pcache_file g;
 	struct pt_model mg;
 	struct pcache_usage u;
@@ -122,15 +91,15 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_reclaim_nofs_drops_clean_but_never_writes,
-						rc_setup, rc_teardown),
+						pt_model_setup, pt_model_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_reclaim_blocking_writes_dirty_files_back_and_frees_them, rc_setup,
-			rc_teardown),
+			test_reclaim_blocking_writes_dirty_files_back_and_frees_them,
+			pt_model_setup, pt_model_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_reclaim_skips_past_a_file_whose_writeback_fails, rc_setup,
-			rc_teardown),
-		cmocka_unit_test_setup_teardown(test_reclaim_stops_near_what_was_asked, rc_setup,
-						rc_teardown),
+			test_reclaim_skips_past_a_file_whose_writeback_fails, pt_model_setup,
+			pt_model_teardown),
+		cmocka_unit_test_setup_teardown(test_reclaim_stops_near_what_was_asked,
+						pt_model_setup, pt_model_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
