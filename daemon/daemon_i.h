@@ -50,6 +50,7 @@
 #define PFS_DAEMON_I_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -129,5 +130,10 @@ static inline struct pfs *pfs_from_req(fuse_req_t req)
 {
 	return (struct pfs *)fuse_req_userdata(req);
 }
+
+/* Block the signals that end the daemon (SIGHUP, SIGINT, SIGTERM) in the
+ * calling thread, the old mask in *old: every thread but the main one is
+ * started so. See pfs_exit_signals in main.c. */
+void pfs_exit_signals_block(sigset_t *old);
 
 #endif /* PFS_DAEMON_I_H */

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,8 +250,29 @@ static int pfs_fuse_args(const struct pfs_cmdline *cl, struct fuse_args *args)
 	return r ? -ENOMEM : 0;
 }
 
+/*
+ * pfs_exit_signals: SIGHUP, SIGINT and SIGTERM reach the main thread only.
+ * libfuse's handlers (no SA_RESTART) merely set the session's exit flag,
+ * but the thread that takes one has its blocking call cut short with
+ * EINTR; the main thread waits for exactly that (pfs_transport_run), while
+ * in a worker it would cut into a request and leave the main thread to
+ * find the flag by polling. A process-directed signal goes to a thread
+ * that does not block it: so every other thread blocks them from birth.
+ */
+void pfs_exit_signals_block(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
 static int pfs_run(struct pfs *fs, const struct pfs_cmdline *cl)
 {
+	sigset_t mask;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	int r;
 
@@ -284,7 +306,9 @@ static int pfs_run(struct pfs *fs, const struct pfs_cmdline *cl)
 		pfs_log_use_syslog(true);
 		openlog("pressurefs", LOG_PID, LOG_DAEMON);
 	}
-	/* After daemonizing: fork() keeps no threads. */
+	/* After daemonizing: fork() keeps no threads. A signal meanwhile
+	 * waits until the mask is restored, then sets the exit flag. */
+	pfs_exit_signals_block(&mask);
 	r = pcache_writeback_start(fs->cache);
 	if (r)
 		pfs_log(LOG_WARNING, "writeback thread: %s (writing back on demand only)",
@@ -295,6 +319,7 @@ static int pfs_run(struct pfs *fs, const struct pfs_cmdline *cl)
 	r = pfs_unmount_accept_start();
 	if (r)
 		pfs_log(LOG_WARNING, "pressurefs -u waiters: %s", strerror(-r));
+	pthread_sigmask(SIG_SETMASK, &mask, NULL);
 	/* The fixed worker pool, /dev/fuse or io_uring (transport/). */
 	r = pfs_transport_run(fs);
 	pfs_inode_shrinker_stop(fs);

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -323,9 +324,9 @@ static void pfs_dev_worker_loop(struct pfs_worker *w)
 		n = pfs_fuse_io_receive(t->fs, fd, w->buf, w->buf_size);
 		e = errno;
 		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
-		if (fuse_session_exited(se))
-			return;
 		if (n < 0) {
+			if (fuse_session_exited(se))
+				return;
 			/* ENOENT: the request was interrupted before we read it */
 			if (e == ENOENT || e == EINTR || e == EAGAIN)
 				continue;
@@ -339,7 +340,12 @@ static void pfs_dev_worker_loop(struct pfs_worker *w)
 			pfs_transport_session_ended(t, true);
 			return;
 		}
+		/* A request read is answered even when the session is ending:
+		 * dropped, a RELEASE would leave its handle behind and a caller
+		 * would get an abort instead of its answer. */
 		fuse_session_process_buf(se, &(struct fuse_buf){.mem = w->buf, .size = (size_t)n});
+		if (fuse_session_exited(se))
+			return;
 	}
 }
 
@@ -471,9 +477,12 @@ int pfs_transport_run(struct pfs *fs)
 {
 	struct pfs_transport *t = fs->conn.transport;
 	unsigned started = 0;
+	sigset_t mask;
 
 	if (pfs_transport_rings_setup(t))
 		return 1;
+	/* Workers start with the exit signals blocked (see pfs_exit_signals). */
+	pfs_exit_signals_block(&mask);
 	for (unsigned i = 0; i < t->nworkers; i++) {
 		int r = pfs_worker_start(&t->workers[i]);
 
@@ -488,14 +497,17 @@ int pfs_transport_run(struct pfs *fs)
 		}
 		started++;
 	}
-	/* Signals (fuse_set_signal_handlers) only set the session's exit flag:
-	 * look at it every second as well as when a worker says so. */
+	pthread_sigmask(SIG_SETMASK, &mask, NULL);
+	/* Signals (fuse_set_signal_handlers) only set the session's exit flag.
+	 * This thread is the only one that takes them, so one interrupts this
+	 * wait; a signal that comes just before it is seen a second later.
+	 * CLOCK_MONOTONIC: a step of the wall clock must not stretch that. */
 	while (!fuse_session_exited(fs->conn.se)) {
 		struct timespec ts;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += 1;
-		if (sem_timedwait(&t->ended, &ts) == 0)
+		if (sem_clockwait(&t->ended, CLOCK_MONOTONIC, &ts) == 0)
 			break;
 	}
 	pfs_transport_stop(t);

@@ -3,7 +3,8 @@
 # foreground without -f and prints debug output; -s (single-threaded)
 # serves reads and writes; SIGTERM and SIGHUP unmount cleanly, write every
 # dirty byte back and exit 0; the libfuse options ro, fsname= and subtype=
-# reach the mount (writes get EROFS, reads and control reads work).
+# reach the mount (writes get EROFS, reads and control reads work). Only
+# the main thread can take SIGTERM and SIGHUP.
 # usage: flags.sh PRESSUREFS PFS_MOUNT_IO
 . "${0%/*}/lib.sh" || exit 1
 pfs_init "$@"
@@ -28,12 +29,34 @@ assert_file_eq "$W/model" "$M/s" "-s: data reads back"
 pfs_umount_clean
 assert_file_eq "$W/model" "$B/s" "-s: data in the backing file after unmount"
 
+# Which threads may take SIGHUP and SIGTERM (bits 0 and 14 of SigBlk):
+# prints the threads, other than the main one, that do not block them,
+# and the main thread if it blocks one.
+exit_signal_takers() {
+	local pid=$1 t blk
+	for t in /proc/"$pid"/task/*; do
+		blk=$(awk '/^SigBlk:/ { print $2 }' "$t/status" 2>/dev/null) || continue
+		[ -n "$blk" ] || continue
+		if [ "${t##*/}" = "$pid" ]; then
+			(((16#$blk & 0x4001) == 0)) || echo "main thread blocks them ($blk)"
+		else
+			(((16#$blk & 0x4001) == 0x4001)) || echo "$(cat "$t/comm") ${t##*/} ($blk)"
+		fi
+	done
+}
+
 # Not SIGINT: a shell without job control starts background jobs with
 # SIGINT ignored, and libfuse leaves an ignored signal alone.
 for sig in TERM HUP; do
 	pfs_mount -o policy=retry,writeback_ms=600000
 	pid=$PFS_PID
 	pfs_must cp "$W/data" "$M/sig$sig"
+	# Taken by a worker, the signal cuts a request short with EINTR and
+	# leaves the main thread to find the exit flag by polling: only the
+	# main thread, waiting for exactly that, may take it.
+	takers=$(exit_signal_takers "$pid")
+	[ -z "$takers" ] || pfs_fail "SIG$sig: threads other than the main one can take it:" $takers
+	pfs_ok "SIG$sig: only the main thread can take it"
 	kill -"$sig" "$pid"
 	pfs_wait_pid "$pid" "$PFS_EXIT_TIMEOUT" || pfs_fail "SIG$sig: the daemon did not exit"
 	pfs_forget_pid "$pid"
