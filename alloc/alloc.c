@@ -340,10 +340,24 @@ static void *call_slow(struct alloc *a, unsigned site, size_t size, unsigned fla
 			held = size;
 			r->attempt++;
 			continue;
+		case PFS_VERDICT_BYPASS:
+			if (retry && (flags & ALLOC_BYPASS_OK)) {
+				_alloc_stat_inc(a, site, ALLOC_STAT_bypassed);
+				record_stall(a, r);
+				r->verdict = PFS_VERDICT_BYPASS;
+				r->attempt = 0;
+				r->last_asked_ns = 0;
+				*err = ALLOC_EBYPASS;
+				errno = ENOMEM;
+				goto out;
+			}
+			/* A caller with nowhere else to put the data: FAIL. */
+			goto fail;
 		case PFS_VERDICT_ABORT:
 			carry_out_abort(a, &f);
 		case PFS_VERDICT_FAIL:
 		default:
+		fail:
 			_alloc_stat_inc(a, site, ALLOC_STAT_enomem);
 			record_stall(a, r);
 			r->verdict = PFS_VERDICT_FAIL;

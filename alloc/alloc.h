@@ -20,6 +20,7 @@
 #ifndef PFS_ALLOC_H
 #define PFS_ALLOC_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,15 +75,26 @@ void alloc_site_mask_format(unsigned mask, char *buf, size_t len);
  *	must not meet (an inode-table shard lock). Still counted as a
  *	failure in the statistics.
  *
+ * ALLOC_BYPASS_OK: the caller can do without the memory: it can write its
+ *	data straight to the backing store instead of into the block it asks
+ *	for. Only alloc_try() reports a BYPASS verdict (NULL, *err =
+ *	ALLOC_EBYPASS); every other call, and every caller without this
+ *	flag, takes BYPASS as FAIL.
+ *
  * Without ALLOC_NORETRY, an attempt refused by the budget first runs direct
  * reclaim (the reclaimer's no-fs mode, whatever the caller's flags: drop
  * clean pages, at most wake writeback, never block) and tries once more;
  * the policy is asked only if that fails too, as the kernel reclaims
  * before its failure path. Injected failures skip it (see alloc/reclaim.c).
  */
-#define ALLOC_NOFS    PFS_ALLOC_NOFS
-#define ALLOC_ZERO    0x2u
-#define ALLOC_NORETRY 0x4u
+#define ALLOC_NOFS	PFS_ALLOC_NOFS
+#define ALLOC_ZERO	0x2u
+#define ALLOC_NORETRY	0x4u
+#define ALLOC_BYPASS_OK 0x8u
+
+/* alloc_try()'s *err for a BYPASS verdict to an ALLOC_BYPASS_OK caller:
+ * "write elsewhere". No other path of the allocator returns it. */
+#define ALLOC_EBYPASS (-EXDEV)
 
 struct alloc;
 
@@ -154,11 +166,13 @@ char *alloc_strdup(struct alloc *a, enum alloc_site site, const char *s, unsigne
  *	}
  *
  * alloc_try() returns the memory, or NULL with *err = -EAGAIN (policy said
- * RETRY: drop locks, call alloc_retry_wait(), then try again) or -ENOMEM
- * (policy said FAIL). LOOP and ABORT verdicts behave as in alloc_malloc().
- * alloc_retry_wait() runs the reclaimer with blocking allowed, sleeps the
- * policy's back-off (a free ends it early), counts a caller retry and
- * returns 0; it returns -ENOMEM if the last verdict was not RETRY.
+ * RETRY: drop locks, call alloc_retry_wait(), then try again), -ENOMEM
+ * (policy said FAIL) or ALLOC_EBYPASS (policy said BYPASS and flags hold
+ * ALLOC_BYPASS_OK: do without the memory; the call is finished). LOOP
+ * and ABORT verdicts behave as in alloc_malloc(). alloc_retry_wait() runs
+ * the reclaimer with blocking allowed, sleeps the policy's back-off (a
+ * free ends it early), counts a caller retry and returns 0; it returns
+ * -ENOMEM if the last verdict was not RETRY.
  * The struct carries the attempt count and stall clock across attempts.
  */
 struct alloc_retry {
@@ -330,7 +344,8 @@ bool alloc_fail_nth_fired(const struct alloc *a);
 	X(stalls, SUM, "calls that failed at least once before they finished")                     \
 	X(stall_ns_total, SUM, "time spent in such calls, nanoseconds")                            \
 	X(stall_ns_max, MAX, "longest such call, nanoseconds")                                     \
-	X(reserved, SUM, "attempts served from a policy's reserve (RESERVED verdicts)")
+	X(reserved, SUM, "attempts served from a policy's reserve (RESERVED verdicts)")            \
+	X(bypassed, SUM, "calls told to do without the memory (BYPASS verdicts)")
 
 enum alloc_stat {
 #define ALLOC_STAT_ENUM(name, kind, help) ALLOC_STAT_##name,

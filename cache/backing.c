@@ -45,6 +45,32 @@ int _pcache_backing_read(int fd, unsigned char *buf, size_t len, off_t off)
 	return 0;
 }
 
+/* A short count goes on from where it stopped: the next call reports
+ * the kernel's reason (ENOSPC), or 0 bytes, which is an error too. */
+int _pcache_backing_write(int fd, const unsigned char *buf, size_t len, off_t off, size_t *written)
+{
+	size_t done = 0;
+	int err = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fd, buf + done, len - done, off + (off_t)done);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			err = -errno;
+			break;
+		}
+		if (n == 0) {
+			err = -EIO;
+			break;
+		}
+		done += (size_t)n;
+	}
+	*written = done;
+	return err;
+}
+
 /* Set the backing file's size: through f->fd if it is writable, else by
  * path, with the process's own permission (a file no writer has open). */
 int _pcache_backing_truncate(struct pcache_file *f, off_t size)

@@ -17,6 +17,10 @@ struct pcache_direct {
 /* pread exactly len bytes at off (or up to EOF, zero-filling the rest).
  * 0 or -errno. */
 int _pcache_backing_read(int fd, unsigned char *buf, size_t len, off_t off);
+/* pwrite all len bytes at off (a write that bypasses the cache). 0, or
+ * -errno: a short write is an error (-EIO if the kernel gave none), and
+ * *written says how many bytes landed before it. */
+int _pcache_backing_write(int fd, const unsigned char *buf, size_t len, off_t off, size_t *written);
 /* Set the backing file's size: through f->fd if it is writable, else by
  * path. 0 or -errno. */
 int _pcache_backing_truncate(struct pcache_file *f, off_t size);

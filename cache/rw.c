@@ -3,6 +3,12 @@
  * invalidation. Everything here runs under f->lock (like i_rwsem) and
  * touches pages under pages_lock; I/O and allocation happen with
  * pages_lock dropped.
+ *
+ * A write whose new page the policy says to do without (BYPASS) goes to
+ * the backing file instead, still under f->lock: every path that inserts
+ * a page (writes, and reads that keep the page they read) holds f->lock,
+ * so no cached copy of that page can appear before the pwrite is done and
+ * then hide it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -100,6 +106,32 @@ static struct pcache_page *page_new(struct pcache_file *f, uint64_t index, unsig
 	return _pcache_page_alloc(pc, index, flags, retry, err);
 }
 
+/* f->lock held, page `index` not cached and the policy said to do without
+ * it: write this chunk to the backing file, and count it as written only
+ * once it is there. 0 or -errno (the write's error). */
+static int write_through_chunk(struct pcache_file *f, const unsigned char *src, uint32_t n,
+			       off_t pos, const struct timespec *mtime)
+{
+	size_t written;
+	int err = _pcache_backing_write(f->fd, src, n, pos, &written);
+
+	if (err) {
+		/* Not answered, so not there: a failed write that grew the
+		 * backing file past the cache's size is cut back to it. */
+		if (written && pos + (off_t)written > f->size)
+			_pcache_backing_truncate(f, f->size);
+		return err;
+	}
+	pthread_mutex_lock(&f->pages_lock);
+	if (pos + (off_t)n > f->size)
+		f->size = pos + (off_t)n;
+	f->mtime = *mtime;
+	f->mtime_known = true;
+	f->mtime_unstamped = true;
+	pthread_mutex_unlock(&f->pages_lock);
+	return 0;
+}
+
 /* f->lock held, page_new failed with err. Returns -EAGAIN when the caller
  * should look again and retry (after the retry wait), or -ENOMEM. A FAIL
  * verdict is final: the allocator already dropped clean pages (direct
@@ -126,6 +158,7 @@ ssize_t pcache_write(struct pcache_file *f, const void *buf, size_t len, off_t o
 	size_t done = 0;
 	uint64_t now = _pcache_now_ns();
 	struct timespec mtime;
+	bool wrote_through = false;
 	int err = 0;
 
 	if (off < 0)
@@ -153,7 +186,16 @@ ssize_t pcache_write(struct pcache_file *f, const void *buf, size_t len, off_t o
 		}
 		if (!p) {
 			pthread_mutex_unlock(&f->pages_lock);
-			p = page_new(f, index, ALLOC_NOFS, &wr, &err);
+			p = page_new(f, index, ALLOC_NOFS | ALLOC_BYPASS_OK, &wr, &err);
+			if (!p && err == ALLOC_EBYPASS) {
+				wr = write_retry_init;
+				err = write_through_chunk(f, src + done, n, pos, &mtime);
+				if (err)
+					break;
+				wrote_through = true;
+				done += n;
+				continue;
+			}
 			if (!p) {
 				err = write_wait_retry(f, &wr, err);
 				if (err == -EAGAIN)
@@ -185,6 +227,10 @@ ssize_t pcache_write(struct pcache_file *f, const void *buf, size_t len, off_t o
 			break;
 	}
 	pthread_mutex_unlock(&f->lock);
+	/* The pwrite moved the backing mtime: a clean file gets the cache's
+	 * back at once (a dirty one after its writeback). */
+	if (wrote_through)
+		_pcache_mtime_stamp(f);
 	if (done)
 		return (ssize_t)done;
 	return err ? err : -ENOMEM;

@@ -305,6 +305,9 @@ static struct pfs_decision mempool_decide(void *state, const struct pfs_failure 
 	return (struct pfs_decision){.verdict = PFS_VERDICT_LOOP, .wait_ns = s->wait_ns};
 }
 
+/* write_through.c compiles this file in for its writeback reserve, and
+ * exports its own policy. */
+#ifndef MEMPOOL_EMBEDDED
 __attribute__((visibility("default"))) const struct pfs_policy pfs_policy_v1 = {
 	.abi_version = PFS_POLICY_ABI_VERSION,
 	.struct_size = sizeof(struct pfs_policy),
@@ -318,3 +321,4 @@ __attribute__((visibility("default"))) const struct pfs_policy pfs_policy_v1 = {
 	.uninstall = mempool_uninstall,
 	.decide = mempool_decide,
 };
+#endif

@@ -77,6 +77,7 @@ def run_metrics(res):
               'rep': res['rep'], 'unit': 'bytes', 'torn_fsynced': None, 'intact': None,
               'enotconn': None, 'system_failures': None, 'injected_failures': None,
               'budget_failures': None, 'stall_max_ms': None, 'reserved': None, 'shutdown': None,
+              'bypassed': None, 'write_enomem': None,
               'clean_unmount': res.get('clean_unmount'),
               'mount_failed': bool(res.get('mount_failed')), 'verify_rc': res.get('verify_rc'),
               'wrote_underneath': res.get('wrote_underneath', 0)})
@@ -96,6 +97,7 @@ def run_metrics(res):
             m['enotconn'] = s.get('enotconn')
             we = s.get('write_errors')
             m['write_eio'] = _num(we.get('EIO')) if isinstance(we, dict) else None
+            m['write_enomem'] = _num(we.get('ENOMEM')) if isinstance(we, dict) else None
             lat = s.get('write_latency_us') or {}
             if _num(lat.get('p99')) is not None:
                 m['write_p99_ms'] = lat['p99'] / 1000.0
@@ -129,7 +131,7 @@ def run_metrics(res):
     tot = st.get('total') if isinstance(st, dict) else None
     if isinstance(tot, dict):
         for k in ('loops', 'caller_retries', 'enomem', 'system_failures', 'injected_failures',
-                  'budget_failures', 'reserved'):
+                  'budget_failures', 'reserved', 'bypassed'):
             m[k] = _num(tot.get(k))
     if isinstance(st, dict) and 'shutdown' in st:
         m['shutdown'] = bool(st.get('shutdown'))
@@ -163,7 +165,7 @@ def aggregate(rows, order):
         cell = {'scenario': key[0], 'workload': key[1], 'policy': key[2], 'runs': len(runs),
                 'unit': runs[0]['unit']}
         extra = ['torn_fsynced', 'enotconn', 'system_failures', 'injected_failures',
-                 'budget_failures', 'stall_max_ms', 'intact', 'reserved']
+                 'budget_failures', 'stall_max_ms', 'intact', 'reserved', 'bypassed']
         for k in [c[0] for c in COLUMNS] + extra:
             if k in ('hung', 'crashed'):
                 cell[k] = sum(1 for r in runs if r[k])
@@ -321,6 +323,17 @@ def invariants_check(rows, cells, policies, scenarios=None):
                         '%s: mempool served %s allocations from its reserve and lost nothing '
                         'acknowledged: proves the reserve kept writeback going' %
                         (sc, _int(_med(mp, 'reserved')), )))
+        wt = get('write_through')
+        if wt:
+            # Only write() is promised: creates and opens fail at once under it, as under enomem.
+            fin = _finished(runs('write_through'))
+            worst = max((r.get('write_enomem') or 0) for r in fin) if fin else None
+            out.append((wt['hung'] == 0 and bool(fin) and worst == 0,
+                        '%s: write_through: no write() got ENOMEM over %d finished runs (max %s) '
+                        'and no run hung (%d of %d; %s pages written through, median): proves a '
+                        'write that cannot get a page goes to the backing file instead of failing '
+                        'or waiting' % (sc, len(fin), _int(worst), wt['hung'], wt['runs'],
+                                        _int(_med(wt, 'bypassed')))))
     return out
 
 

@@ -52,9 +52,21 @@
  *	policy is asked again. Can fail: as the policy decides next.
  *	Caller owes: nothing more than for the verdict that follows.
  *
+ * PFS_VERDICT_BYPASS
+ *	Do without the memory: a caller that said it can write straight to
+ *	the backing store (a write that needs a new cache page) does so, and
+ *	answers its write only after that write reached the backing file; any
+ *	other caller takes it as FAIL. Nothing is charged, nothing waits.
+ *	Can fail: for a caller that cannot bypass, yes, as FAIL; for one that
+ *	can, the memory is never handed out but the operation goes on without
+ *	it (its own I/O error is then its only failure). Caller owes: the
+ *	bypass path, or a clean error path as for FAIL.
+ *
+ * ABI 3 added BYPASS.
  * ABI 2 added RESERVED, string arguments, install()/uninstall(), the
  * host's reserve, reclaim, wait, dirty-data and shutdown services, and an
- * error line from init(). A plugin built for ABI 1 is refused by version.
+ * error line from init(). A plugin built for an older ABI is refused by
+ * version.
  */
 #ifndef PRESSUREFS_POLICY_H
 #define PRESSUREFS_POLICY_H
@@ -67,7 +79,7 @@ extern "C" {
 #endif
 
 /* Bump on any incompatible change to the structures below. */
-#define PFS_POLICY_ABI_VERSION 2u
+#define PFS_POLICY_ABI_VERSION 3u
 
 /*
  * The symbol every plugin exports: `const struct pfs_policy pfs_policy_v1`.
@@ -83,6 +95,7 @@ enum pfs_verdict {
 	PFS_VERDICT_RETRY = 2,
 	PFS_VERDICT_ABORT = 3,
 	PFS_VERDICT_RESERVED = 4,
+	PFS_VERDICT_BYPASS = 5,
 };
 
 /* Why the attempt failed. */

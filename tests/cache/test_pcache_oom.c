@@ -245,6 +245,8 @@ static const char *const tstf_keys[] = {"threshold", "wait_ms"};
 static const char *const tstf_all_values[] = {"1048576", "1"};
 static const char *const tstf_none_values[] = {"16", "1"};
 static const char *const retry_keys[] = {"backoff_ms"}, *const retry_values[] = {"0"};
+static const char *const wt_keys[] = {"reserve", "wait_ms"};
+static const char *const wt_values[] = {"writeback:256K", "1"};
 
 #define OOM_TESTS(X)                                                                               \
 	X(write, OP_WRITE)                                                                         \
@@ -309,6 +311,13 @@ static const char *const retry_keys[] = {"backoff_ms"}, *const retry_values[] = 
 	{                                                                                          \
 		(void)state;                                                                       \
 		oom_matrix(op, "shutdown", NULL, NULL, 0);                                         \
+	}                                                                                          \
+	/* A write that cannot get a page goes to the backing file: no ENOMEM. */                  \
+	static void test_pcache_oom_##name##_under_write_through(void **state)                     \
+	{                                                                                          \
+		(void)state;                                                                       \
+		oom_matrix_kind(op, "write_through", wt_keys, wt_values, 2,                        \
+				op == OP_WRITE ? OOM_KIND_RESERVE : OOM_KIND_PROBE);               \
 	}
 OOM_TESTS(OOM_DEFINE)
 
@@ -322,7 +331,8 @@ OOM_TESTS(OOM_DEFINE)
 		cmocka_unit_test(test_pcache_oom_##name##_under_retry_mayfail),                    \
 		cmocka_unit_test(test_pcache_oom_##name##_under_too_small_to_fail_all),            \
 		cmocka_unit_test(test_pcache_oom_##name##_under_too_small_to_fail_none),           \
-		cmocka_unit_test(test_pcache_oom_##name##_under_shutdown),
+		cmocka_unit_test(test_pcache_oom_##name##_under_shutdown),                         \
+		cmocka_unit_test(test_pcache_oom_##name##_under_write_through),
 
 int main(void)
 {

@@ -14,7 +14,8 @@ import sys
 REQUIRED = ['scenario', 'workload', 'policy', 'app errors', 'lost after fsync', 'lost after write',
             'refused', 'torn/corrupt', 'hung', 'crashed', 'p99 write ms', 'max write ms', 'throughput',
             'alloc loops', 'caller retries', 'ENOMEMs']
-POLICIES = ['nofail', 'retry', 'enomem', 'abort', 'mempool', 'retry_mayfail', 'too_small_to_fail', 'shutdown']
+POLICIES = ['nofail', 'retry', 'enomem', 'abort', 'mempool', 'retry_mayfail', 'too_small_to_fail', 'shutdown',
+            'write_through']
 
 
 def fail(msg):

@@ -83,7 +83,7 @@ bad_input "a value with a newline still gives one line" -f -o "mem_limit=1
 grep -q "policy 'bogus'" <(pfs_run 30 "$PFS_EXE" -f -o policy=bogus "$B" "$M" 2>&1) ||
 	pfs_fail "unknown policy message does not name it"
 out=$(pfs_run 30 "$PFS_EXE" -f -o policy=bogus "$B" "$M" 2>&1)
-for p in abort enomem mempool nofail retry retry_mayfail shutdown too_small_to_fail; do
+for p in abort enomem mempool nofail retry retry_mayfail shutdown too_small_to_fail write_through; do
 	grep -q "$p" <<<"$out" || pfs_fail "unknown policy message does not list '$p': $out"
 done
 pfs_ok "unknown policy message lists the available policies"
@@ -97,7 +97,7 @@ for h in --help -h; do
 	for word in policy mem_limit balloon fail_probability fail_interval fail_times fail_space \
 		fail_sites fail_seed fail_verbose page_size dirty_limit clean_limit writeback_ms ctldir stats_file \
 		writeback_cache killpriv direct_writeback allow_other nofail retry enomem abort retries backoff_ms stall_warn_ms \
-		mempool reserve retry_mayfail timeout_ms reclaim_kb too_small_to_fail threshold shutdown \
+		mempool reserve retry_mayfail timeout_ms reclaim_kb too_small_to_fail threshold shutdown write_through \
 		wait_ms; do
 		grep -q -- "$word" "$W/help" || pfs_fail "$h does not mention '$word'"
 	done

@@ -20,11 +20,17 @@ got=$(ctl_try policy "mempool,reserve=nosuch:4K")
 assert_eq EINVAL "$got" "a reserve naming an unknown site is EINVAL"
 for spec in "retry_mayfail,timeout_ms=50,wait_ms=5,reclaim_kb=1024" \
 	"too_small_to_fail,threshold=0,wait_ms=10,stall_warn_ms=10000" "shutdown" \
+	"write_through,reserve=writeback:64K,wait_ms=10" \
 	"mempool,reserve=inode:64K+writeback:64K,wait_ms=10"; do
 	ctl_write policy "$spec"
 	assert_eq "$spec" "$(ctl_read policy)" "switched to ${spec%%,*}"
 done
 assert_eq OK "$(pfs_run 30 "$PFS_IO" write "$M/a" 0 65536)" "writes work under mempool"
+got=$(ctl_try policy "write_through,reserve=cache_page:64K")
+assert_eq EINVAL "$got" "a write_through switch with a cache_page reserve is EINVAL"
+got=$(ctl_try policy "write_through,reserve=64M")
+assert_eq ENOMEM "$got" "a write_through switch whose reserve exceeds mem_limit fails with ENOMEM"
+assert_eq "mempool,reserve=inode:64K+writeback:64K,wait_ms=10" "$(ctl_read policy)" "the old policy stays"
 pfs_umount_clean
 
 # ---- shutdown ----

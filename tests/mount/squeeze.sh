@@ -11,6 +11,12 @@
 #           the balloon is let go; the data is intact after unmount.
 #   abort:  the first write dies with the daemon (SIGABRT); the mount then
 #           answers ENOTCONN; what was fsynced before is intact.
+#   write_through: a 2 MiB write like the one enomem fails, through a
+#           descriptor opened before the squeeze, succeeds with no error:
+#           every page it cannot get goes to the backing file (counted as
+#           bypassed), and after fsync the backing file holds exactly the
+#           bytes written. A new open under the squeeze fails with ENOMEM
+#           (its handle record is a site without a reserve).
 # usage: squeeze.sh PRESSUREFS PFS_MOUNT_IO POLICY
 . "${0%/*}/lib.sh" || exit 1
 pfs_init "$@"
@@ -31,6 +37,10 @@ pid=$PFS_PID
 assert_eq OK "$(pfs_run 30 "$PFS_IO" write "$M/before" 0 1000000 9)" "write before the squeeze"
 assert_eq OK "$(pfs_fsync "$M/before")" "fsync before the squeeze"
 pfs_must touch "$M/victim"
+if [ "$POLICY" = write_through ]; then
+	assert_eq OK "$("$PFS_IO" write "$W/victim" 0 2097152 7)" "model of the squeezed write"
+	exec 3<>"$M/victim"
+fi
 ctl_write sync 1
 ctl_write drop_caches 1
 stats_snap s0
@@ -80,6 +90,24 @@ nofail)
 	pfs_umount_clean
 	v=$("$PFS_IO" verify --file "$B/victim" --journal "$W/victim.journal" --seed 5)
 	assert_eq 0 "$(kv acked_lost "$v")" "nofail: the waited-for data is intact after unmount"
+	;;
+write_through)
+	# dd writes to fd 3 (no open under the squeeze), 64 KiB a write.
+	pfs_run 60 dd if="$W/victim" bs=65536 status=none >&3 2>"$W/dd.err" ||
+		pfs_fail "write_through: a write under the squeeze failed: $(cat "$W/dd.err")"
+	pfs_ok "write_through: a 2 MiB write under the squeeze succeeds, no ENOMEM"
+	stats_snap s1
+	assert_gt "$(stat_get s1 total.bypassed)" "$(stat_get s0 total.bypassed)" "write_through: its pages went straight to the backing file"
+	assert_eq "$(stat_get s0 sites.cache_page.enomem)" "$(stat_get s1 sites.cache_page.enomem)" "write_through: no cache page failed to the caller"
+	pfs_run 30 python3 -c 'import os; os.fsync(3)' ||
+		pfs_fail "write_through: fsync under the squeeze failed"
+	pfs_ok "write_through: fsync under the squeeze"
+	assert_file_eq "$W/victim" "$B/victim" "write_through: after fsync the backing file holds every byte"
+	got=$(pfs_run 60 "$PFS_IO" write "$M/other" 0 4096)
+	assert_eq ENOMEM "$got" "write_through: a new open under the squeeze fails at once, like enomem"
+	exec 3>&-
+	ctl_write balloon 0
+	pfs_umount_clean
 	;;
 abort)
 	got=$(pfs_run 60 "$PFS_IO" write "$M/victim" 0 262144)

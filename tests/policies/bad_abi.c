@@ -7,9 +7,10 @@ static struct pfs_decision bad_abi_decide(void *state, const struct pfs_failure 
 }
 
 const struct pfs_policy pfs_policy_v1 = {
-	.abi_version = 0,
+	/* The ABI before this one: the stale plugin a user would have. */
+	.abi_version = PFS_POLICY_ABI_VERSION - 1,
 	.struct_size = sizeof(struct pfs_policy),
 	.name = "bad_abi",
-	.summary = "claims policy ABI 0",
+	.summary = "claims the previous policy ABI",
 	.decide = bad_abi_decide,
 };

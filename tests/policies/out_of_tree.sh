@@ -50,7 +50,7 @@ header=$dest$prefix/include/pressurefs/policy.h
 [ -f "$header" ] || fail "no installed header $header"
 [ "$policydir" = "$dest$libabs/pressurefs/policies" ] ||
 	fail "policydir is '$policydir', want $dest$libabs/pressurefs/policies"
-for p in abort enomem mempool nofail retry retry_mayfail shutdown too_small_to_fail; do
+for p in abort enomem mempool nofail retry retry_mayfail shutdown too_small_to_fail write_through; do
 	[ -f "$policydir/$p.so" ] || fail "installed plugin $policydir/$p.so is missing"
 done
 abi=$(sed -n 's/^#define PFS_POLICY_ABI_VERSION \([0-9]*\)u*$/\1/p' "$header")

@@ -494,6 +494,37 @@ static void test_policy_alloc_mempool_injected_writeback_failure_served_by_reser
 	rig_teardown_installed(&rig);
 }
 
+static void test_policy_alloc_write_through_bypass_reaches_only_callers_that_can(void **unused)
+{
+	struct alloc_retry retry = ALLOC_RETRY_INIT;
+	struct rig rig;
+	void *full;
+	int err = 0;
+
+	rig_setup_installed(&rig, "write_through", "reserve=writeback:16K,wait_ms=1");
+	full = alloc_malloc(rig.a, ALLOC_SITE_OTHER, 48 * KIB, 0);
+	assert_non_null(full);
+	/* A caller that can write through is told to, and nothing is charged. */
+	assert_null(alloc_try(rig.a, ALLOC_SITE_CACHE_PAGE, 4 * KIB, ALLOC_NOFS | ALLOC_BYPASS_OK,
+			      &retry, &err));
+	assert_int_equal(err, ALLOC_EBYPASS);
+	assert_int_equal(stat_total(rig.a, ALLOC_STAT_bypassed), 1);
+	assert_int_equal(stat_total(rig.a, ALLOC_STAT_enomem), 0);
+	assert_int_equal(alloc_charged(rig.a), LIMIT);
+	/* Without the flag, or without an out-parameter, BYPASS is FAIL. */
+	retry = (struct alloc_retry)ALLOC_RETRY_INIT;
+	assert_null(alloc_try(rig.a, ALLOC_SITE_CACHE_PAGE, 4 * KIB, ALLOC_NOFS, &retry, &err));
+	assert_int_equal(err, -ENOMEM);
+	assert_null(alloc_malloc(rig.a, ALLOC_SITE_CACHE_PAGE, 4 * KIB, ALLOC_BYPASS_OK));
+	assert_int_equal(stat_total(rig.a, ALLOC_STAT_bypassed), 1);
+	assert_int_equal(stat_total(rig.a, ALLOC_STAT_enomem), 2);
+	/* Other sites fail at once, as under enomem. */
+	assert_null(alloc_malloc(rig.a, ALLOC_SITE_INODE, 64, 0));
+	assert_int_equal(stat_total(rig.a, ALLOC_STAT_loops), 0);
+	alloc_free(rig.a, full);
+	rig_teardown_installed(&rig);
+}
+
 static void test_policy_alloc_mempool_install_refused_when_budget_too_small(void **unused)
 {
 	struct policy_handle *h;
@@ -635,6 +666,8 @@ int main(void)
 		cmocka_unit_test(
 			test_policy_alloc_mempool_injected_writeback_failure_served_by_reserve),
 		cmocka_unit_test(test_policy_alloc_mempool_install_refused_when_budget_too_small),
+		cmocka_unit_test(
+			test_policy_alloc_write_through_bypass_reaches_only_callers_that_can),
 		cmocka_unit_test(test_policy_alloc_too_small_to_fail_loops_for_small_fails_large),
 		cmocka_unit_test(test_policy_alloc_retry_mayfail_gives_up_after_timeout),
 		cmocka_unit_test(test_policy_alloc_shutdown_fails_and_shuts_down),
