@@ -344,6 +344,7 @@ static int pfs_teardown(struct pfs *fs)
 	}
 	/* The moment an unmount that waits is waiting for. */
 	pfs_unmount_report(r, left.dirty_bytes);
+	pfs_file_handles_drop(fs);
 	pcache_writeback_stop(fs->cache);
 	pfs_inode_table_destroy(fs);
 	pcache_usage_read(fs->cache, &fs->final_usage);

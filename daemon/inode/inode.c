@@ -94,6 +94,16 @@ void pfs_inode_table_destroy(struct pfs *fs)
 	pthread_rwlock_destroy(&fs->inodes.hint_lock);
 }
 
+void pfs_inode_for_each(struct pfs *fs, void (*fn)(struct pfs *fs, struct pfs_inode *inode))
+{
+	for (int i = 0; i < PFS_INODE_SHARDS; i++) {
+		struct pfs_inode_shard *s = &fs->inodes.shards[i];
+		for (size_t k = 0; s->buckets && k < s->nbuckets; k++)
+			for (struct pfs_inode *in = s->buckets[k]; in; in = in->hash_next)
+				fn(fs, in);
+	}
+}
+
 /* Called with s->lock held: rehash into n buckets, if memory allows (a
  * failure leaves the table as it was). */
 static void pfs_shard_resize(struct pfs *fs, struct pfs_inode_shard *s, size_t n)

@@ -16,6 +16,7 @@
 #include "pcache.h"
 
 struct pfs;
+struct pfs_handle;
 
 struct pfs;
 
@@ -50,6 +51,10 @@ struct pfs_inode {
 				      * after an acquire load */
 	pthread_mutex_t append_lock; /* serialises O_APPEND writers among themselves */
 	int opens;		     /* atomic: open handles (the shrinker skips those) */
+	/* open_lock: the file handles whose RELEASE has not come. At unmount
+	 * the kernel drops RELEASEs still queued, so their handles are freed
+	 * here (pfs_file_handles_drop) instead. */
+	struct pfs_handle *handles;
 
 	struct pfs_inode *hint_parent; /* pfs.inodes.hint_lock: parent of the last name seen
 					* (holds a ref on it) */
@@ -116,6 +121,9 @@ struct pfs_shrinker {
 int pfs_inode_table_init(struct pfs *fs);
 /* Free every inode left (unmount): the cache must be clean. */
 void pfs_inode_table_destroy(struct pfs *fs);
+/* Call fn on every inode of the table. Unmount only (no request runs any
+ * more): no lock is taken, and fn must not free the inode. */
+void pfs_inode_for_each(struct pfs *fs, void (*fn)(struct pfs *fs, struct pfs_inode *inode));
 struct pfs_inode *pfs_inode_get(fuse_req_t req, fuse_ino_t ino);
 /* Find or create the inode for name in parent; counts one lookup. Fills e.
  * 0 or -errno. */

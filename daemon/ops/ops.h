@@ -67,6 +67,10 @@ void pfs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file
 void pfs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
 		      struct fuse_file_info *fi);
 void pfs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
+/* Unmount, after the last writeback: free the file handles whose RELEASE
+ * never came (the kernel drops those still queued when the connection
+ * ends), as their release would have. */
+void pfs_file_handles_drop(struct pfs *fs);
 /* setattr(size) path shared with ops_entry.c. */
 int pfs_file_truncate(struct pfs *fs, struct pfs_inode *inode, off_t size);
 

@@ -20,6 +20,8 @@ struct pfs_handle {
 	/* The writeback errors this open file description has been told of
 	 * (fsync of this handle only, serialised by the cache's file lock). */
 	pcache_errseq_t wb_seen;
+	/* The inode's open_lock: its list of handles not yet released. */
+	struct pfs_handle *next, **pprev;
 };
 
 static struct pfs_handle *pfs_handle_of(struct fuse_file_info *fi)
@@ -29,10 +31,26 @@ static struct pfs_handle *pfs_handle_of(struct fuse_file_info *fi)
 
 static void pfs_handle_free(struct pfs *fs, struct pfs_inode *inode, struct pfs_handle *h)
 {
+	pthread_mutex_lock(&inode->open_lock);
+	*h->pprev = h->next;
+	if (h->next)
+		h->next->pprev = h->pprev;
+	pthread_mutex_unlock(&inode->open_lock);
 	__atomic_sub_fetch(&inode->opens, 1, __ATOMIC_RELAXED);
 	if (h->writer)
 		pfs_inode_writer_done(fs, inode);
 	alloc_free(fs->alloc, h);
+}
+
+static void pfs_inode_handles_drop(struct pfs *fs, struct pfs_inode *inode)
+{
+	while (inode->handles)
+		pfs_handle_free(fs, inode, inode->handles);
+}
+
+void pfs_file_handles_drop(struct pfs *fs)
+{
+	pfs_inode_for_each(fs, pfs_inode_handles_drop);
 }
 
 int pfs_file_truncate(struct pfs *fs, struct pfs_inode *inode, off_t size)
@@ -83,6 +101,13 @@ static int pfs_file_open(struct pfs *fs, struct pfs_inode *inode, struct fuse_fi
 	/* Errors from before this open are not its news, unless nobody has
 	 * been told yet. */
 	h->wb_seen = pcache_file_errseq_sample(&inode->cache);
+	pthread_mutex_lock(&inode->open_lock);
+	h->next = inode->handles;
+	h->pprev = &inode->handles;
+	if (h->next)
+		h->next->pprev = &h->next;
+	inode->handles = h;
+	pthread_mutex_unlock(&inode->open_lock);
 	__atomic_add_fetch(&inode->opens, 1, __ATOMIC_RELAXED);
 	/* O_TRUNC by a caller without CAP_FSETID (FUSE_HANDLE_KILLPRIV_V2). */
 	if (kill_suidgid)
