@@ -77,14 +77,29 @@ mkfifo "$T/fifo" || fail "cannot make a FIFO in $T"
 PID=$!
 
 # The probe's second thread is inside clone(CLONE_VFORK) (state D) once its
-# child has started; wait for that, bounded.
-held=0
+# child has started; wait for that, bounded. A thread can pass through D for
+# a moment on its way there (a page fault, the clone itself), so the same
+# thread must be seen in D on 10 looks in a row (100 ms) before it counts.
+held=0 dtid="" seen=0
 for ((i = 0; i < 2000; i++)); do
+	now=""
 	for f in /proc/"$PID"/task/*/stat; do
 		crash_thread_state "$f"
-		[ "$CRASH_STATE" = D ] && held=1
+		if [ "$CRASH_STATE" = D ]; then
+			now=${f%/stat}
+			now=${now##*/}
+		fi
 	done
-	[ "$held" = 1 ] && break
+	if [ -n "$now" ] && [ "$now" = "$dtid" ]; then
+		seen=$((seen + 1))
+	else
+		dtid=$now seen=0
+		[ -n "$now" ] && seen=1
+	fi
+	if [ "$seen" -ge 10 ]; then
+		held=1
+		break
+	fi
 	sleep 0.01
 done
 [ "$held" = 1 ] || fail "the probe's thread never entered its uninterruptible call"

@@ -6,6 +6,19 @@
 # reach the mount (writes get EROFS, reads and control reads work). Only
 # the main thread can take SIGTERM and SIGHUP.
 # usage: flags.sh PRESSUREFS PFS_MOUNT_IO
+#
+# libfuse leaves a signal alone that was ignored when the daemon started
+# (nohup's SIGHUP): the daemon then rightly stays. So when this test itself
+# runs with SIGHUP ignored (started under nohup), it runs again with SIGHUP
+# back to its default, which a shell cannot do for itself.
+sighup_ignored() {
+	local mask
+	mask=$(awk '/^SigIgn:/ {print $2}' /proc/$$/status)
+	[ $((0x$mask & 1)) -ne 0 ]
+}
+if sighup_ignored && [ -z "${PFS_FLAGS_HUP_RESET:-}" ]; then
+	PFS_FLAGS_HUP_RESET=1 exec env --default-signal=HUP "$0" "$@"
+fi
 . "${0%/*}/lib.sh" || exit 1
 pfs_init "$@"
 
