@@ -12,6 +12,7 @@
  * back together, and one more trailing newline or a nonzero offset give
  * what the rules say. Parsing the same write twice gives the same answer.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -74,6 +75,43 @@ static void fz_check_policy(const struct pfs_ctl_file *file, const struct pfs_ct
 			fuzz_fail("a policy argument changed when put back together", joined);
 }
 
+/* fail_nth takes N, N+, N+M (N >= 1) or 0; the command holds N and M (N+:
+ * every later one, M = UINT64_MAX), read here with strtoull, not the
+ * parser's own number reader. */
+static void fz_check_fail_nth(const struct pfs_ctl_cmd *c)
+{
+	const char *p = c->text;
+	char *end;
+	unsigned long long n, m;
+
+	if (c->kind != PFS_CTL_CMD_FAIL_NTH)
+		fuzz_fail("a fail_nth write gave another command", c->text);
+	if (!isdigit((unsigned char)*p))
+		fuzz_fail("fail_nth accepted a write that does not start with N", c->text);
+	errno = 0;
+	n = strtoull(p, &end, 10);
+	if (errno == ERANGE || n != c->nth)
+		fuzz_fail("fail_nth's N disagrees with the text", c->text);
+	if (*end == '\0') {
+		if (c->nth_more != 0)
+			fuzz_fail("fail_nth N gave more than one failure", c->text);
+		return;
+	}
+	if (*end != '+' || n == 0)
+		fuzz_fail("fail_nth accepted text that is not N, N+, N+M or 0", c->text);
+	if (end[1] == '\0') {
+		if (c->nth_more != UINT64_MAX)
+			fuzz_fail("fail_nth N+ did not arm every later failure", c->text);
+		return;
+	}
+	if (!isdigit((unsigned char)end[1]))
+		fuzz_fail("fail_nth accepted N+ followed by something but M", c->text);
+	errno = 0;
+	m = strtoull(end + 1, &end, 10);
+	if (errno == ERANGE || m != c->nth_more || *end != '\0')
+		fuzz_fail("fail_nth's M disagrees with the text", c->text);
+}
+
 /* Every rule of an accepted write (see the top of ctl_parse.c). */
 static void fz_check_accepted(const struct pfs_ctl_file *file, const char *buf, size_t len,
 			      off_t off, const struct pfs_ctl_cmd *c)
@@ -111,6 +149,9 @@ static void fz_check_accepted(const struct pfs_ctl_file *file, const char *buf, 
 		    (file->kind == PFS_CTL_CRASH) != (c->kind == PFS_CTL_CMD_CRASH) ||
 		    (file->kind == PFS_CTL_DROP_CACHES) != (c->kind == PFS_CTL_CMD_DROP_CACHES))
 			fuzz_fail("a trigger file gave another file's command", c->text);
+		break;
+	case PFS_CTL_FAIL_NTH:
+		fz_check_fail_nth(c);
 		break;
 	default:
 		fuzz_fail("a read-only file accepted a write", c->text);
