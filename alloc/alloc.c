@@ -242,6 +242,19 @@ static _Noreturn void carry_out_abort(struct alloc *a, const struct pfs_failure 
 	abort();
 }
 
+/* The call ends without memory (FAIL, or BYPASS for a caller that can do
+ * without): count it, note its stall, and start the next call afresh. */
+static void call_give_up(struct alloc *a, unsigned site, struct alloc_retry *r,
+			 enum pfs_verdict verdict, enum alloc_stat stat)
+{
+	_alloc_stat_inc(a, site, stat);
+	record_stall(a, r);
+	r->verdict = verdict;
+	r->attempt = 0;
+	r->last_asked_ns = 0;
+	errno = ENOMEM;
+}
+
 /*
  * The verdict loop. retry non-NULL: the caller can drop its locks and call
  * again (alloc_try); a RETRY verdict then returns with *err = -EAGAIN.
@@ -341,30 +354,19 @@ static void *call_slow(struct alloc *a, unsigned site, size_t size, unsigned fla
 			r->attempt++;
 			continue;
 		case PFS_VERDICT_BYPASS:
-			if (retry && (flags & ALLOC_BYPASS_OK)) {
-				_alloc_stat_inc(a, site, ALLOC_STAT_bypassed);
-				record_stall(a, r);
-				r->verdict = PFS_VERDICT_BYPASS;
-				r->attempt = 0;
-				r->last_asked_ns = 0;
-				*err = ALLOC_EBYPASS;
-				errno = ENOMEM;
-				goto out;
-			}
 			/* A caller with nowhere else to put the data: FAIL. */
-			goto fail;
+			if (!retry || !(flags & ALLOC_BYPASS_OK))
+				goto fail;
+			call_give_up(a, site, r, PFS_VERDICT_BYPASS, ALLOC_STAT_bypassed);
+			*err = ALLOC_EBYPASS;
+			goto out;
 		case PFS_VERDICT_ABORT:
 			carry_out_abort(a, &f);
 		case PFS_VERDICT_FAIL:
 		default:
 		fail:
-			_alloc_stat_inc(a, site, ALLOC_STAT_enomem);
-			record_stall(a, r);
-			r->verdict = PFS_VERDICT_FAIL;
-			r->attempt = 0;
-			r->last_asked_ns = 0;
+			call_give_up(a, site, r, PFS_VERDICT_FAIL, ALLOC_STAT_enomem);
 			*err = -ENOMEM;
-			errno = ENOMEM;
 			goto out;
 		}
 		/* LOOP, or RETRY inside: reclaim, then wait for a free. */
