@@ -428,3 +428,26 @@ pfs_dd_at() {
 	pfs_run "$PFS_OP_TIMEOUT" dd if="$1" of="$4" bs=65536 iflag=skip_bytes,count_bytes \
 		oflag=seek_bytes skip="$2" count="$3" seek="$5" conv=notrunc status=none
 }
+
+# pfs_uring_take: this test switches the fuse module's enable_uring itself
+# (root only; skips where the kernel has no FUSE over io_uring) and picks each
+# mount's transport; the value the parameter had comes back on exit, whatever
+# happens. pfs_uring_set Y|N switches it.
+PFS_URING_PARAM=/sys/module/fuse/parameters/enable_uring
+pfs_uring_take() {
+	PFS_TEST_TRANSPORT=
+	[ -e "$PFS_URING_PARAM" ] ||
+		pfs_skip "this kernel has no FUSE over io_uring ($PFS_URING_PARAM is missing)"
+	[ "$(id -u)" = 0 ] || pfs_skip "switching $PFS_URING_PARAM needs root"
+	PFS_URING_PREV=$(cat "$PFS_URING_PARAM")
+	trap 'pfs_uring_restore; pfs_cleanup' EXIT
+}
+# Keeps the exit status for pfs_cleanup, which reads it from $?.
+pfs_uring_restore() {
+	local rc=$?
+	echo "$PFS_URING_PREV" >"$PFS_URING_PARAM"
+	return $rc
+}
+pfs_uring_set() {
+	echo "$1" >"$PFS_URING_PARAM" || pfs_fail "cannot write $1 to $PFS_URING_PARAM"
+}

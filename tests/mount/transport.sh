@@ -11,21 +11,7 @@
 # back on exit whatever happens.
 . "$(dirname "$0")/lib.sh"
 pfs_init "$@"
-# This test picks each mount's transport itself.
-PFS_TEST_TRANSPORT=
-
-PARAM=/sys/module/fuse/parameters/enable_uring
-[ -e "$PARAM" ] || pfs_skip "this kernel has no FUSE over io_uring ($PARAM is missing)"
-[ "$(id -u)" = 0 ] || pfs_skip "switching $PARAM needs root"
-PREV=$(cat "$PARAM")
-# Keeps the exit status for pfs_cleanup, which reads it from $?.
-restore_param() {
-	local rc=$?
-	echo "$PREV" >"$PARAM"
-	return $rc
-}
-trap 'restore_param; pfs_cleanup' EXIT
-uring() { echo "$1" >"$PARAM" || pfs_fail "cannot write $1 to $PARAM"; }
+pfs_uring_take
 
 # The refusal: one line, exit 1, nothing mounted.
 refused() {
@@ -57,8 +43,8 @@ roundtrip() {
 	cmp "$W/$name.src" "$B/$name" || pfs_fail "$name: the backing file differs after unmount"
 }
 
-uring N
-refused "io_uring while the module has it off" "enable_uring is N.*echo 1 > $PARAM" \
+pfs_uring_set N
+refused "io_uring while the module has it off" "enable_uring is N.*echo 1 > $PFS_URING_PARAM" \
 	-o transport=io_uring
 roundtrip off_auto
 assert_eq dev_fuse "$TRANSPORT" "auto with io_uring off: /dev/fuse"
@@ -66,7 +52,7 @@ grep -q "transport: /dev/fuse (io_uring unavailable: .*enable_uring is N" "$PFS_
 	pfs_fail "auto with io_uring off: no log line saying why ($(cat "$PFS_LOG"))"
 pfs_ok "auto with io_uring off says why in the log"
 
-uring Y
+pfs_uring_set Y
 refused "io_uring with a budget too small for a ring" "too small for the rings" \
 	-o transport=io_uring,mem_limit=256K
 roundtrip on_auto -o mem_limit=64M

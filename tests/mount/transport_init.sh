@@ -10,20 +10,8 @@
 #     made the difference).
 . "$(dirname "$0")/lib.sh"
 pfs_init "$@"
-# This test picks each mount's transport itself.
-PFS_TEST_TRANSPORT=
-
-PARAM=/sys/module/fuse/parameters/enable_uring
-[ -e "$PARAM" ] || pfs_skip "this kernel has no FUSE over io_uring ($PARAM is missing)"
-[ "$(id -u)" = 0 ] || pfs_skip "switching $PARAM needs root"
-PREV=$(cat "$PARAM")
-restore_param() {
-	local rc=$?
-	echo "$PREV" >"$PARAM"
-	return $rc
-}
-trap 'restore_param; pfs_cleanup' EXIT
-echo Y >"$PARAM" || pfs_fail "cannot write Y to $PARAM"
+pfs_uring_take
+pfs_uring_set Y
 
 WHY="transport=io_uring: the kernel's INIT did not offer FUSE_OVER_IO_URING"
 
