@@ -4,8 +4,9 @@
  * Fast path (injection off, stock covers the size): the thread cache, a few
  * plain stores, malloc. Anything else goes to call_slow(), which makes the
  * attempt again from the start (injection, budget, malloc); when the budget
- * refuses it, drops clean pages and tries once more (direct reclaim); when
- * that fails too, asks the installed policy and carries out its verdict.
+ * or malloc refuses it, drops clean pages and tries once more (direct
+ * reclaim); when that fails too, asks the installed policy and carries out
+ * its verdict.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -79,6 +80,7 @@ void alloc_destroy(struct alloc *a)
 		older = slot->older;
 		free(slot);
 	}
+	_alloc_reserves_free(a);
 	_alloc_budget_fini(a);
 	pthread_mutex_destroy(&a->inject_lock);
 	free(a);
@@ -139,14 +141,9 @@ static void counters_add(struct alloc_tcache *tc, bool orphan, unsigned site,
 /*
  * Try once: injection, budget, malloc (or realloc of old). Returns the block
  * or NULL with *cause set. Nothing is charged after a failure.
- *
- * held: bytes a policy's reserve already charged for this call (RESERVED
- * verdict), 0 otherwise. Such an attempt skips injection and the budget,
- * and accounts for every held byte whatever happens: the block takes what
- * it needs, the rest, or all of it on failure, goes back to the budget.
  */
 static void *attempt(struct alloc *a, struct alloc_tcache *tc, unsigned site, size_t size,
-		     unsigned flags, void *old, uint64_t held, enum pfs_cause *cause)
+		     unsigned flags, void *old, enum pfs_cause *cause)
 {
 	struct alloc_header *oh = old ? header_of(old) : NULL;
 	uint64_t old_size = oh ? oh->size : 0;
@@ -157,18 +154,6 @@ static void *attempt(struct alloc *a, struct alloc_tcache *tc, unsigned site, si
 	uint64_t uncharge = old_site == site ? (size < old_size ? old_size - size : 0) : old_size;
 	struct alloc_header *h;
 
-	if (held) {
-		/* A reserve covers what was asked for, hence any growth. */
-		alloc_reserve_uncharge(a, held - (charge < held ? charge : held));
-		if (!tc || size > ALLOC_SIZE_MAX) {
-			alloc_reserve_uncharge(a, charge < held ? charge : held);
-			*cause = PFS_CAUSE_SYSTEM;
-			return NULL;
-		}
-		if (charge)
-			_alloc_budget_adopt(a, site, charge);
-		goto charged;
-	}
 	if (!tc) {
 		*cause = PFS_CAUSE_SYSTEM;
 		return NULL;
@@ -185,7 +170,6 @@ static void *attempt(struct alloc *a, struct alloc_tcache *tc, unsigned site, si
 		*cause = PFS_CAUSE_BUDGET;
 		return NULL;
 	}
-charged:
 	if (oh)
 		h = realloc(oh, sizeof(*h) + size);
 	else if (flags & ALLOC_ZERO)
@@ -264,10 +248,10 @@ static void *call_slow(struct alloc *a, unsigned site, size_t size, unsigned fla
 {
 	struct alloc_retry local = ALLOC_RETRY_INIT;
 	struct alloc_retry *r = retry ? retry : &local;
-	bool waiting = false;	   /* registered as a waiter since the first wait */
-	bool direct_tried = false; /* direct reclaim had its turn in this call */
-	bool rescue = false;	   /* this attempt is the one after direct reclaim */
-	uint64_t held = 0;	   /* a policy's reserve charged this for the next attempt */
+	bool waiting = false;		    /* registered as a waiter since the first wait */
+	bool direct_tried = false;	    /* direct reclaim had its turn in this call */
+	bool rescue = false;		    /* this attempt is the one after direct reclaim */
+	struct pfs_reserve *reserve = NULL; /* waiting for an element of it */
 	struct alloc_tcache *tc;
 	void *p = NULL;
 
@@ -288,8 +272,8 @@ static void *call_slow(struct alloc *a, unsigned site, size_t size, unsigned fla
 
 		if (!tc)
 			tc = _alloc_tcache(a);
-		p = attempt(a, tc, site, size, flags, old, held, &cause);
-		held = 0;
+		p = attempt(a, tc, site, size, flags, old, &cause);
+		reserve = NULL;
 		if (p) {
 			if (rescue)
 				_alloc_stat_inc(a, site, ALLOC_STAT_reclaimed);
@@ -347,12 +331,33 @@ static void *call_slow(struct alloc *a, unsigned site, size_t size, unsigned fla
 			/* The caller cannot drop its locks: back off here. */
 			_alloc_stat_inc(a, site, ALLOC_STAT_caller_retries);
 			break;
-		case PFS_VERDICT_RESERVED:
-			/* Straight to the attempt: no reclaim, no wait. */
-			_alloc_stat_inc(a, site, ALLOC_STAT_reserved);
-			held = size;
-			r->attempt++;
-			continue;
+		case PFS_VERDICT_RESERVED: {
+			enum alloc_reserve_miss miss;
+
+			p = _alloc_reserve_take(a, tc, d.reserve, site, size, flags, &miss);
+			if (p) {
+				_alloc_stat_inc(a, site, ALLOC_STAT_reserved);
+				if (old) {
+					memcpy(p, old,
+					       size < header_of(old)->size ? size
+									   : header_of(old)->size);
+					alloc_free(a, old);
+				}
+				record_stall(a, r);
+				r->verdict = -1;
+				r->attempt = 0;
+				r->last_asked_ns = 0;
+				*err = 0;
+				goto out;
+			}
+			if (miss == ALLOC_RESERVE_NEVER)
+				goto fail;
+			/* Every element is out: sleep until one comes back
+			 * (mempool_alloc's wait), then start over. */
+			_alloc_stat_inc(a, site, ALLOC_STAT_loops);
+			reserve = d.reserve;
+			break;
+		}
 		case PFS_VERDICT_BYPASS:
 			/* A caller with nowhere else to put the data: FAIL. */
 			if (!retry || !(flags & ALLOC_BYPASS_OK))
@@ -381,9 +386,11 @@ static void *call_slow(struct alloc *a, unsigned site, size_t size, unsigned fla
 		{
 			uint64_t gen = _alloc_wake_gen(a);
 
-			/* Room made before gen was read would be a lost
-			 * wake-up: check for it after reading gen. */
-			if (cause != PFS_CAUSE_BUDGET || !_alloc_budget_fits(a, size))
+			/* Room made, or an element given back, before gen
+			 * was read would be a lost wake-up: check for it
+			 * after reading gen. */
+			if (reserve ? !_alloc_reserve_has_free(reserve)
+				    : cause != PFS_CAUSE_BUDGET || !_alloc_budget_fits(a, size))
 				_alloc_wait_since(a, gen, d.wait_ns);
 		}
 	}
@@ -437,9 +444,11 @@ static _Noreturn void bad_block(const char *who, const void *ptr)
 	abort();
 }
 
-_Noreturn void _alloc_free_bad(const void *ptr)
+void _alloc_free_other(struct alloc *a, void *ptr)
 {
-	bad_block("alloc_free", ptr);
+	if (!_alloc_reserve_owns(ptr))
+		bad_block("alloc_free", ptr);
+	_alloc_reserve_put(a, ptr);
 }
 
 void *alloc_realloc(struct alloc *a, enum alloc_site site, void *ptr, size_t size, unsigned flags)
@@ -448,8 +457,20 @@ void *alloc_realloc(struct alloc *a, enum alloc_site site, void *ptr, size_t siz
 
 	if (!ptr)
 		return alloc_malloc(a, site, size, flags);
-	if (ALLOC_TAG_CHECK(header_of(ptr)->tag) >= ALLOC_SITE_COUNT)
-		bad_block("alloc_realloc", ptr);
+	if (ALLOC_TAG_CHECK(header_of(ptr)->tag) >= ALLOC_SITE_COUNT) {
+		void *p;
+
+		if (!_alloc_reserve_owns(ptr))
+			bad_block("alloc_realloc", ptr);
+		/* A reserve's element cannot grow in place: move it out, and
+		 * give the element back. */
+		p = call_slow(a, site, size, flags, NULL, NULL, &err);
+		if (p) {
+			memcpy(p, ptr, size < header_of(ptr)->size ? size : header_of(ptr)->size);
+			_alloc_reserve_put(a, ptr);
+		}
+		return p;
+	}
 	return call_slow(a, site, size, flags, ptr, NULL, &err);
 }
 

@@ -245,13 +245,19 @@ int alloc_wait_for_memory(struct alloc *a, uint64_t timeout_ns);
 
 /*
  * A policy's reserve (the RESERVED verdict, see pressurefs/policy.h):
- * budget charged for memory that no block holds yet. alloc_reserve_charge()
- * charges the shared budget, 0 or -ENOMEM (no room: nothing charged); it
- * never reclaims or waits. alloc_reserve_uncharge() gives bytes back and
- * wakes waiters. Reserve bytes count in alloc_charged(), not in alloc_live().
+ * count elements of elem_size bytes, malloc'ed and charged to the budget
+ * now, all or nothing (NULL and errno ENOMEM when the budget or malloc has
+ * no room; EINVAL for a zero or absurd size). Never reclaims or waits.
+ * An element handed out by a RESERVED verdict returns to the reserve when
+ * freed. alloc_reserve_destroy() frees the elements on the list and
+ * uncharges them; those still out are freed and uncharged as they come
+ * back. The struct itself lives until alloc_destroy(), so that a verdict
+ * naming a destroyed reserve is safe (it is served no element). Reserve
+ * bytes count in alloc_charged(); handed-out elements in alloc_live().
  */
-int alloc_reserve_charge(struct alloc *a, uint64_t bytes);
-void alloc_reserve_uncharge(struct alloc *a, uint64_t bytes);
+struct pfs_reserve *alloc_reserve_create(struct alloc *a, size_t elem_size, unsigned count);
+void alloc_reserve_destroy(struct alloc *a, struct pfs_reserve *r);
+size_t alloc_reserve_elem_size(const struct pfs_reserve *r);
 
 /*
  * Install a policy (ops and the state its init() made). Takes effect for the

@@ -140,7 +140,8 @@ void *_alloc_malloc_slow(struct alloc *a, enum alloc_site site, size_t size, uns
 void *_alloc_malloc_failed(struct alloc *a, enum alloc_site site, size_t size, unsigned flags);
 void *_alloc_malloc_refill(struct alloc *a, enum alloc_site site, size_t size, unsigned flags);
 void _alloc_free_slow(struct alloc *a, struct alloc_header *h, unsigned site, uint64_t size);
-_Noreturn void _alloc_free_bad(const void *ptr);
+/* A tag that is not a live site's: a reserve's element, or a bad free. */
+void _alloc_free_other(struct alloc *a, void *ptr);
 /* Move packed[site][half] into count (stats.c); owner thread only. */
 void _alloc_counters_fold(struct alloc_tcache *tc, unsigned site, unsigned half);
 
@@ -196,8 +197,8 @@ inline void *alloc_malloc(struct alloc *a, enum alloc_site site, size_t size, un
 }
 
 /*
- * Checks the tag, marks the block freed (0: a second free of it is caught
- * while it sits in malloc's cache), gives the size back to this thread's
+ * Checks the tag (a reserve's element goes back to its reserve), marks the block freed (0: a second
+ * free of it is caught while it sits in malloc's cache), gives the size back to this thread's
  * stock, counts, frees.
  */
 inline void alloc_free(struct alloc *a, void *ptr)
@@ -212,8 +213,10 @@ inline void alloc_free(struct alloc *a, void *ptr)
 	h = (struct alloc_header *)ptr - 1;
 	site = ALLOC_TAG_CHECK(h->tag);
 	size = h->size;
-	if (ALLOC_UNLIKELY(site >= ALLOC_SITE_COUNT))
-		_alloc_free_bad(ptr);
+	if (ALLOC_UNLIKELY(site >= ALLOC_SITE_COUNT)) {
+		_alloc_free_other(a, ptr);
+		return;
+	}
 	h->tag = 0;
 	if (ALLOC_UNLIKELY(atomic_load_explicit(&_alloc_tls.key, memory_order_relaxed) !=
 			   atomic_load_explicit(&hot->gate, memory_order_relaxed))) {

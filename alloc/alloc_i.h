@@ -70,6 +70,7 @@ struct alloc {
 	pthread_mutex_t lock;
 	_Atomic(struct alloc_tcache *) tcaches;
 	struct alloc_policy_slot *policy_all; /* every slot ever installed */
+	struct pfs_reserve *reserves;	      /* every reserve ever made (reserve.c) */
 	alloc_reclaim_fn reclaim_fn;
 	void *reclaim_data;
 	uint64_t base[ALLOC_SITE_COUNT][ALLOC_TC_COUNT]; /* stats_reset baseline */
@@ -163,6 +164,29 @@ static inline void _alloc_max_raise(_Atomic uint64_t *max, uint64_t value)
 		;
 }
 
+/* A block handed out of a policy's reserve (reserve.c) carries this tag:
+ * not a live site's, so alloc_free()'s check sends it to the slow path. */
+#define ALLOC_MAGIC_RESERVED	      0x70667372u /* "pfsr" */
+#define ALLOC_TAG_RESERVED(site)      ((uint64_t)ALLOC_MAGIC_RESERVED << 32 | (uint64_t)(site))
+#define ALLOC_TAG_RESERVED_CHECK(tag) ((uint64_t)(tag)-ALLOC_TAG_RESERVED(0))
+
+/* ---- reserve.c ---- */
+enum alloc_reserve_miss {
+	ALLOC_RESERVE_EMPTY, /* every element is out: one comes back on a free */
+	ALLOC_RESERVE_NEVER, /* destroyed, another allocator's, or too small */
+};
+/* An element of r for size bytes at site, or NULL and *miss. */
+void *_alloc_reserve_take(struct alloc *a, struct alloc_tcache *tc, struct pfs_reserve *r,
+			  unsigned site, size_t size, unsigned flags,
+			  enum alloc_reserve_miss *miss);
+bool _alloc_reserve_has_free(struct pfs_reserve *r);
+/* Is this live block an element of a reserve? */
+bool _alloc_reserve_owns(const void *ptr);
+/* Give an element back (alloc_free of a reserved block). */
+void _alloc_reserve_put(struct alloc *a, void *ptr);
+/* alloc_destroy(): free every reserve and the elements on its list. */
+void _alloc_reserves_free(struct alloc *a);
+
 /* ---- budget.c ---- */
 int _alloc_budget_init(struct alloc *a, const struct alloc_config *config);
 void _alloc_budget_fini(struct alloc *a);
@@ -181,9 +205,10 @@ uint64_t _alloc_wake_gen(struct alloc *a);
 int _alloc_wait_since(struct alloc *a, uint64_t gen, uint64_t timeout_ns);
 /* Would size bytes fit in the budget now (ignoring this thread's stock)? */
 bool _alloc_budget_fits(struct alloc *a, uint64_t size);
-/* A block takes over size bytes a policy's reserve already charged to the
- * shared counter: only the per-site books move. */
-void _alloc_budget_adopt(struct alloc *a, unsigned site, uint64_t size);
+/* A reserve's bytes: charged to the shared counter when it is made (0 or
+ * -ENOMEM, never waits), given back when it is destroyed (wakes waiters). */
+int _alloc_reserve_charge(struct alloc *a, uint64_t bytes);
+void _alloc_reserve_uncharge(struct alloc *a, uint64_t bytes);
 /* Uncharge for a thread without a cache (no stock). */
 void _alloc_budget_uncharge_orphan(struct alloc *a, unsigned site, uint64_t size);
 uint64_t _alloc_now_ns(void);

@@ -280,7 +280,7 @@ void _alloc_budget_uncharge_orphan(struct alloc *a, unsigned site, uint64_t size
 
 /* ---- a policy's reserve ---- */
 
-int alloc_reserve_charge(struct alloc *a, uint64_t bytes)
+int _alloc_reserve_charge(struct alloc *a, uint64_t bytes)
 {
 	if (bytes == 0)
 		return 0;
@@ -290,19 +290,9 @@ int alloc_reserve_charge(struct alloc *a, uint64_t bytes)
 	return 0;
 }
 
-void alloc_reserve_uncharge(struct alloc *a, uint64_t bytes)
+void _alloc_reserve_uncharge(struct alloc *a, uint64_t bytes)
 {
 	shared_uncharge(a, bytes);
-}
-
-void _alloc_budget_adopt(struct alloc *a, unsigned site, uint64_t size)
-{
-	/* With a stock the per-site books are the thread caches' byte
-	 * counters, which attempt() moves; the free puts the charge in the
-	 * freeing thread's stock as for any block. */
-	if (a->hot.stock_bytes == 0)
-		_alloc_max_raise(&a->site_peak[site],
-				 atomic_fetch_add(&a->site_charged[site], size) + size);
 }
 
 /* ---- thread caches ---- */

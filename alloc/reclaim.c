@@ -13,6 +13,9 @@
  */
 #include "alloc_i.h"
 
+/* Reclaimed beyond the request after a system failure (see below). */
+#define ALLOC_SYSTEM_MARGIN (1u << 20)
+
 void alloc_set_reclaimer(struct alloc *a, alloc_reclaim_fn fn, void *data)
 {
 	pthread_mutex_lock(&a->lock);
@@ -35,10 +38,18 @@ size_t alloc_reclaim(struct alloc *a, size_t want, unsigned flags)
 
 /*
  * Which failures reclaim, and how:
- * - Only budget refusals. An injected failure stands for one that happened
- *   after reclaim had already done what it could (the fault-injection
- *   knobs must keep their meaning: one failure goes to the policy), and a
- *   system failure (malloc itself) is not ours to reclaim.
+ * - Budget refusals, and system failures (malloc itself returned NULL: an
+ *   address-space limit, a real shortage). An injected failure stands for
+ *   one that happened after reclaim had already done what it could (the
+ *   fault-injection knobs must keep their meaning: one failure goes to the
+ *   policy).
+ * - A system failure reclaims a margin beyond the request, as the kernel's
+ *   kswapd reclaims up to the high watermark and not just the page asked
+ *   for: the process is out of memory, and code in it that allocates
+ *   outside this allocator (libc; libfuse's per-request struct, whose
+ *   failure answers the application's write with ENOMEM) needs room too.
+ *   Without the margin the cache kept every byte of the address space in
+ *   clean pages while libfuse failed its requests.
  * - Always no-fs, whatever the caller's flags: it runs on the allocating
  *   thread before anyone has decided that this thread may wait, so it
  *   drops clean pages and may wake the writeback thread (as the kernel's
@@ -55,11 +66,14 @@ size_t alloc_reclaim(struct alloc *a, size_t want, unsigned flags)
 bool _alloc_reclaim_direct(struct alloc *a, unsigned site, size_t size, unsigned flags,
 			   enum pfs_cause cause)
 {
-	size_t freed;
+	size_t want = size, freed;
 
-	if (cause != PFS_CAUSE_BUDGET || (flags & ALLOC_NORETRY))
+	if (cause == PFS_CAUSE_INJECTED || (flags & ALLOC_NORETRY))
 		return false;
-	freed = alloc_reclaim(a, size, ALLOC_NOFS);
+	if (cause == PFS_CAUSE_SYSTEM)
+		want = size > SIZE_MAX - ALLOC_SYSTEM_MARGIN ? SIZE_MAX
+							     : size + ALLOC_SYSTEM_MARGIN;
+	freed = alloc_reclaim(a, want, ALLOC_NOFS);
 	if (!freed)
 		return false;
 	atomic_fetch_add_explicit(&a->slow[site][ALLOC_STAT_reclaimed_bytes], freed,

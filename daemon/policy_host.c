@@ -1,6 +1,6 @@
 /*
  * What the daemon offers policy plugins (pressurefs/policy.h's host
- * interface): its log, reserves charged to the mount's budget, the cache's
+ * interface): its log, reserves held and charged to the mount's budget, the cache's
  * reclaimer, waiting for memory, how much acknowledged data is still dirty,
  * the page size, and a mount-wide shutdown.
  *
@@ -46,21 +46,22 @@ static struct pfs *pfs_host(void)
 	return atomic_load(&pfs_host_fs);
 }
 
-static int pfs_host_reserve_charge(void *host_data, uint64_t bytes)
+static struct pfs_reserve *pfs_host_reserve_create(void *host_data, size_t elem_size,
+						   unsigned count)
 {
 	struct pfs *fs = pfs_host();
 
 	(void)host_data;
-	return fs && fs->alloc ? alloc_reserve_charge(fs->alloc, bytes) : -ENOMEM;
+	return fs && fs->alloc ? alloc_reserve_create(fs->alloc, elem_size, count) : NULL;
 }
 
-static void pfs_host_reserve_uncharge(void *host_data, uint64_t bytes)
+static void pfs_host_reserve_destroy(void *host_data, struct pfs_reserve *r)
 {
 	struct pfs *fs = pfs_host();
 
 	(void)host_data;
 	if (fs && fs->alloc)
-		alloc_reserve_uncharge(fs->alloc, bytes);
+		alloc_reserve_destroy(fs->alloc, r);
 }
 
 static size_t pfs_host_reclaim(void *host_data, size_t want, unsigned flags)
@@ -125,8 +126,8 @@ bool pfs_shutdown_refused(fuse_req_t req)
 
 const struct pfs_policy_host pfs_policy_host = {
 	.log = pfs_host_log,
-	.reserve_charge = pfs_host_reserve_charge,
-	.reserve_uncharge = pfs_host_reserve_uncharge,
+	.reserve_create = pfs_host_reserve_create,
+	.reserve_destroy = pfs_host_reserve_destroy,
 	.reclaim = pfs_host_reclaim,
 	.wait_for_memory = pfs_host_wait_for_memory,
 	.dirty_bytes = pfs_host_dirty_bytes,

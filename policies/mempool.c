@@ -3,21 +3,22 @@
  * failure use the reserve, then sleep until memory comes back.
  *
  * What the allocator does: at install (mount, or a switch through
- *	.pressurefs/policy) the policy charges each reserve to the budget; a
- *	switch whose reserves do not fit fails with ENOMEM and the old policy
- *	stays. An allocation at a site with a reserve that fails is served
- *	from it (the RESERVED verdict: malloc only, no budget, no injection),
- *	as mempool_alloc() falls back to its pool. When the reserve is short,
- *	the policy first tops it up from the budget; failing that, the caller
- *	sleeps (LOOP, wait_ms per round: reclaim, wait for a free) and the
- *	policy is asked again, as mempool_alloc() sleeps until mempool_free()
- *	refills the pool. Unlike mempool_free(), a free does not go to the
- *	reserve first: it wakes the sleeper, whose next attempt takes it, and
- *	the reserve refills when the policy is next asked and the budget has
- *	room. Sites without a reserve fail at once (the general allocator does
- *	not loop: that is the point). Switching away gives the reserves back.
- * Can it fail: at a site with a reserve, no: the call sleeps until the
- *	reserve or the budget has room (a request larger than its reserve can
+ *	.pressurefs/policy) the policy makes each reserve: elements of the
+ *	cache's page size (this filesystem's order-0 unit, and the largest
+ *	block an emergency path asks for; at most the reserve itself), enough
+ *	of them to hold the reserve's bytes, malloc'ed and charged to the
+ *	budget now. A switch whose reserves do not fit fails with ENOMEM and
+ *	the old policy stays. An allocation at a site with a reserve that
+ *	fails (the budget, injection, or malloc itself) is handed an element
+ *	(the RESERVED verdict), as mempool_alloc() falls back to its pool, so
+ *	it needs no memory at that moment. When every element is out, the
+ *	caller sleeps until a free gives one back (wait_ms per round: it also
+ *	wakes when the budget has room, and then tries the ordinary way
+ *	first), as mempool_alloc() sleeps until mempool_free() refills the
+ *	pool. Sites without a reserve fail at once (the general allocator does
+ *	not loop: that is the point). Switching away frees the reserves.
+ * Can it fail: at a site with a reserve, no: the call sleeps until an
+ *	element or the budget has room (a request larger than an element can
  *	never be served from it and fails at once, logged). Elsewhere, yes, at
  *	once, like enomem.
  * What the caller owes: at sites without a reserve, a clean ENOMEM path.
@@ -38,6 +39,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +49,8 @@
 #define NS_PER_MS    1000000ull
 #define MEMPOOL_MAX  8 /* pools: at most one per site, plus the total */
 #define MEMPOOL_NAME 32
+/* The cache's default page size: elements when the host does not say. */
+#define MEMPOOL_ELEM_DEFAULT (64u * 1024u)
 
 enum mempool_param {
 	MEMPOOL_RESERVE,
@@ -64,10 +68,11 @@ static const struct pfs_policy_param mempool_params[] = {
 };
 
 struct mempool_pool {
-	char site[MEMPOOL_NAME]; /* "" = every site (reserve=SIZE); immutable */
-	uint64_t target;	 /* bytes, immutable */
-	_Atomic uint64_t level;	 /* bytes charged and not handed out */
-	_Atomic bool warned;	 /* a too-large request was logged */
+	char site[MEMPOOL_NAME];	     /* "" = every site (reserve=SIZE); immutable */
+	uint64_t target;		     /* bytes, immutable */
+	size_t elem;			     /* element size, set at install */
+	struct pfs_reserve *_Atomic reserve; /* while installed */
+	_Atomic bool warned;		     /* a too-large request was logged */
 };
 
 struct mempool_state {
@@ -209,25 +214,44 @@ static void mempool_fini(void *state)
 static void mempool_release(struct mempool_state *s, unsigned upto)
 {
 	for (unsigned i = 0; i < upto; i++) {
-		uint64_t bytes = atomic_exchange(&s->pools[i].level, 0);
+		struct pfs_reserve *r = atomic_exchange(&s->pools[i].reserve, NULL);
 
-		if (bytes && s->host.reserve_uncharge)
-			s->host.reserve_uncharge(s->host.host_data, bytes);
+		if (r)
+			s->host.reserve_destroy(s->host.host_data, r);
 	}
+}
+
+/* Elements of the cache's page size, at most the reserve itself. */
+static size_t mempool_elem_size(const struct mempool_state *s, uint64_t target)
+{
+	uint64_t page = s->host.page_size ? s->host.page_size(s->host.host_data) : 0;
+
+	if (page == 0)
+		page = MEMPOOL_ELEM_DEFAULT;
+	return (size_t)(target < page ? target : page);
 }
 
 static int mempool_install(void *state)
 {
 	struct mempool_state *s = state;
 
-	if (!s->host.reserve_charge || !s->host.reserve_uncharge)
+	if (!s->host.reserve_create || !s->host.reserve_destroy)
 		return -EOPNOTSUPP;
 	for (unsigned i = 0; i < s->npools; i++) {
-		if (s->host.reserve_charge(s->host.host_data, s->pools[i].target)) {
+		struct mempool_pool *p = &s->pools[i];
+		uint64_t count;
+		struct pfs_reserve *r;
+
+		p->elem = mempool_elem_size(s, p->target);
+		count = (p->target + p->elem - 1) / p->elem;
+		r = count <= UINT32_MAX
+			    ? s->host.reserve_create(s->host.host_data, p->elem, (unsigned)count)
+			    : NULL;
+		if (!r) {
 			mempool_release(s, i);
 			return -ENOMEM;
 		}
-		atomic_store(&s->pools[i].level, s->pools[i].target);
+		atomic_store(&p->reserve, r);
 	}
 	atomic_store(&s->installed, true);
 	return 0;
@@ -250,59 +274,28 @@ static struct mempool_pool *mempool_pool_of(struct mempool_state *s, const char 
 	return NULL;
 }
 
-/* Take size bytes out of the pool, all or nothing. */
-static bool mempool_take(struct mempool_pool *p, uint64_t size)
-{
-	uint64_t level = atomic_load(&p->level);
-
-	while (level >= size) {
-		if (atomic_compare_exchange_weak(&p->level, &level, level - size))
-			return true;
-	}
-	return false;
-}
-
-/* Top the pool up from the budget, if it has room now. */
-static void mempool_refill(struct mempool_state *s, struct mempool_pool *p)
-{
-	uint64_t level = atomic_load(&p->level), excess;
-
-	if (level >= p->target || s->host.reserve_charge(s->host.host_data, p->target - level) != 0)
-		return;
-	atomic_fetch_add(&p->level, p->target - level);
-	/* Two refills at once may overshoot: give the excess back. */
-	level = atomic_load(&p->level);
-	while (level > p->target) {
-		excess = level - p->target;
-		if (atomic_compare_exchange_weak(&p->level, &level, p->target)) {
-			s->host.reserve_uncharge(s->host.host_data, excess);
-			break;
-		}
-	}
-}
-
 static struct pfs_decision mempool_decide(void *state, const struct pfs_failure *f)
 {
 	static const struct pfs_decision fail = {.verdict = PFS_VERDICT_FAIL};
 	struct mempool_state *s = state;
 	struct mempool_pool *p = mempool_pool_of(s, f->site);
+	struct pfs_reserve *r;
 
 	if (!p || !atomic_load(&s->installed))
 		return fail;
-	if (f->size > p->target) {
+	r = atomic_load(&p->reserve);
+	if (!r)
+		return fail;
+	if (f->size > p->elem) {
 		if (!atomic_exchange(&p->warned, true) && s->host.log)
 			s->host.log(s->host.host_data, PFS_LOG_WARNING,
-				    "mempool: %zu bytes at site %s is more than its reserve of "
-				    "%llu: failing such requests",
-				    f->size, f->site, (unsigned long long)p->target);
+				    "mempool: %zu bytes at site %s is more than its reserve's "
+				    "elements of %zu: failing such requests",
+				    f->size, f->site, p->elem);
 		return fail;
 	}
-	if (mempool_take(p, f->size))
-		return (struct pfs_decision){.verdict = PFS_VERDICT_RESERVED};
-	mempool_refill(s, p);
-	if (mempool_take(p, f->size))
-		return (struct pfs_decision){.verdict = PFS_VERDICT_RESERVED};
-	return (struct pfs_decision){.verdict = PFS_VERDICT_LOOP, .wait_ns = s->wait_ns};
+	return (struct pfs_decision){
+		.verdict = PFS_VERDICT_RESERVED, .wait_ns = s->wait_ns, .reserve = r};
 }
 
 /* write_through.c compiles this file in for its writeback reserve, and
@@ -312,8 +305,8 @@ __attribute__((visibility("default"))) const struct pfs_policy pfs_policy_v1 = {
 	.abi_version = PFS_POLICY_ABI_VERSION,
 	.struct_size = sizeof(struct pfs_policy),
 	.name = "mempool",
-	.summary = "reserves per site, charged at install: on failure use the reserve, then "
-		   "sleep until memory returns; other sites fail at once",
+	.summary = "reserves per site, allocated at install: on failure take an element, "
+		   "else sleep until one is freed; other sites fail at once",
 	.params = mempool_params,
 	.init = mempool_init,
 	.fini = mempool_fini,

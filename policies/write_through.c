@@ -20,9 +20,9 @@
  *	bytes as before (no allocation). Other allocations at cache_page
  *	(the read path's optional pages) fail as under enomem: a read needs
  *	no cache either. At sites with a reserve (writeback, by default),
- *	exactly mempool: the reserve, then sleep until a free refills it,
- *	charged at install (a switch whose reserve does not fit fails with
- *	ENOMEM and the old policy stays). Every other site (inode, handle,
+ *	exactly mempool: an element of the reserve allocated at install,
+ *	else sleep until a free gives one back (a switch whose reserve does
+ *	not fit fails with ENOMEM and the old policy stays). Every other site (inode, handle,
  *	readdir, request, other) fails at once, like enomem.
  * Can it fail: a write, only with the backing file's own error (EIO,
  *	ENOSPC, EDQUOT, EBADF for a read-only descriptor), at once. Writeback

@@ -42,15 +42,21 @@
  *	Can fail: it never returns. Use it only to find out what a crash costs.
  *
  * PFS_VERDICT_RESERVED
- *	The policy has already charged failure->size bytes of budget on this
- *	call's behalf (out of a reserve it filled with host->reserve_charge()):
- *	the allocator makes one more attempt that neither charges the budget
- *	nor meets fault injection, only malloc(). The block then carries that
- *	charge as any other block does, and its free returns it to the budget
- *	(not to the policy's reserve: the policy refills from the budget).
- *	If malloc itself fails, the charge goes back to the budget and the
- *	policy is asked again. Can fail: as the policy decides next.
- *	Caller owes: nothing more than for the verdict that follows.
+ *	Hand the caller an element of decision.reserve: memory the host
+ *	allocated and charged to the budget when the policy made the reserve
+ *	(host->reserve_create(), at install). Taking it needs no budget, no
+ *	malloc() and meets no fault injection, so it works when malloc itself
+ *	fails. The caller's free gives the element back to the reserve, not
+ *	to the system, and wakes a caller sleeping for one (the kernel's
+ *	mempool_alloc()/mempool_free()). When every element is out, the caller
+ *	sleeps up to wait_ns for one to come back or for memory, then the
+ *	allocator tries from the start and the policy is asked again. A
+ *	request larger than the reserve's elements, or a reserve destroyed
+ *	meanwhile, is taken as FAIL: answer RESERVED only for what fits.
+ *	Can fail: not while the policy answers RESERVED for what fits; the
+ *	caller may sleep. Caller owes: freeing the element soon and
+ *	unconditionally (the next caller sleeps until it does), and never
+ *	sleeping on a reserve while holding an element another taker needs.
  *
  * PFS_VERDICT_BYPASS
  *	Do without the memory: a caller that said it can write straight to
@@ -62,6 +68,9 @@
  *	it (its own I/O error is then its only failure). Caller owes: the
  *	bypass path, or a clean error path as for FAIL.
  *
+ * ABI 4 made reserves real memory: reserve_create()/reserve_destroy() and
+ * pfs_decision.reserve replace ABI 2's reserve_charge()/reserve_uncharge(),
+ * which charged the budget for memory nobody held.
  * ABI 3 added BYPASS.
  * ABI 2 added RESERVED, string arguments, install()/uninstall(), the
  * host's reserve, reclaim, wait, dirty-data and shutdown services, and an
@@ -79,7 +88,7 @@ extern "C" {
 #endif
 
 /* Bump on any incompatible change to the structures below. */
-#define PFS_POLICY_ABI_VERSION 3u
+#define PFS_POLICY_ABI_VERSION 4u
 
 /*
  * The symbol every plugin exports: `const struct pfs_policy pfs_policy_v1`.
@@ -144,11 +153,17 @@ struct pfs_failure {
 	uint64_t live;		  /* bytes allocated through the allocator now */
 };
 
+/* Memory a host holds for a policy (host->reserve_create); opaque. */
+struct pfs_reserve;
+
 struct pfs_decision {
 	enum pfs_verdict verdict;
 	/* LOOP: longest wait for a free before the next attempt.
-	 * RETRY: back-off before the next attempt (a free ends it early). */
+	 * RETRY: back-off before the next attempt (a free ends it early).
+	 * RESERVED: longest sleep for an element when all are out. */
 	uint64_t wait_ns;
+	/* RESERVED: the reserve to take an element from. */
+	struct pfs_reserve *reserve;
 };
 
 enum pfs_param_type {
@@ -181,10 +196,14 @@ enum pfs_log_level {
  * that cannot offer the service (a unit test, a tool). A policy that needs
  * one fails its install() with -EOPNOTSUPP rather than guessing.
  *
- * reserve_charge(bytes): charge the budget for memory no block holds yet,
- *	as a reserve the policy keeps. 0, or -ENOMEM when the budget has no
- *	room (nothing charged then). Never blocks, never reclaims.
- * reserve_uncharge(bytes): give such bytes back (wakes waiters).
+ * reserve_create(elem_size, count): allocate count elements of elem_size
+ *	bytes now and charge them to the budget, for RESERVED verdicts. NULL
+ *	when the budget or the system has no room (nothing held then). Never
+ *	blocks, never reclaims.
+ * reserve_destroy(r): give a reserve back: its elements are freed and
+ *	uncharged (those still handed out, when they come back). A decision
+ *	that names r after this is taken as FAIL, so a decide() racing with
+ *	uninstall() stays safe.
  * reclaim(want, flags): run the host's reclaimer for about `want` bytes:
  *	with PFS_ALLOC_NOFS only what cannot wait on filesystem locks (drop
  *	clean pages, wake writeback); without it, writing back and blocking
@@ -203,8 +222,8 @@ struct pfs_policy_host {
 	void (*log)(void *host_data, enum pfs_log_level level, const char *fmt, ...)
 		__attribute__((format(printf, 3, 4)));
 	void *host_data;
-	int (*reserve_charge)(void *host_data, uint64_t bytes);
-	void (*reserve_uncharge)(void *host_data, uint64_t bytes);
+	struct pfs_reserve *(*reserve_create)(void *host_data, size_t elem_size, unsigned count);
+	void (*reserve_destroy)(void *host_data, struct pfs_reserve *r);
 	size_t (*reclaim)(void *host_data, size_t want, unsigned flags);
 	int (*wait_for_memory)(void *host_data, uint64_t timeout_ns);
 	uint64_t (*dirty_bytes)(void *host_data);

@@ -75,21 +75,21 @@ int __wrap_fdatasync(int fd)
 
 static struct alloc *host_alloc;
 
-static int host_reserve_charge(void *data, uint64_t bytes)
+static struct pfs_reserve *host_reserve_create(void *data, size_t elem_size, unsigned count)
 {
 	(void)data;
-	return alloc_reserve_charge(host_alloc, bytes);
+	return alloc_reserve_create(host_alloc, elem_size, count);
 }
 
-static void host_reserve_uncharge(void *data, uint64_t bytes)
+static void host_reserve_destroy(void *data, struct pfs_reserve *r)
 {
 	(void)data;
-	alloc_reserve_uncharge(host_alloc, bytes);
+	alloc_reserve_destroy(host_alloc, r);
 }
 
 static const struct pfs_policy_host host = {
-	.reserve_charge = host_reserve_charge,
-	.reserve_uncharge = host_reserve_uncharge,
+	.reserve_create = host_reserve_create,
+	.reserve_destroy = host_reserve_destroy,
 };
 
 struct wt_env {

@@ -70,15 +70,15 @@ static enum oom_kind kind_probe(const struct pfs_policy *ops, void *state)
 static struct alloc *oom_current;
 static unsigned oom_shutdowns;
 
-static int oom_host_reserve_charge(void *data, uint64_t bytes)
+static struct pfs_reserve *oom_host_reserve_create(void *data, size_t elem_size, unsigned count)
 {
-	return oom_current ? alloc_reserve_charge(oom_current, bytes) : -ENOMEM;
+	return oom_current ? alloc_reserve_create(oom_current, elem_size, count) : NULL;
 }
 
-static void oom_host_reserve_uncharge(void *data, uint64_t bytes)
+static void oom_host_reserve_destroy(void *data, struct pfs_reserve *r)
 {
 	if (oom_current)
-		alloc_reserve_uncharge(oom_current, bytes);
+		alloc_reserve_destroy(oom_current, r);
 }
 
 static size_t oom_host_reclaim(void *data, size_t want, unsigned flags)
@@ -102,8 +102,8 @@ static void oom_host_shutdown(void *data, const char *why)
 }
 
 static const struct pfs_policy_host oom_host = {
-	.reserve_charge = oom_host_reserve_charge,
-	.reserve_uncharge = oom_host_reserve_uncharge,
+	.reserve_create = oom_host_reserve_create,
+	.reserve_destroy = oom_host_reserve_destroy,
 	.reclaim = oom_host_reclaim,
 	.wait_for_memory = oom_host_wait,
 	.dirty_bytes = oom_host_dirty,

@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -67,15 +68,27 @@ static inline struct pfs_policy_host test_host_make(struct test_log *log)
 }
 
 /*
- * A host with every ABI 2 service, backed by counters a test sets and
+ * A host with every ABI 4 service, backed by counters a test sets and
  * reads: a budget of `room` bytes for reserves, a reclaimer that records
  * its calls, a dirty-byte count, a page size and a shutdown flag.
  */
+/* A reserve as this host makes it: bytes only, no elements to hand out
+ * (the allocator's own tests take elements). */
+struct pfs_reserve {
+	size_t elem_size;
+	unsigned count;
+	bool live;
+};
+
+#define TEST_RESERVES 8
+
 struct test_services {
 	struct test_log log;
 	uint64_t room;	  /* reserve bytes that fit */
 	uint64_t charged; /* reserve bytes charged now */
 	unsigned charges, uncharges;
+	struct pfs_reserve reserves[TEST_RESERVES]; /* in the order made */
+	unsigned nreserves;
 	unsigned reclaims;
 	size_t reclaim_want;
 	unsigned reclaim_flags;
@@ -91,23 +104,32 @@ static inline struct test_services *test_services_of(void *data)
 	return (struct test_services *)data;
 }
 
-static inline int test_svc_reserve_charge(void *data, uint64_t bytes)
+static inline struct pfs_reserve *test_svc_reserve_create(void *data, size_t elem_size,
+							  unsigned count)
 {
 	struct test_services *t = test_services_of(data);
+	uint64_t bytes = (uint64_t)elem_size * count;
+	struct pfs_reserve *r;
 
 	t->charges++;
-	if (bytes > t->room - t->charged)
-		return -ENOMEM;
+	assert_true(elem_size > 0 && count > 0);
+	if (bytes > t->room - t->charged || t->nreserves == TEST_RESERVES)
+		return NULL;
 	t->charged += bytes;
-	return 0;
+	r = &t->reserves[t->nreserves++];
+	*r = (struct pfs_reserve){.elem_size = elem_size, .count = count, .live = true};
+	return r;
 }
 
-static inline void test_svc_reserve_uncharge(void *data, uint64_t bytes)
+static inline void test_svc_reserve_destroy(void *data, struct pfs_reserve *r)
 {
 	struct test_services *t = test_services_of(data);
+	uint64_t bytes = (uint64_t)r->elem_size * r->count;
 
 	t->uncharges++;
+	assert_true(r->live);
 	assert_true(bytes <= t->charged);
+	r->live = false;
 	t->charged -= bytes;
 }
 
@@ -152,8 +174,8 @@ static inline struct pfs_policy_host test_services_host(struct test_services *t)
 	return (struct pfs_policy_host){
 		.log = test_log_append,
 		.host_data = t,
-		.reserve_charge = test_svc_reserve_charge,
-		.reserve_uncharge = test_svc_reserve_uncharge,
+		.reserve_create = test_svc_reserve_create,
+		.reserve_destroy = test_svc_reserve_destroy,
 		.reclaim = test_svc_reclaim,
 		.wait_for_memory = test_svc_wait,
 		.dirty_bytes = test_svc_dirty,

@@ -176,8 +176,8 @@ static void test_loader_refuses_wrong_abi(void **unused)
 
 	assert_null(
 		policy_load(TEST_PLUGIN_DIR "/bad_abi.so", NULL, NULL, 0, NULL, err, sizeof(err)));
-	assert_string_equal(err, TEST_PLUGIN_DIR "/bad_abi.so was built for policy ABI 2, this "
-						 "pressurefs needs 3; rebuild it against "
+	assert_string_equal(err, TEST_PLUGIN_DIR "/bad_abi.so was built for policy ABI 3, this "
+						 "pressurefs needs 4; rebuild it against "
 						 "pressurefs/policy.h " AVAILABLE);
 }
 
@@ -221,7 +221,7 @@ static void test_loader_finds_names_in_overridden_dir(void **unused)
 	assert_string_equal(policy_dir(), TEST_PLUGIN_DIR);
 	assert_null(policy_load("bad_abi", NULL, NULL, 0, NULL, err, sizeof(err)));
 	policy_dir_set(NULL);
-	assert_contains(err, "bad_abi.so was built for policy ABI 2");
+	assert_contains(err, "bad_abi.so was built for policy ABI 3");
 	/* The listing came from the overridden directory. */
 	assert_contains(err, "(available: bad_abi, bad_init, bad_nodecide, bad_nosym, bad_size)");
 	assert_string_equal(policy_dir(), PFS_BUILD_POLICY_DIR);

@@ -36,18 +36,28 @@ static void test_mempool_default_reserves_writeback_only(void **unused)
 	struct test_services t;
 	struct pfs_policy_host host = test_services_host(&t);
 	struct policy_handle *h = mempool_load(NULL, &host);
+	struct pfs_decision d;
 	char args[256];
 
 	policy_format_args(h, args, sizeof(args));
 	assert_string_equal(args, "reserve=writeback:256K,wait_ms=10");
 	t.room = 1 << 20;
 	assert_int_equal(h->ops->install(h->state), 0);
+	/* No page size from the host: elements of the cache's default 64 KiB. */
+	assert_int_equal(t.nreserves, 1);
+	assert_int_equal(t.reserves[0].elem_size, 64 * 1024);
+	assert_int_equal(t.reserves[0].count, 4);
 	assert_int_equal(t.charged, 256 * 1024);
-	assert_int_equal(mempool_ask(h, "writeback", 4096).verdict, PFS_VERDICT_RESERVED);
+	d = mempool_ask(h, "writeback", 4096);
+	assert_int_equal(d.verdict, PFS_VERDICT_RESERVED);
+	assert_ptr_equal(d.reserve, &t.reserves[0]);
+	assert_int_equal(d.wait_ns, 10 * 1000000ull);
 	assert_int_equal(mempool_ask(h, "cache_page", 4096).verdict, PFS_VERDICT_FAIL);
 	h->ops->uninstall(h->state);
-	/* The reserve went back; the 4 KiB handed out belongs to its block. */
-	assert_int_equal(t.charged, 4096);
+	assert_false(t.reserves[0].live);
+	assert_int_equal(t.charged, 0);
+	/* Uninstalled: a decide() still in flight serves nothing. */
+	assert_int_equal(mempool_ask(h, "writeback", 4096).verdict, PFS_VERDICT_FAIL);
 	policy_unload(h);
 }
 
@@ -59,7 +69,9 @@ static void test_mempool_install_fails_with_enomem_when_reserve_does_not_fit(voi
 
 	t.room = 100 * 1024; /* the first fits, the second does not */
 	assert_int_equal(h->ops->install(h->state), -ENOMEM);
-	assert_int_equal(t.charged, 0); /* the first was given back */
+	assert_int_equal(t.nreserves, 1);
+	assert_false(t.reserves[0].live); /* the first was given back */
+	assert_int_equal(t.charged, 0);
 	/* Not installed: it serves nothing. */
 	assert_int_equal(mempool_ask(h, "writeback", 16).verdict, PFS_VERDICT_FAIL);
 	policy_unload(h);
@@ -75,28 +87,25 @@ static void test_mempool_install_without_reserve_service_is_refused(void **unuse
 	policy_unload(h);
 }
 
-static void test_mempool_serves_until_reserve_empty_then_sleeps(void **unused)
+static void test_mempool_elements_are_the_page_size_rounded_up_to_the_reserve(void **unused)
 {
 	struct test_services t;
 	struct pfs_policy_host host = test_services_host(&t);
-	struct policy_handle *h = mempool_load("writeback:10K", &host);
-	struct pfs_decision d;
+	struct policy_handle *h = mempool_load("writeback:10K+inode:2K", &host);
 
-	t.room = 10 * 1024;
+	t.room = 1 << 20;
+	t.page_size = 4096;
 	assert_int_equal(h->ops->install(h->state), 0);
-	for (int i = 0; i < 10; i++)
-		assert_int_equal(mempool_ask(h, "writeback", 1024).verdict, PFS_VERDICT_RESERVED);
-	/* Empty, and the budget is full: sleep for a free. */
-	d = mempool_ask(h, "writeback", 1024);
-	assert_int_equal(d.verdict, PFS_VERDICT_LOOP);
-	assert_int_equal(d.wait_ns, 3 * 1000000ull);
-	/* The blocks handed out were freed: the budget has room, the next
-	 * decision refills the reserve and serves from it. */
-	t.charged = 0;
-	assert_int_equal(mempool_ask(h, "writeback", 1024).verdict, PFS_VERDICT_RESERVED);
-	assert_int_equal(t.charged, 10 * 1024);
+	/* 10K in 4K elements: three, so that 10K fit; 2K: one element of 2K. */
+	assert_int_equal(t.reserves[0].elem_size, 4096);
+	assert_int_equal(t.reserves[0].count, 3);
+	assert_int_equal(t.reserves[1].elem_size, 2048);
+	assert_int_equal(t.reserves[1].count, 1);
+	assert_int_equal(t.charged, 14 * 1024);
+	assert_ptr_equal(mempool_ask(h, "inode", 2048).reserve, &t.reserves[1]);
+	assert_int_equal(mempool_ask(h, "inode", 2049).verdict, PFS_VERDICT_FAIL);
 	h->ops->uninstall(h->state);
-	assert_int_equal(t.charged, 1024); /* the block served last */
+	assert_int_equal(t.charged, 0);
 	policy_unload(h);
 }
 
@@ -108,14 +117,15 @@ static void test_mempool_total_reserve_serves_every_site(void **unused)
 
 	t.room = 8192;
 	assert_int_equal(h->ops->install(h->state), 0);
-	/* Writers can drain a shared pool: writeback then sleeps. */
-	assert_int_equal(mempool_ask(h, "cache_page", 8192).verdict, PFS_VERDICT_RESERVED);
-	assert_int_equal(mempool_ask(h, "writeback", 16).verdict, PFS_VERDICT_LOOP);
+	/* One pool for all: writers can drain it, and writeback then sleeps
+	 * for the same elements (the allocator's part). */
+	assert_ptr_equal(mempool_ask(h, "cache_page", 8192).reserve, &t.reserves[0]);
+	assert_ptr_equal(mempool_ask(h, "writeback", 16).reserve, &t.reserves[0]);
 	h->ops->uninstall(h->state);
 	policy_unload(h);
 }
 
-static void test_mempool_request_larger_than_reserve_fails_and_logs_once(void **unused)
+static void test_mempool_request_larger_than_an_element_fails_and_logs_once(void **unused)
 {
 	struct test_services t;
 	struct pfs_policy_host host = test_services_host(&t);
@@ -126,7 +136,7 @@ static void test_mempool_request_larger_than_reserve_fails_and_logs_once(void **
 	assert_int_equal(mempool_ask(h, "writeback", 8192).verdict, PFS_VERDICT_FAIL);
 	assert_int_equal(mempool_ask(h, "writeback", 8192).verdict, PFS_VERDICT_FAIL);
 	assert_int_equal(t.log.lines, 1);
-	assert_non_null(strstr(t.log.text, "more than its reserve"));
+	assert_non_null(strstr(t.log.text, "more than its reserve's elements"));
 	h->ops->uninstall(h->state);
 	policy_unload(h);
 }
@@ -147,9 +157,9 @@ int main(void)
 		cmocka_unit_test(test_mempool_default_reserves_writeback_only),
 		cmocka_unit_test(test_mempool_install_fails_with_enomem_when_reserve_does_not_fit),
 		cmocka_unit_test(test_mempool_install_without_reserve_service_is_refused),
-		cmocka_unit_test(test_mempool_serves_until_reserve_empty_then_sleeps),
+		cmocka_unit_test(test_mempool_elements_are_the_page_size_rounded_up_to_the_reserve),
 		cmocka_unit_test(test_mempool_total_reserve_serves_every_site),
-		cmocka_unit_test(test_mempool_request_larger_than_reserve_fails_and_logs_once),
+		cmocka_unit_test(test_mempool_request_larger_than_an_element_fails_and_logs_once),
 		cmocka_unit_test(test_mempool_refuses_bad_reserve_text),
 	};
 

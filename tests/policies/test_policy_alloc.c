@@ -394,14 +394,14 @@ static void test_policy_alloc_enomem_fails_at_once(void **unused)
 static struct alloc *host_alloc; /* the allocator the services below act on */
 static unsigned host_shutdowns;
 
-static int host_reserve_charge(void *data, uint64_t bytes)
+static struct pfs_reserve *host_reserve_create(void *data, size_t elem_size, unsigned count)
 {
-	return alloc_reserve_charge(host_alloc, bytes);
+	return alloc_reserve_create(host_alloc, elem_size, count);
 }
 
-static void host_reserve_uncharge(void *data, uint64_t bytes)
+static void host_reserve_destroy(void *data, struct pfs_reserve *r)
 {
-	alloc_reserve_uncharge(host_alloc, bytes);
+	alloc_reserve_destroy(host_alloc, r);
 }
 
 static size_t host_reclaim(void *data, size_t want, unsigned flags)
@@ -420,8 +420,8 @@ static void host_shutdown(void *data, const char *why)
 }
 
 static const struct pfs_policy_host services = {
-	.reserve_charge = host_reserve_charge,
-	.reserve_uncharge = host_reserve_uncharge,
+	.reserve_create = host_reserve_create,
+	.reserve_destroy = host_reserve_destroy,
 	.reclaim = host_reclaim,
 	.dirty_bytes = host_dirty,
 	.shutdown = host_shutdown,
@@ -492,6 +492,185 @@ static void test_policy_alloc_mempool_injected_writeback_failure_served_by_reser
 	in.probability = 0;
 	alloc_set_inject(rig.a, &in);
 	rig_teardown_installed(&rig);
+}
+
+static void test_policy_alloc_mempool_sleeps_until_an_element_comes_back(void **unused)
+{
+	struct alloc_retry retry = ALLOC_RETRY_INIT;
+	struct freer fr = {.min_loops = 2};
+	struct rig rig;
+	pthread_t thread;
+	void *full, *p;
+	int err = 0;
+
+	/* One element of 16 KiB (no page size from this host). */
+	rig_setup_installed(&rig, "mempool", "reserve=writeback:16K,wait_ms=5");
+	full = alloc_malloc(rig.a, ALLOC_SITE_OTHER, 48 * KIB, 0);
+	assert_non_null(full);
+	fr.a = rig.a;
+	fr.block = alloc_try(rig.a, ALLOC_SITE_WRITEBACK, 8 * KIB, ALLOC_NOFS, &retry, &err);
+	assert_non_null(fr.block);
+	assert_int_equal(pthread_create(&thread, NULL, freer_run, &fr), 0);
+	/* The element is out and the budget is full: only its return lets
+	 * this through, and what comes back is that same element. */
+	p = alloc_try(rig.a, ALLOC_SITE_WRITEBACK, 4 * KIB, ALLOC_NOFS, &retry, &err);
+	pthread_join(thread, NULL);
+	assert_true(atomic_load(&fr.saw_loops));
+	assert_ptr_equal(p, fr.block);
+	assert_int_equal(alloc_size(p), 4 * KIB);
+	assert_int_equal(stat_total(rig.a, ALLOC_STAT_reserved), 2);
+	assert_int_equal(stat_total(rig.a, ALLOC_STAT_enomem), 0);
+	assert_int_equal(alloc_live(rig.a), 52 * KIB);
+	/* Switched away while the element is out: the reserve's budget stays
+	 * charged until the element comes back, and is then given back. */
+	rig.policy->ops->uninstall(rig.policy->state);
+	assert_int_equal(alloc_charged(rig.a), LIMIT);
+	alloc_free(rig.a, p);
+	assert_int_equal(alloc_charged(rig.a), 48 * KIB);
+	alloc_free(rig.a, full);
+	rig_teardown(&rig);
+	host_alloc = NULL;
+}
+
+/* Cap the address space where it is now and eat the heap with 4 KiB
+ * blocks (the size of the requests that follow), so that malloc() itself
+ * fails. 0, or -1 if the cap could not be set or did not bite. */
+static int rlimit_as_cap_and_eat(void **blocks, size_t cap_blocks, size_t *n)
+{
+	FILE *statm = fopen("/proc/self/statm", "r");
+	struct rlimit cap;
+	long pages = 0;
+
+	if (!statm)
+		return -1;
+	if (fscanf(statm, "%ld", &pages) != 1) {
+		fclose(statm);
+		return -1;
+	}
+	fclose(statm);
+	cap.rlim_cur = cap.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE);
+	if (setrlimit(RLIMIT_AS, &cap))
+		return -1;
+	*n = 0;
+	while (*n < cap_blocks && (blocks[*n] = malloc(4 * KIB + 16)))
+		(*n)++;
+	return *n < cap_blocks ? 0 : -1;
+}
+
+/* Run fn(a) in a child (whose memory limits die with it); its status. */
+static int run_in_child(int (*fn)(struct alloc *), struct alloc *a)
+{
+	pid_t pid;
+	int status;
+
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(fn(a));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* In a child: malloc() fails; writeback is still served, from memory the
+ * reserve took at install. 0 when it was. */
+static int mempool_child_under_rlimit_as(struct alloc *a)
+{
+	struct alloc_retry retry = ALLOC_RETRY_INIT;
+	void **eaten = calloc(1 << 20, sizeof(*eaten));
+	size_t n = 0;
+	void *wb;
+	int err = 0, rc = 0;
+
+	if (!eaten || rlimit_as_cap_and_eat(eaten, 1 << 20, &n))
+		return 10;
+	wb = alloc_try(a, ALLOC_SITE_WRITEBACK, 4 * KIB, ALLOC_NOFS, &retry, &err);
+	if (!wb)
+		rc = 13;
+	else if (stat_total(a, ALLOC_STAT_system_failures) < 1 ||
+		 stat_total(a, ALLOC_STAT_reserved) != 1)
+		rc = 14;
+	alloc_free(a, wb);
+	while (n)
+		free(eaten[--n]);
+	return rc;
+}
+
+static void test_policy_alloc_mempool_serves_writeback_when_malloc_itself_fails(void **unused)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	skip(); /* the sanitizers' allocators die rather than return NULL */
+#else
+	struct rig rig;
+
+	rig_setup_installed(&rig, "mempool", "reserve=writeback:16K,wait_ms=5");
+	assert_int_equal(run_in_child(mempool_child_under_rlimit_as, rig.a), 0);
+	rig_teardown_installed(&rig);
+#endif
+}
+
+/* A reclaimer standing for the cache's clean pages: plain malloc blocks it
+ * frees on request, until it has freed at least what was wanted. */
+struct eater {
+	void **blocks;
+	size_t n;
+	size_t want; /* the last request */
+	unsigned calls;
+};
+
+static size_t eater_reclaim(void *data, size_t want, unsigned flags)
+{
+	struct eater *e = data;
+	size_t freed = 0;
+
+	e->calls++;
+	e->want = want;
+	while (e->n && freed < want) {
+		free(e->blocks[--e->n]);
+		freed += 4 * KIB + 16;
+	}
+	return freed;
+}
+
+/* In a child, under an address-space cap with the heap eaten: malloc()
+ * fails, direct reclaim is asked for the request plus a margin, and the
+ * retry succeeds with no verdict. 0 when so. */
+static int system_failure_child(struct alloc *a)
+{
+	struct eater e = {.blocks = calloc(1 << 20, sizeof(void *))};
+	void *p;
+	int rc = 0;
+
+	if (!e.blocks || rlimit_as_cap_and_eat(e.blocks, 1 << 20, &e.n))
+		return 10;
+	alloc_set_reclaimer(a, eater_reclaim, &e);
+	p = alloc_malloc(a, ALLOC_SITE_INODE, 4 * KIB, 0);
+	if (!p)
+		rc = 11;
+	else if (e.calls != 1 || e.want < 4 * KIB + (1u << 20))
+		rc = 12;
+	else if (stat_total(a, ALLOC_STAT_system_failures) != 1 ||
+		 stat_total(a, ALLOC_STAT_reclaimed) != 1 || stat_total(a, ALLOC_STAT_enomem) != 0)
+		rc = 13;
+	alloc_set_reclaimer(a, NULL, NULL);
+	alloc_free(a, p);
+	while (e.n)
+		free(e.blocks[--e.n]);
+	return rc;
+}
+
+static void test_policy_alloc_system_failure_reclaims_a_margin_before_the_policy(void **unused)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	skip(); /* the sanitizers' allocators die rather than return NULL */
+#else
+	struct rig rig;
+
+	rig_setup(&rig, "enomem", NULL, NULL);
+	assert_int_equal(run_in_child(system_failure_child, rig.a), 0);
+	rig_teardown(&rig);
+#endif
 }
 
 static void test_policy_alloc_write_through_bypass_reaches_only_callers_that_can(void **unused)
@@ -666,6 +845,11 @@ int main(void)
 		cmocka_unit_test(
 			test_policy_alloc_mempool_injected_writeback_failure_served_by_reserve),
 		cmocka_unit_test(test_policy_alloc_mempool_install_refused_when_budget_too_small),
+		cmocka_unit_test(test_policy_alloc_mempool_sleeps_until_an_element_comes_back),
+		cmocka_unit_test(
+			test_policy_alloc_mempool_serves_writeback_when_malloc_itself_fails),
+		cmocka_unit_test(
+			test_policy_alloc_system_failure_reclaims_a_margin_before_the_policy),
 		cmocka_unit_test(
 			test_policy_alloc_write_through_bypass_reaches_only_callers_that_can),
 		cmocka_unit_test(test_policy_alloc_too_small_to_fail_loops_for_small_fails_large),

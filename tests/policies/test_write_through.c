@@ -49,27 +49,9 @@ static void test_write_through_default_reserves_writeback(void **unused)
 	t.room = 1 << 20;
 	assert_int_equal(h->ops->install(h->state), 0);
 	assert_int_equal(t.charged, 256 * 1024);
-	assert_int_equal(wt_ask(h, "writeback", 64 * 1024).verdict, PFS_VERDICT_RESERVED);
+	assert_ptr_equal(wt_ask(h, "writeback", 64 * 1024).reserve, &t.reserves[0]);
 	h->ops->uninstall(h->state);
-	/* The reserve went back; the 64 KiB handed out belongs to its block. */
-	assert_int_equal(t.charged, 64 * 1024);
-	policy_unload(h);
-}
-
-static void test_write_through_writeback_sleeps_when_reserve_and_budget_are_empty(void **unused)
-{
-	struct test_services t;
-	struct pfs_policy_host host = test_services_host(&t);
-	struct policy_handle *h = wt_load("writeback:64K", &host);
-	struct pfs_decision d;
-
-	t.room = 64 * 1024;
-	assert_int_equal(h->ops->install(h->state), 0);
-	assert_int_equal(wt_ask(h, "writeback", 64 * 1024).verdict, PFS_VERDICT_RESERVED);
-	d = wt_ask(h, "writeback", 4096);
-	assert_int_equal(d.verdict, PFS_VERDICT_LOOP);
-	assert_int_equal(d.wait_ns, 3000000);
-	h->ops->uninstall(h->state);
+	assert_int_equal(t.charged, 0);
 	policy_unload(h);
 }
 
@@ -135,8 +117,6 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_write_through_bypasses_cache_page_whatever_the_size),
 		cmocka_unit_test(test_write_through_default_reserves_writeback),
-		cmocka_unit_test(
-			test_write_through_writeback_sleeps_when_reserve_and_budget_are_empty),
 		cmocka_unit_test(test_write_through_fails_other_sites_at_once),
 		cmocka_unit_test(
 			test_write_through_install_fails_with_enomem_when_reserve_does_not_fit),
