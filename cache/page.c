@@ -23,7 +23,7 @@ uint64_t _pcache_now_ns(void)
 struct pcache_page *_pcache_page_alloc(struct pcache *pc, uint64_t index, unsigned flags,
 				       struct alloc_retry *retry, int *err)
 {
-	size_t size = sizeof(struct pcache_page) + PCACHE_DATA_ALIGN - 1 + pc->page_size;
+	size_t size = pcache_page_alloc_size(pc->page_size);
 	struct pcache_page *p;
 
 	if (retry) {
@@ -85,4 +85,9 @@ int _pcache_page_fill(struct pcache_file *f, struct pcache_page *p)
 	if (!(p->flags & (PCACHE_PAGE_DIRTY | PCACHE_PAGE_WRITEBACK)))
 		p->from = p->to = 0;
 	return 0;
+}
+
+size_t pcache_page_alloc_size(size_t page_size)
+{
+	return sizeof(struct pcache_page) + PCACHE_DATA_ALIGN - 1 + page_size;
 }

@@ -152,6 +152,11 @@ void pcache_destroy(struct pcache *pc);
 int pcache_writeback_start(struct pcache *pc);
 void pcache_writeback_stop(struct pcache *pc);
 size_t pcache_page_size(const struct pcache *pc);
+/* What one page of page_size bytes asks the allocator for (site
+ * cache_page): its data and its record. A pure function, for callers that
+ * size things by it before the cache exists (a policy's reserve, the
+ * too-small-to-fail threshold). */
+size_t pcache_page_alloc_size(size_t page_size);
 /* Change dirty_limit, clean_limit, writeback_ms, writers_unthrottled and
  * writeback_delay_us at run time (page_size and buffered_only are fixed at
  * create and ignored here); the writeback

@@ -97,7 +97,10 @@ static uint64_t pfs_host_page_size(void *host_data)
 	struct pfs *fs = pfs_host();
 
 	(void)host_data;
-	return fs ? (uint64_t)fs->ctl.opt.num[PFS_OPT_page_size] : 0;
+	/* The allocation, not just its data: a policy compares it with
+	 * what a cache page asks for. */
+	return fs ? (uint64_t)pcache_page_alloc_size((size_t)fs->ctl.opt.num[PFS_OPT_page_size])
+		  : 0;
 }
 
 static void pfs_host_shutdown(void *host_data, const char *why)

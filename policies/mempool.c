@@ -3,9 +3,10 @@
  * failure use the reserve, then sleep until memory comes back.
  *
  * What the allocator does: at install (mount, or a switch through
- *	.pressurefs/policy) the policy makes each reserve: elements of the
- *	cache's page size (this filesystem's order-0 unit, and the largest
- *	block an emergency path asks for; at most the reserve itself), enough
+ *	.pressurefs/policy) the policy makes each reserve: elements the size
+ *	of one cache page's allocation (host->page_size(): this filesystem's
+ *	order-0 request, and the largest block an emergency path asks for; at
+ *	most the reserve itself), enough
  *	of them to hold the reserve's bytes, malloc'ed and charged to the
  *	budget now. A switch whose reserves do not fit fails with ENOMEM and
  *	the old policy stays. An allocation at a site with a reserve that
@@ -221,7 +222,7 @@ static void mempool_release(struct mempool_state *s, unsigned upto)
 	}
 }
 
-/* Elements of the cache's page size, at most the reserve itself. */
+/* Elements of one cache page's allocation, at most the reserve itself. */
 static size_t mempool_elem_size(const struct mempool_state *s, uint64_t target)
 {
 	uint64_t page = s->host.page_size ? s->host.page_size(s->host.host_data) : 0;

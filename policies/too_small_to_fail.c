@@ -8,9 +8,9 @@
  *	the stall passes another stall_warn_ms); a larger one fails at once.
  *	This is the kernel's unwritten rule (LWN, 2014): order-0 allocations
  *	in process context loop implicitly, whatever the caller asked for.
- *	threshold=0, the default, means the cache's page size, this
- *	filesystem's order-0 unit: cache pages and small records never fail,
- *	larger buffers do.
+ *	threshold=0, the default, means what one cache page asks for (its
+ *	data and record, host->page_size()), this filesystem's order-0
+ *	request: cache pages and small records never fail, larger buffers do.
  * Can it fail: only for requests above threshold.
  * What the caller owes: a clean ENOMEM path for its large requests; for
  *	small ones, the same care as under nofail (hold nothing the memory it

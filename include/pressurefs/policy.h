@@ -212,8 +212,8 @@ enum pfs_log_level {
  * wait_for_memory(timeout_ns): sleep until memory is freed or the budget
  *	grows, at most timeout_ns. 0 when woken, -ETIMEDOUT otherwise.
  * dirty_bytes(): bytes of acknowledged data not yet written back.
- * page_size(): the cache's page size, this filesystem's order-0 unit
- *	(0 if unknown).
+ * page_size(): what one cache page asks the allocator for (its data and
+ *	its record): this filesystem's order-0 request (0 if unknown).
  * shutdown(why): shut the mount down: every later write, create and
  *	metadata change fails with EIO until unmount; writeback goes on.
  *	The host logs `why` once; later calls do nothing.

@@ -5,7 +5,8 @@
 # stays; under `shutdown` the first allocation failure while data is dirty
 # shuts the mount down (later writes, creates and metadata changes get EIO,
 # reads and fsync go on) and the data acknowledged before it still reaches
-# the backing file.
+# the backing file; too_small_to_fail and a total mempool reserve serve a
+# cache page (its whole allocation is the order-0 request).
 # usage: policies.sh PRESSUREFS PFS_MOUNT_IO
 . "${0%/*}/lib.sh" || exit 1
 pfs_init "$@"
@@ -31,6 +32,32 @@ assert_eq EINVAL "$got" "a write_through switch with a cache_page reserve is EIN
 got=$(ctl_try policy "write_through,reserve=64M")
 assert_eq ENOMEM "$got" "a write_through switch whose reserve exceeds mem_limit fails with ENOMEM"
 assert_eq "mempool,reserve=inode:64K+writeback:64K,wait_ms=10" "$(ctl_read policy)" "the old policy stays"
+pfs_umount_clean
+
+# ---- a cache page is the order-0 request: its whole allocation, record included ----
+# Three injected failures at cache_page: too_small_to_fail (threshold=0: a
+# page) loops through them, and a total mempool reserve serves the page
+# from an element. Both failed every page when they compared the page size
+# alone with a request that also carries the page's record.
+pfs_mount -o policy=too_small_to_fail,mem_limit=16M,page_size=64K
+for spec in too_small_to_fail,threshold=0,wait_ms=1:loops mempool,reserve=1M,wait_ms=1:reserved; do
+	stat=${spec##*:} spec=${spec%:*}
+	ctl_write policy "$spec"
+	# The file's page index first: the injected failures go to the page.
+	assert_eq OK "$(pfs_run 30 "$PFS_IO" write "$M/page-${spec%%,*}" 0 10)" "${spec%%,*}: first write"
+	ctl_read stats >"$W/stats.json"
+	n0=$(json_get "$W/stats.json" "sites.cache_page.$stat")
+	ctl_write fail_sites cache_page
+	ctl_write fail_times 3
+	ctl_write fail_probability 100
+	assert_eq OK "$(pfs_run 30 "$PFS_IO" write "$M/page-${spec%%,*}" 65536 65536)" \
+		"${spec%%,*}: a write needing a new page succeeds through injected page failures"
+	ctl_write fail_probability 0
+	ctl_read stats >"$W/stats.json"
+	n=$(($(json_get "$W/stats.json" "sites.cache_page.$stat") - n0))
+	[ "$n" -ge 1 ] || pfs_fail "${spec%%,*}: no cache_page $stat (got '$n'): the failures did not reach the policy"
+	pfs_ok "${spec%%,*}: the page failures reached the policy ($n $stat)"
+done
 pfs_umount_clean
 
 # ---- shutdown ----
