@@ -15,25 +15,15 @@ usage: kernel_cache.py MOUNT BACKING
 import os
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "mount"))
+from pfsctl import Ctl  # noqa: E402
+
 MAX_N = 200
 
 mnt, backing = sys.argv[1], sys.argv[2]
-ctl = os.path.join(mnt, ".pressurefs")
 data = bytes((i * 7 + 3) & 0xFF for i in range(64 * 1024))
-
-
-def ctl_write(name, value):
-    fd = os.open(os.path.join(ctl, name), os.O_WRONLY)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
-
-
-def ctl_read(name):
-    with open(os.path.join(ctl, name)) as f:
-        return f.read()
-
+ctl = Ctl(mnt)
+ctl_write, ctl_read = ctl.write, ctl.read
 
 failed = 0
 for n in range(1, MAX_N + 1):

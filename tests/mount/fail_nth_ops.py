@@ -35,11 +35,12 @@ import os
 import sys
 import time
 
+from pfsctl import Ctl
+
 MAX_N = 400
 LEAK_WAIT_S = 20
 
 mnt, backing, policy = sys.argv[1], sys.argv[2], sys.argv[3]
-ctl = os.path.join(mnt, ".pressurefs")
 
 
 def die(msg):
@@ -47,17 +48,8 @@ def die(msg):
     sys.exit(1)
 
 
-def ctl_write(name, value):
-    fd = os.open(os.path.join(ctl, name), os.O_WRONLY)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
-
-
-def ctl_read(name):
-    with open(os.path.join(ctl, name)) as f:
-        return f.read()
+ctl = Ctl(mnt)
+ctl_write, ctl_read = ctl.write, ctl.read
 
 
 def live():

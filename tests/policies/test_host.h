@@ -201,6 +201,28 @@ static inline struct pfs_failure test_failure_make(void)
 	};
 }
 
+/* A reserve-taking policy (mempool, write_through) loaded with reserve=
+ * and wait_ms=3, or with its defaults when reserve is NULL. */
+static inline struct policy_handle *test_reserve_policy_load(const char *spec, const char *reserve,
+							     const struct pfs_policy_host *host)
+{
+	const char *keys[] = {"reserve", "wait_ms"};
+	const char *values[] = {reserve, "3"};
+
+	return test_policy_load(spec, keys, values, reserve ? 2 : 0, host);
+}
+
+/* The policy's verdict on a failed attempt of size bytes at site. */
+static inline struct pfs_decision test_policy_ask(struct policy_handle *h, const char *site,
+						  size_t size)
+{
+	struct pfs_failure f = test_failure_make();
+
+	f.site = site;
+	f.size = size;
+	return h->ops->decide(h->state, &f);
+}
+
 /* Redirect fd 2 into a temporary file until test_stderr_end(). */
 struct test_stderr {
 	FILE *file;

@@ -4,19 +4,7 @@
 
 static struct policy_handle *mempool_load(const char *reserve, struct pfs_policy_host *host)
 {
-	const char *keys[] = {"reserve", "wait_ms"};
-	const char *values[] = {reserve, "3"};
-
-	return test_policy_load("mempool", keys, values, reserve ? 2 : 0, host);
-}
-
-static struct pfs_decision mempool_ask(struct policy_handle *h, const char *site, size_t size)
-{
-	struct pfs_failure f = test_failure_make();
-
-	f.site = site;
-	f.size = size;
-	return h->ops->decide(h->state, &f);
+	return test_reserve_policy_load("mempool", reserve, host);
 }
 
 static void mempool_refused(const char *reserve, const char *want)
@@ -48,16 +36,16 @@ static void test_mempool_default_reserves_writeback_only(void **unused)
 	assert_int_equal(t.reserves[0].elem_size, 64 * 1024);
 	assert_int_equal(t.reserves[0].count, 4);
 	assert_int_equal(t.charged, 256 * 1024);
-	d = mempool_ask(h, "writeback", 4096);
+	d = test_policy_ask(h, "writeback", 4096);
 	assert_int_equal(d.verdict, PFS_VERDICT_RESERVED);
 	assert_ptr_equal(d.reserve, &t.reserves[0]);
 	assert_int_equal(d.wait_ns, 10 * 1000000ull);
-	assert_int_equal(mempool_ask(h, "cache_page", 4096).verdict, PFS_VERDICT_FAIL);
+	assert_int_equal(test_policy_ask(h, "cache_page", 4096).verdict, PFS_VERDICT_FAIL);
 	h->ops->uninstall(h->state);
 	assert_false(t.reserves[0].live);
 	assert_int_equal(t.charged, 0);
 	/* Uninstalled: a decide() still in flight serves nothing. */
-	assert_int_equal(mempool_ask(h, "writeback", 4096).verdict, PFS_VERDICT_FAIL);
+	assert_int_equal(test_policy_ask(h, "writeback", 4096).verdict, PFS_VERDICT_FAIL);
 	policy_unload(h);
 }
 
@@ -73,7 +61,7 @@ static void test_mempool_install_fails_with_enomem_when_reserve_does_not_fit(voi
 	assert_false(t.reserves[0].live); /* the first was given back */
 	assert_int_equal(t.charged, 0);
 	/* Not installed: it serves nothing. */
-	assert_int_equal(mempool_ask(h, "writeback", 16).verdict, PFS_VERDICT_FAIL);
+	assert_int_equal(test_policy_ask(h, "writeback", 16).verdict, PFS_VERDICT_FAIL);
 	policy_unload(h);
 }
 
@@ -102,8 +90,8 @@ static void test_mempool_elements_are_the_page_size_rounded_up_to_the_reserve(vo
 	assert_int_equal(t.reserves[1].elem_size, 2048);
 	assert_int_equal(t.reserves[1].count, 1);
 	assert_int_equal(t.charged, 14 * 1024);
-	assert_ptr_equal(mempool_ask(h, "inode", 2048).reserve, &t.reserves[1]);
-	assert_int_equal(mempool_ask(h, "inode", 2049).verdict, PFS_VERDICT_FAIL);
+	assert_ptr_equal(test_policy_ask(h, "inode", 2048).reserve, &t.reserves[1]);
+	assert_int_equal(test_policy_ask(h, "inode", 2049).verdict, PFS_VERDICT_FAIL);
 	h->ops->uninstall(h->state);
 	assert_int_equal(t.charged, 0);
 	policy_unload(h);
@@ -119,8 +107,8 @@ static void test_mempool_total_reserve_serves_every_site(void **unused)
 	assert_int_equal(h->ops->install(h->state), 0);
 	/* One pool for all: writers can drain it, and writeback then sleeps
 	 * for the same elements (the allocator's part). */
-	assert_ptr_equal(mempool_ask(h, "cache_page", 8192).reserve, &t.reserves[0]);
-	assert_ptr_equal(mempool_ask(h, "writeback", 16).reserve, &t.reserves[0]);
+	assert_ptr_equal(test_policy_ask(h, "cache_page", 8192).reserve, &t.reserves[0]);
+	assert_ptr_equal(test_policy_ask(h, "writeback", 16).reserve, &t.reserves[0]);
 	h->ops->uninstall(h->state);
 	policy_unload(h);
 }
@@ -133,8 +121,8 @@ static void test_mempool_request_larger_than_an_element_fails_and_logs_once(void
 
 	t.room = 1 << 20;
 	assert_int_equal(h->ops->install(h->state), 0);
-	assert_int_equal(mempool_ask(h, "writeback", 8192).verdict, PFS_VERDICT_FAIL);
-	assert_int_equal(mempool_ask(h, "writeback", 8192).verdict, PFS_VERDICT_FAIL);
+	assert_int_equal(test_policy_ask(h, "writeback", 8192).verdict, PFS_VERDICT_FAIL);
+	assert_int_equal(test_policy_ask(h, "writeback", 8192).verdict, PFS_VERDICT_FAIL);
 	assert_int_equal(t.log.lines, 1);
 	assert_non_null(strstr(t.log.text, "more than its reserve's elements"));
 	h->ops->uninstall(h->state);

@@ -4,19 +4,7 @@
 
 static struct policy_handle *wt_load(const char *reserve, struct pfs_policy_host *host)
 {
-	const char *keys[] = {"reserve", "wait_ms"};
-	const char *values[] = {reserve, "3"};
-
-	return test_policy_load("write_through", keys, values, reserve ? 2 : 0, host);
-}
-
-static struct pfs_decision wt_ask(struct policy_handle *h, const char *site, size_t size)
-{
-	struct pfs_failure f = test_failure_make();
-
-	f.site = site;
-	f.size = size;
-	return h->ops->decide(h->state, &f);
+	return test_reserve_policy_load("write_through", reserve, host);
 }
 
 static void test_write_through_bypasses_cache_page_whatever_the_size(void **unused)
@@ -27,8 +15,8 @@ static void test_write_through_bypasses_cache_page_whatever_the_size(void **unus
 
 	t.room = 1 << 20;
 	assert_int_equal(h->ops->install(h->state), 0);
-	assert_int_equal(wt_ask(h, "cache_page", 4096).verdict, PFS_VERDICT_BYPASS);
-	assert_int_equal(wt_ask(h, "cache_page", 64u << 20).verdict, PFS_VERDICT_BYPASS);
+	assert_int_equal(test_policy_ask(h, "cache_page", 4096).verdict, PFS_VERDICT_BYPASS);
+	assert_int_equal(test_policy_ask(h, "cache_page", 64u << 20).verdict, PFS_VERDICT_BYPASS);
 	/* Nothing charged, nothing waited for. */
 	assert_int_equal(t.charged, 256 * 1024);
 	assert_int_equal(t.waits, 0);
@@ -49,7 +37,7 @@ static void test_write_through_default_reserves_writeback(void **unused)
 	t.room = 1 << 20;
 	assert_int_equal(h->ops->install(h->state), 0);
 	assert_int_equal(t.charged, 256 * 1024);
-	assert_ptr_equal(wt_ask(h, "writeback", 64 * 1024).reserve, &t.reserves[0]);
+	assert_ptr_equal(test_policy_ask(h, "writeback", 64 * 1024).reserve, &t.reserves[0]);
 	h->ops->uninstall(h->state);
 	assert_int_equal(t.charged, 0);
 	policy_unload(h);
@@ -65,7 +53,7 @@ static void test_write_through_fails_other_sites_at_once(void **unused)
 	t.room = 1 << 20;
 	assert_int_equal(h->ops->install(h->state), 0);
 	for (unsigned i = 0; i < sizeof(sites) / sizeof(sites[0]); i++)
-		assert_int_equal(wt_ask(h, sites[i], 64).verdict, PFS_VERDICT_FAIL);
+		assert_int_equal(test_policy_ask(h, sites[i], 64).verdict, PFS_VERDICT_FAIL);
 	assert_int_equal(t.waits, 0);
 	h->ops->uninstall(h->state);
 	policy_unload(h);
@@ -81,8 +69,8 @@ static void test_write_through_install_fails_with_enomem_when_reserve_does_not_f
 	assert_int_equal(h->ops->install(h->state), -ENOMEM);
 	assert_int_equal(t.charged, 0);
 	/* Not installed: writeback is not served, but a write still bypasses. */
-	assert_int_equal(wt_ask(h, "writeback", 16).verdict, PFS_VERDICT_FAIL);
-	assert_int_equal(wt_ask(h, "cache_page", 4096).verdict, PFS_VERDICT_BYPASS);
+	assert_int_equal(test_policy_ask(h, "writeback", 16).verdict, PFS_VERDICT_FAIL);
+	assert_int_equal(test_policy_ask(h, "cache_page", 4096).verdict, PFS_VERDICT_BYPASS);
 	policy_unload(h);
 }
 
