@@ -81,8 +81,9 @@ static int page_write_chunk(struct pcache_file *f, struct pcache_page *p, const 
 	 * ones and the old dirty blocks at the old hull's edges. */
 	check = (uint16_t)(touched & ~_pcache_blocks_covered(pc, poff, end));
 	if (dirty)
-		check |= _pcache_blocks_touched(pc, p->from, p->from + 1) |
-			 _pcache_blocks_touched(pc, p->to - 1, p->to);
+		check |= (_pcache_blocks_touched(pc, p->from, p->from + 1) |
+			  _pcache_blocks_touched(pc, p->to - 1, p->to)) &
+			 p->dirty;
 	check &= (uint16_t)~p->valid;
 	for (unsigned b = 0; check >> b; b++)
 		if ((check & (1u << b)) && !block_hull_written(pc, p, b, poff, end, from, to))
