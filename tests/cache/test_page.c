@@ -266,6 +266,24 @@ static void test_page_truncate_cuts_dirty_blocks_and_edges(void **state)
 	page_free(fx);
 }
 
+static void test_page_write_after_cut_hull_fills_nothing_it_does_not_dirty(void **state)
+{
+	struct page_fixture *fx = page_make(PAGE, 2 * PAGE);
+
+	(void)state;
+	pt_write(&fx->f, &fx->m, BLOCK, 0, 1);
+	pt_write(&fx->f, &fx->m, BLOCK, 8 * BLOCK, 2);
+	/* The hull now ends inside block 5, which holds no dirty byte. */
+	assert_int_equal(pcache_truncate(&fx->f, 5 * BLOCK + 100), 0);
+	pt_model_truncate(&fx->m, 5 * BLOCK + 100);
+	pt_write(&fx->f, &fx->m, BLOCK, 2 * BLOCK, 3);
+	assert_int_equal(page_usage(fx).fills, 0);
+	assert_int_equal(pcache_fsync(&fx->f, false), 0);
+	pt_assert_backing(fx->fd, &fx->m);
+	pt_assert_cached(&fx->f, &fx->m);
+	page_free(fx);
+}
+
 /* Random writes (aligned and not), reads, truncates and fsyncs against
  * the model, for a page size: the cache and then the backing file hold
  * exactly the model's bytes. */
@@ -340,6 +358,7 @@ int main(void)
 		cmocka_unit_test(test_page_swallowed_hull_edge_is_filled_around_its_bytes),
 		cmocka_unit_test(test_page_small_appends_need_no_fill),
 		cmocka_unit_test(test_page_truncate_cuts_dirty_blocks_and_edges),
+		cmocka_unit_test(test_page_write_after_cut_hull_fills_nothing_it_does_not_dirty),
 		cmocka_unit_test(test_page_random_ops_match_the_model_64k_pages),
 		cmocka_unit_test(test_page_random_ops_match_the_model_4k_and_1m_pages),
 	};
