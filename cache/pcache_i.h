@@ -20,9 +20,10 @@
  *   DIRTY      some bytes are not yet in the backing file.
  *   WRITEBACK  the dirty bytes are being written; the page is stable
  *              (writers, truncate and discard wait on writeback_done).
- * Blocks: a page is cut into PCACHE_PAGE_BLOCKS blocks (of at least 4 KiB),
- * so that a write of whole blocks into a page that is not uptodate needs
- * no read from the backing file. Under pages_lock:
+ * Blocks: a page is cut into blocks of page_size / PCACHE_PAGE_BLOCKS,
+ * 4 KiB at least (pcache.nr_blocks of them), so that a write of whole
+ * blocks into a page that is not uptodate needs no read from the backing
+ * file. Under pages_lock:
  *   valid      bit b: block b holds the file's data.
  *   dirty      bit b: block b holds dirty bytes. The dirty bytes of the
  *              page are its dirty blocks cut to [from, to) (the hull of
@@ -30,7 +31,8 @@
  *              that is not valid lies at an edge of the hull, and every
  *              byte of it inside [from, to) was written. A block written
  *              whole becomes valid. The bytes the page holds are its valid
- *              blocks and its dirty bytes.
+ *              blocks and its dirty bytes. Under WRITEBACK, dirty, from
+ *              and to say what is being written; a clean page has none.
  * Bytes of a valid block past the file's size are zeros.
  * A page that is neither DIRTY nor WRITEBACK is clean and sits on the LRU,
  * where reclaim may drop it. f->dirty_pages counts DIRTY or WRITEBACK pages
