@@ -285,9 +285,9 @@ static bool page_holds(const struct pcache *pc, const struct pcache_page *p, uin
 }
 
 /* pages_lock held: copy [poff, poff+n) of page index into dst, filling the
- * page's missing blocks first if those bytes are not all there (the whole
- * page: the next reads of it are served from memory). Returns 1 if served
- * from the cache, 0 if there is no page, or a negative errno. */
+ * missing blocks it touches first (only those: a random 4 KiB read under
+ * pressure would otherwise read the whole page for one block). Returns 1
+ * if served from the cache, 0 if there is no page, or a negative errno. */
 static int read_cached(struct pcache_file *f, uint64_t index, unsigned char *dst, uint32_t poff,
 		       uint32_t n)
 {
@@ -297,7 +297,7 @@ static int read_cached(struct pcache_file *f, uint64_t index, unsigned char *dst
 	if (!p)
 		return 0;
 	if (!(p->flags & PCACHE_PAGE_UPTODATE) && !page_holds(f->cache, p, poff, poff + n)) {
-		err = _pcache_page_fill(f, p, _pcache_blocks_all(f->cache));
+		err = _pcache_page_fill(f, p, _pcache_blocks_touched(f->cache, poff, poff + n));
 		if (err)
 			return err;
 	}

@@ -120,9 +120,19 @@ static void test_page_read_of_partly_valid_page_sees_backing_around_dirty_blocks
 		assert_memory_equal(buf, fx->m.data + 9 * BLOCK, BLOCK);
 		assert_int_equal(page_usage(fx).fills, 0);
 	}
+	/* Over a missing block and a written one: only the missing one is
+	 * read. */
+	{
+		unsigned char buf[2 * BLOCK];
+
+		assert_int_equal(pcache_read(&fx->f, buf, 2 * BLOCK, 8 * BLOCK), 2 * BLOCK);
+		assert_memory_equal(buf, fx->m.data + 8 * BLOCK, 2 * BLOCK);
+		assert_int_equal(page_usage(fx).fills, 1);
+		assert_int_equal(page_usage(fx).fill_bytes, BLOCK);
+	}
 	pt_assert_cached(&fx->f, &fx->m);
-	/* One fill of the 14 missing blocks, around the 2 written ones. */
-	assert_int_equal(page_usage(fx).fills, 1);
+	/* One more fill of the 13 missing blocks, around the 2 written ones. */
+	assert_int_equal(page_usage(fx).fills, 2);
 	assert_int_equal(page_usage(fx).fill_bytes, PAGE - 2 * BLOCK);
 	assert_int_equal(pcache_fsync(&fx->f, false), 0);
 	pt_assert_backing(fx->fd, &fx->m);
