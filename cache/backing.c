@@ -194,37 +194,50 @@ static int wb_pwritev_all(struct pcache_file *f, int fd, struct iovec *iov, size
 	return 0;
 }
 
-/* Write pages[0..n) (sorted, under writeback, stable). Returns how many
- * pages reached the backing file before an error, and the error. */
+/* Write the dirty bytes of pages[0..n) (sorted, under writeback, stable):
+ * one pwritev per run of bytes that meet end to start, across pages too.
+ * Returns how many pages reached the backing file whole before an error,
+ * and the error. */
 size_t _pcache_backing_write_pages(struct pcache_file *f, struct pcache_page **pages, size_t n,
 				   struct iovec *iov, struct pcache_direct *d, int *err)
 {
 	struct pcache *pc = f->cache;
 	unsigned delay_us = __atomic_load_n(&pc->writeback_delay_us, __ATOMIC_RELAXED);
-	size_t i = 0;
+	size_t i = 0, undelayed = 0;
+	uint32_t at = 0; /* where the next run of pages[i] is looked for */
 
 	*err = 0;
 	while (i < n) {
 		size_t first = i, niov = 0, total = 0, nd = 0, dbytes = 0;
-		off_t off = (off_t)(pages[i]->index << pc->page_shift) + pages[i]->from;
+		uint32_t s, e;
+		off_t off;
 
-		/* One run: ranges that touch end to start across pages. */
-		do {
-			struct pcache_page *p = pages[i];
-
-			iov[niov].iov_base = p->data + p->from;
-			iov[niov].iov_len = p->to - p->from;
-			total += iov[niov].iov_len;
-			niov++;
+		if (!_pcache_page_dirty_run(pc, pages[i], at, &s, &e)) {
 			i++;
-		} while (i < n && niov < IOV_MAX && pages[i - 1]->to == pc->page_size &&
-			 pages[i]->from == 0 && pages[i]->index == pages[i - 1]->index + 1);
+			at = 0;
+			continue;
+		}
+		off = (off_t)(pages[i]->index << pc->page_shift) + s;
+		for (;;) {
+			iov[niov].iov_base = pages[i]->data + s;
+			iov[niov].iov_len = e - s;
+			total += e - s;
+			niov++;
+			at = e;
+			if (e < pc->page_size || niov >= IOV_MAX || i + 1 >= n ||
+			    pages[i + 1]->index != pages[i]->index + 1 ||
+			    !_pcache_page_dirty_run(pc, pages[i + 1], 0, &s, &e) || s != 0)
+				break;
+			i++;
+		}
 
-		if (delay_us) {
-			uint64_t us = (uint64_t)delay_us * (i - first);
+		if (delay_us && i + 1 > undelayed) {
+			uint64_t us = (uint64_t)delay_us *
+				      (i + 1 - (first > undelayed ? first : undelayed));
 			struct timespec ts = {.tv_sec = (time_t)(us / 1000000),
 					      .tv_nsec = (long)(us % 1000000) * 1000};
 
+			undelayed = i + 1;
 			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 				;
 		}

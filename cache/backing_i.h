@@ -24,10 +24,11 @@ int _pcache_backing_write(int fd, const unsigned char *buf, size_t len, off_t of
 /* Set the backing file's size: through f->fd if it is writable, else by
  * path. 0 or -errno. */
 int _pcache_backing_truncate(struct pcache_file *f, off_t size);
-/* Write pages[0..n) (sorted, under writeback, stable) with iov as scratch
- * (n entries), long aligned runs through d's O_DIRECT descriptor. Returns
- * how many pages reached the backing file before an error, and the error
- * in *err. */
+/* Write the dirty bytes of pages[0..n) (sorted, under writeback, stable),
+ * one pwritev per run of bytes that meet, with iov as scratch (n entries:
+ * a run holds at most one piece of each page), long aligned runs through
+ * d's O_DIRECT descriptor. Returns how many pages reached the backing file
+ * whole before an error, and the error in *err. */
 size_t _pcache_backing_write_pages(struct pcache_file *f, struct pcache_page **pages, size_t n,
 				   struct iovec *iov, struct pcache_direct *d, int *err);
 /* End of a pass: close d's descriptor if one was opened. */

@@ -48,6 +48,12 @@ struct pcache *pcache_create(struct alloc *a, const struct pcache_config *config
 	pc->alloc = a;
 	pc->page_size = psize;
 	pc->page_shift = page_shift_of(psize);
+	pc->block_shift = page_shift_of(psize / PCACHE_PAGE_BLOCKS);
+	if (pc->block_shift < page_shift_of(PCACHE_MIN_BLOCK_SIZE))
+		pc->block_shift = page_shift_of(PCACHE_MIN_BLOCK_SIZE);
+	if (pc->block_shift > pc->page_shift)
+		pc->block_shift = pc->page_shift;
+	pc->nr_blocks = 1u << (pc->page_shift - pc->block_shift);
 	pc->dirty_limit = config ? config->dirty_limit : 0;
 	pc->clean_limit = config ? config->clean_limit : 0;
 	pc->writeback_ms =
@@ -248,4 +254,6 @@ void pcache_usage_read(struct pcache *pc, struct pcache_usage *out)
 	out->direct_bytes = atomic_load(&pc->direct_bytes);
 	out->throttled_writes = atomic_load(&pc->throttled_writes);
 	out->throttled_us = atomic_load(&pc->throttled_ns) / 1000;
+	out->fills = atomic_load(&pc->fills);
+	out->fill_bytes = atomic_load(&pc->fill_bytes);
 }

@@ -385,11 +385,13 @@ void _pcache_page_mark_clean(struct pcache_file *f, struct pcache_page *p)
 
 	if (p->flags & PCACHE_PAGE_DIRTY)
 		atomic_fetch_sub(&pc->dirty_bytes, pc->page_size);
-	p->flags &= (uint16_t) ~(PCACHE_PAGE_DIRTY | PCACHE_PAGE_WRITEBACK);
+	p->flags &= (uint8_t) ~(PCACHE_PAGE_DIRTY | PCACHE_PAGE_WRITEBACK);
 	_pcache_uw_remove(f->index, p);
 	f->dirty_pages--;
-	if (p->flags & PCACHE_PAGE_UPTODATE)
-		p->from = p->to = 0;
+	/* Written bytes of a block that is not valid are forgotten with the
+	 * hull: a read fills the block again. */
+	p->dirty = 0;
+	p->from = p->to = 0;
 	_pcache_lru_add(pc, p);
 }
 
@@ -434,17 +436,20 @@ void pcache_for_each_dirty(struct pcache *pc, pcache_dirty_fn fn, void *data)
 		if (f->index) {
 			_pcache_uw_sort(f->index);
 			for (struct pcache_page *p = f->index->uw_head; p; p = p->uw_next) {
-				off_t off = (off_t)(p->index << pc->page_shift) + p->from;
-				off_t len = (off_t)(p->to - p->from);
+				off_t base = (off_t)(p->index << pc->page_shift);
+				uint32_t s, e;
 
-				if (run_len && run_off + run_len == off) {
-					run_len += len;
-					continue;
+				for (uint32_t at = 0; _pcache_page_dirty_run(pc, p, at, &s, &e);
+				     at = e) {
+					if (run_len && run_off + run_len == base + s) {
+						run_len += e - s;
+						continue;
+					}
+					if (run_len)
+						fn(data, f->id, run_off, run_len);
+					run_off = base + s;
+					run_len = e - s;
 				}
-				if (run_len)
-					fn(data, f->id, run_off, run_len);
-				run_off = off;
-				run_len = len;
 			}
 			if (run_len)
 				fn(data, f->id, run_off, run_len);

@@ -15,8 +15,10 @@ struct pcache_page *_pcache_page_alloc(struct pcache *pc, uint64_t index, unsign
 				       struct alloc_retry *retry, int *err);
 /* Free pages chained through hash_next (unlinked from everything). */
 void _pcache_page_list_free(struct pcache *pc, struct pcache_page *list);
-/* Fill a page that is not uptodate from the backing file around its valid
- * bytes. pages_lock held on entry and exit (dropped during the I/O). */
-int _pcache_page_fill(struct pcache_file *f, struct pcache_page *p);
+/* Make the given blocks of p valid: read from the backing file those that
+ * are not, around the dirty bytes they hold (zeros past the file's size).
+ * pages_lock held on entry and exit, dropped during the I/O (if any); the
+ * caller holds f->lock, so no writer or truncate moves meanwhile. */
+int _pcache_page_fill(struct pcache_file *f, struct pcache_page *p, uint16_t blocks);
 
 #endif /* PFS_CACHE_PAGE_I_H */

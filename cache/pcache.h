@@ -261,6 +261,8 @@ struct pcache_usage {
 	uint64_t direct_bytes;	   /* of the bytes written back, those written with O_DIRECT */
 	uint64_t throttled_writes; /* writes that waited at dirty_limit */
 	uint64_t throttled_us;	   /* time they waited, in total */
+	uint64_t fills;		   /* reads from the backing file into a cached page */
+	uint64_t fill_bytes;	   /* the bytes they asked for */
 };
 void pcache_usage_read(struct pcache *pc, struct pcache_usage *out);
 

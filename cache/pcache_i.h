@@ -15,11 +15,25 @@
  *   backing.c    I/O on the backing file (direct or buffered)
  *
  * Page states (flags under the file's pages_lock):
- *   UPTODATE   every byte of the page holds the file's data. A page that is
- *              not uptodate holds only [from, to): the bytes written to it.
- *   DIRTY      [from, to) is not yet in the backing file.
- *   WRITEBACK  [from, to) is being written; the page is stable (writers,
- *              truncate and discard wait on writeback_done).
+ *   UPTODATE   every byte of the page holds the file's data (every block
+ *              valid).
+ *   DIRTY      some bytes are not yet in the backing file.
+ *   WRITEBACK  the dirty bytes are being written; the page is stable
+ *              (writers, truncate and discard wait on writeback_done).
+ * Blocks: a page is cut into blocks of page_size / PCACHE_PAGE_BLOCKS,
+ * 4 KiB at least (pcache.nr_blocks of them), so that a write of whole
+ * blocks into a page that is not uptodate needs no read from the backing
+ * file. Under pages_lock:
+ *   valid      bit b: block b holds the file's data.
+ *   dirty      bit b: block b holds dirty bytes. The dirty bytes of the
+ *              page are its dirty blocks cut to [from, to) (the hull of
+ *              what was written since it was last clean): a dirty block
+ *              that is not valid lies at an edge of the hull, and every
+ *              byte of it inside [from, to) was written. A block written
+ *              whole becomes valid. The bytes the page holds are its valid
+ *              blocks and its dirty bytes. Under WRITEBACK, dirty, from
+ *              and to say what is being written; a clean page has none.
+ * Bytes of a valid block past the file's size are zeros.
  * A page that is neither DIRTY nor WRITEBACK is clean and sits on the LRU,
  * where reclaim may drop it. f->dirty_pages counts DIRTY or WRITEBACK pages
  * (the "unwritten" ones); a file with any is on the dirty-file list and
@@ -40,6 +54,12 @@
 #define PCACHE_PAGE_UPTODATE  0x1u
 #define PCACHE_PAGE_DIRTY     0x2u
 #define PCACHE_PAGE_WRITEBACK 0x4u
+
+/* Blocks of a page (bits of struct pcache_page's valid and dirty): a block
+ * is page_size / PCACHE_PAGE_BLOCKS, 4 KiB at least, so that the default
+ * 64 KiB page has the kernel's page size as block. */
+#define PCACHE_PAGE_BLOCKS    16u
+#define PCACHE_MIN_BLOCK_SIZE (4u * 1024u)
 
 #define PCACHE_MIN_PAGE_SIZE	    (4u * 1024u)
 #define PCACHE_MAX_PAGE_SIZE	    (1024u * 1024u)
@@ -64,9 +84,11 @@ struct pcache_page {
 	struct pcache_page *lru_prev, *lru_next; /* lru.lock */
 	uint64_t index;				 /* page number in the file */
 	uint64_t dirtied_ns;			 /* pages_lock: when it went clean -> dirty */
-	uint32_t from, to;   /* pages_lock: dirty (and, if !UPTODATE, valid) bytes */
-	uint16_t flags;	     /* pages_lock: PCACHE_PAGE_* */
+	uint32_t from, to;   /* pages_lock: hull of the dirty bytes (see above) */
+	uint16_t valid;	     /* pages_lock: blocks holding the file's data */
+	uint16_t dirty;	     /* pages_lock: blocks holding dirty bytes */
 	uint16_t pins;	     /* pages_lock: users outside the lock; reclaim skips */
+	uint8_t flags;	     /* pages_lock: PCACHE_PAGE_* */
 	bool on_lru;	     /* written under pages_lock and lru.lock, read under either */
 	unsigned char *data; /* page_size bytes in the same block, PCACHE_DATA_ALIGN-aligned */
 };
@@ -151,6 +173,8 @@ struct pcache {
 	struct alloc *alloc;
 	size_t page_size;
 	unsigned page_shift;
+	unsigned block_shift; /* log2 of a page's block size */
+	unsigned nr_blocks;   /* blocks per page (<= PCACHE_PAGE_BLOCKS) */
 	/* Tunable at run time (pcache_set_config): atomic loads and stores. */
 	uint64_t dirty_limit; /* 0: derived from the allocator's budget */
 	uint64_t clean_limit; /* 0: the default without a budget, else none */
@@ -168,11 +192,73 @@ struct pcache {
 	 * backing.c. */
 	atomic_uint_fast64_t cached_bytes, dirty_bytes, writeback_bytes;
 	atomic_uint_fast64_t pages_written, writeback_errors, direct_bytes;
+	atomic_uint_fast64_t fills,
+		fill_bytes; /* page.c: reads from the backing file into a page */
 	atomic_uint_fast64_t throttled_writes, throttled_ns;
 	/* No O_DIRECT writeback: not asked for (buffered_only), or the
 	 * backing fs refused it once. */
 	atomic_bool direct_off;
 	atomic_long nfiles;
 };
+
+/* ---- a page's blocks (pages_lock held, or the page stable) ---- */
+
+/* The blocks of a page that bytes [start, end) touch at all. */
+static inline uint16_t _pcache_blocks_touched(const struct pcache *pc, uint32_t start, uint32_t end)
+{
+	unsigned first = start >> pc->block_shift, last;
+
+	if (start >= end)
+		return 0;
+	last = (end - 1) >> pc->block_shift;
+	return (uint16_t)(((2u << last) - 1) & ~((1u << first) - 1));
+}
+
+/* The blocks of a page that bytes [start, end) cover whole. */
+static inline uint16_t _pcache_blocks_covered(const struct pcache *pc, uint32_t start, uint32_t end)
+{
+	unsigned first = (start + (1u << pc->block_shift) - 1) >> pc->block_shift;
+	unsigned stop = end >> pc->block_shift;
+
+	if (first >= stop)
+		return 0;
+	return (uint16_t)(((1u << stop) - 1) & ~((1u << first) - 1));
+}
+
+static inline uint16_t _pcache_blocks_all(const struct pcache *pc)
+{
+	return (uint16_t)((1u << pc->nr_blocks) - 1);
+}
+
+/* The next run of dirty bytes of p at or after byte at: [*start, *end),
+ * or false when there is none. */
+static inline bool _pcache_page_dirty_run(const struct pcache *pc, const struct pcache_page *p,
+					  uint32_t at, uint32_t *start, uint32_t *end)
+{
+	unsigned first, stop;
+	uint32_t rest, s, e;
+
+	if (at < p->from)
+		at = p->from;
+	if (at >= p->to)
+		return false;
+	first = at >> pc->block_shift;
+	rest = (uint32_t)p->dirty & ~((1u << first) - 1);
+	if (!rest)
+		return false;
+	first = (unsigned)__builtin_ctz(rest);
+	stop = first + (unsigned)__builtin_ctz(~(rest >> first));
+	s = first << pc->block_shift;
+	e = stop << pc->block_shift;
+	if (s < at)
+		s = at;
+	if (e > p->to)
+		e = p->to;
+	if (s >= e)
+		return false;
+	*start = s;
+	*end = e;
+	return true;
+}
 
 #endif /* PFS_PCACHE_I_H */

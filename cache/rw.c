@@ -29,47 +29,83 @@ static size_t min_size(size_t a, size_t b)
 
 /* ---- write ---- */
 
-/* Copy one chunk into page p (pages_lock held, p not under writeback). */
+/* Whether the written bytes of one block b would cover all of its bytes
+ * in the new hull [from, to): the block's old dirty bytes (if it holds
+ * any) and this write's, when they are one interval. */
+static bool block_hull_written(const struct pcache *pc, const struct pcache_page *p, unsigned b,
+			       uint32_t poff, uint32_t end, uint32_t from, uint32_t to)
+{
+	uint32_t bs = b << pc->block_shift, be = bs + (1u << pc->block_shift);
+	uint32_t ws = poff > bs ? poff : bs, we = end < be ? end : be;
+	uint32_t need_s = from > bs ? from : bs, need_e = to < be ? to : be;
+
+	if ((p->flags & PCACHE_PAGE_DIRTY) && (p->dirty & (1u << b)) && p->from < be &&
+	    p->to > bs) {
+		uint32_t os = p->from > bs ? p->from : bs, oe = p->to < be ? p->to : be;
+
+		if (ws >= we) {
+			ws = os;
+			we = oe;
+		} else if (os <= we && ws <= oe) {
+			ws = os < ws ? os : ws;
+			we = oe > we ? oe : we;
+		} else {
+			return false; /* a gap between the two */
+		}
+	}
+	return ws < we && ws <= need_s && we >= need_e;
+}
+
+/*
+ * Copy one chunk into page p (pages_lock held, p not under writeback).
+ * Whole blocks need nothing from the backing file. A block the write
+ * touches in part, or an edge block of the old dirty hull that the new
+ * hull swallows, must hold real data around the written bytes unless
+ * those stay at an edge of the hull: such a block is filled first.
+ * Returns -EAGAIN after a fill (pages_lock was dropped: look again).
+ */
 static int page_write_chunk(struct pcache_file *f, struct pcache_page *p, const unsigned char *src,
 			    uint32_t poff, uint32_t n, uint64_t now)
 {
-	uint32_t end = poff + n;
-	bool unwritten = p->flags & (PCACHE_PAGE_DIRTY | PCACHE_PAGE_WRITEBACK);
+	struct pcache *pc = f->cache;
+	uint32_t end = poff + n, from = poff, to = end;
+	bool dirty = p->flags & PCACHE_PAGE_DIRTY;
+	uint16_t touched = _pcache_blocks_touched(pc, poff, end);
+	uint16_t check, fill = 0;
 
-	if (!(p->flags & PCACHE_PAGE_UPTODATE)) {
-		if (!unwritten) {
-			/* Clean and partial: its bytes are in the backing file
-			 * already, so start over with just this write. */
-			p->from = poff;
-			p->to = end;
-		} else if (poff > p->to || end < p->from) {
-			/* A gap would open in the valid range: make the page
-			 * whole first, so the merged range holds real data. */
-			int err = _pcache_page_fill(f, p);
+	if (dirty) {
+		from = p->from < from ? p->from : from;
+		to = p->to > to ? p->to : to;
+	}
+	/* Blocks that may end up dirty but not valid: the write's partial
+	 * ones and the old dirty blocks at the old hull's edges. */
+	check = (uint16_t)(touched & ~_pcache_blocks_covered(pc, poff, end));
+	if (dirty)
+		check |= (_pcache_blocks_touched(pc, p->from, p->from + 1) |
+			  _pcache_blocks_touched(pc, p->to - 1, p->to)) &
+			 p->dirty;
+	check &= (uint16_t)~p->valid;
+	for (unsigned b = 0; check >> b; b++)
+		if ((check & (1u << b)) && !block_hull_written(pc, p, b, poff, end, from, to))
+			fill |= (uint16_t)(1u << b);
+	if (fill) {
+		int err = _pcache_page_fill(f, p, fill);
 
-			if (err)
-				return err;
-			/* pages_lock was dropped: writeback may have taken the
-			 * dirty range meanwhile. Stable pages: start over. */
-			if (p->flags & PCACHE_PAGE_WRITEBACK)
-				return -EAGAIN;
-		}
+		/* pages_lock was dropped for the I/O (writeback may have
+		 * taken the dirty bytes meanwhile): start over. */
+		return err ? err : -EAGAIN;
 	}
 	memcpy(p->data + poff, src, n);
-	if (p->flags & PCACHE_PAGE_DIRTY) {
-		if (poff < p->from)
-			p->from = poff;
-		if (end > p->to)
-			p->to = end;
-	} else {
-		/* Clean: the dirty range is this write (a partial page got it
-		 * as its valid range above already). */
-		if (p->flags & PCACHE_PAGE_UPTODATE) {
-			p->from = poff;
-			p->to = end;
-		}
+	p->from = from;
+	p->to = to;
+	p->dirty = dirty ? (uint16_t)(p->dirty | touched) : touched;
+	/* Written whole, or in pieces that met. */
+	p->valid |= _pcache_blocks_covered(pc, poff, end) |
+		    (p->dirty & _pcache_blocks_covered(pc, from, to));
+	if (p->valid == _pcache_blocks_all(pc))
+		p->flags |= PCACHE_PAGE_UPTODATE;
+	if (!dirty)
 		_pcache_page_mark_dirty(f, p, now);
-	}
 	return 0;
 }
 
@@ -206,9 +242,7 @@ ssize_t pcache_write(struct pcache_file *f, const void *buf, size_t len, off_t o
 			pthread_mutex_lock(&f->pages_lock);
 			/* f->lock kept writers and readers out: nobody else
 			 * can have inserted this page meanwhile. page_write_chunk
-			 * sets its range (a fresh page needs no fill). */
-			if (n == pc->page_size)
-				p->flags |= PCACHE_PAGE_UPTODATE;
+			 * marks what it writes (a fresh page needs no fill). */
 			_pcache_index_insert(f, p);
 		}
 		err = page_write_chunk(f, p, src + done, poff, n, now);
@@ -238,9 +272,22 @@ ssize_t pcache_write(struct pcache_file *f, const void *buf, size_t len, off_t o
 
 /* ---- read ---- */
 
+/* pages_lock held: whether p holds every byte of [poff, end): each block
+ * valid, or dirty with these bytes inside the dirty hull. */
+static bool page_holds(const struct pcache *pc, const struct pcache_page *p, uint32_t poff,
+		       uint32_t end)
+{
+	uint16_t missing = (uint16_t)(_pcache_blocks_touched(pc, poff, end) & ~p->valid);
+
+	if (!missing)
+		return true;
+	return !(missing & ~p->dirty) && poff >= p->from && end <= p->to;
+}
+
 /* pages_lock held: copy [poff, poff+n) of page index into dst, filling the
- * page first if it is not whole. Returns 1 if served from the cache, 0 if
- * there is no page, or a negative errno. */
+ * missing blocks it touches first (only those: a random 4 KiB read under
+ * pressure would otherwise read the whole page for one block). Returns 1
+ * if served from the cache, 0 if there is no page, or a negative errno. */
 static int read_cached(struct pcache_file *f, uint64_t index, unsigned char *dst, uint32_t poff,
 		       uint32_t n)
 {
@@ -249,8 +296,8 @@ static int read_cached(struct pcache_file *f, uint64_t index, unsigned char *dst
 
 	if (!p)
 		return 0;
-	if (!(p->flags & PCACHE_PAGE_UPTODATE) && (poff < p->from || poff + n > p->to)) {
-		err = _pcache_page_fill(f, p);
+	if (!(p->flags & PCACHE_PAGE_UPTODATE) && !page_holds(f->cache, p, poff, poff + n)) {
+		err = _pcache_page_fill(f, p, _pcache_blocks_touched(f->cache, poff, poff + n));
 		if (err)
 			return err;
 	}
@@ -290,6 +337,7 @@ static int read_backing(struct pcache_file *f, uint64_t index, unsigned char *ds
 	}
 	memcpy(dst, p->data + poff, n);
 	p->flags = PCACHE_PAGE_UPTODATE;
+	p->valid = _pcache_blocks_all(pc);
 	pthread_mutex_lock(&f->pages_lock);
 	_pcache_index_insert(f, p);
 	_pcache_lru_add(pc, p);
@@ -367,17 +415,15 @@ static struct pcache_page *cache_shrink(struct pcache_file *f, off_t size)
 	p = cut ? _pcache_index_lookup(f->index, tail_index) : NULL;
 	if (p) {
 		memset(p->data + cut, 0, pc->page_size - cut);
+		/* The blocks past the end now hold what the file holds there. */
+		p->valid |= _pcache_blocks_covered(pc, cut, (uint32_t)pc->page_size);
 		if (p->to > cut)
 			p->to = cut;
 		if (p->from > p->to)
 			p->from = p->to;
-		if ((p->flags & PCACHE_PAGE_DIRTY) && p->from == p->to) {
-			if (p->flags & PCACHE_PAGE_UPTODATE) {
-				_pcache_page_mark_clean(f, p);
-			} else {
-				_pcache_page_forget(f, p, &ctx.freed);
-			}
-		}
+		p->dirty &= _pcache_blocks_touched(pc, p->from, p->to);
+		if ((p->flags & PCACHE_PAGE_DIRTY) && !p->dirty)
+			_pcache_page_mark_clean(f, p);
 	}
 	return ctx.freed;
 }

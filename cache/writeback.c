@@ -151,8 +151,8 @@ static size_t wb_collect(struct pcache_file *f, const struct pcache_wb_req *req,
 		/* A shrinking truncate is cutting here (the list is sorted). */
 		if (p->index >= f->wb_stop_index)
 			break;
-		/* clear_page_dirty_for_io: the range stays in from/to. */
-		p->flags = (uint16_t)((p->flags & ~PCACHE_PAGE_DIRTY) | PCACHE_PAGE_WRITEBACK);
+		/* clear_page_dirty_for_io: the bytes stay in dirty, from, to. */
+		p->flags = (uint8_t)((p->flags & ~PCACHE_PAGE_DIRTY) | PCACHE_PAGE_WRITEBACK);
 		ix->nr_writeback++;
 		atomic_fetch_sub(&pc->dirty_bytes, pc->page_size);
 		atomic_fetch_add(&pc->writeback_bytes, pc->page_size);
@@ -178,7 +178,7 @@ static void wb_end(struct pcache_file *f, struct pcache_page **pages, size_t n, 
 			_pcache_page_mark_clean(f, p);
 			continue;
 		}
-		p->flags = (uint16_t)((p->flags & ~PCACHE_PAGE_WRITEBACK) | PCACHE_PAGE_DIRTY);
+		p->flags = (uint8_t)((p->flags & ~PCACHE_PAGE_WRITEBACK) | PCACHE_PAGE_DIRTY);
 		p->dirtied_ns = now;
 		atomic_fetch_add(&pc->dirty_bytes, pc->page_size);
 	}

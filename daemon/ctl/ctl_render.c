@@ -122,6 +122,7 @@ size_t pfs_stats_json(struct pfs *fs, char *out, size_t len)
 		       u.pages_written, u.direct_bytes);
 	pfs_buf_printf(&b, ",\"throttled_writes\":%" PRIu64 ",\"throttled_us\":%" PRIu64,
 		       u.throttled_writes, u.throttled_us);
+	pfs_buf_printf(&b, ",\"fills\":%" PRIu64 ",\"fill_bytes\":%" PRIu64, u.fills, u.fill_bytes);
 	/* What the kernel and we agreed in INIT, and what it costs (fuse_io.c). */
 	pfs_buf_printf(&b,
 		       ",\"kernel_wbcache\":%s,\"killpriv_v2\":%s,\"getxattr_requests\":%" PRIu64,

@@ -78,7 +78,8 @@ COUNTERS = ["calls", "bytes", "frees", "live", "peak", "budget_failures", "injec
             "stall_ns_total", "stall_ns_max"]
 SITES = ["cache_page", "inode", "handle", "writeback", "readdir", "request", "other"]
 TOP_NUMBERS = ["mem_limit", "balloon", "charged", "live", "peak", "cached", "dirty",
-               "writeback_errors", "pages_written", "written_direct", "throttled_writes", "throttled_us"]
+               "writeback_errors", "pages_written", "written_direct", "throttled_writes", "throttled_us",
+               "fills", "fill_bytes"]
 
 
 def stats_keys(path):
