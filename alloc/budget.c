@@ -551,10 +551,19 @@ int _alloc_wait_since(struct alloc *a, uint64_t gen, uint64_t timeout_ns)
 
 int alloc_wait_for_memory(struct alloc *a, uint64_t timeout_ns)
 {
+	uint64_t gen;
 	int rc;
 
+	/* Registered and the generation read in one step under wait_lock:
+	 * a waker that saw this thread registered takes wait_lock after it and
+	 * moves the generation past the one read here.  Registering first and
+	 * reading later lost a wake that came in between (the 10 s timeout
+	 * of unit.alloc_budget under TSan, CI of stop 18). */
+	pthread_mutex_lock(&a->wait_lock);
 	_alloc_waiter_add(a);
-	rc = _alloc_wait_since(a, _alloc_wake_gen(a), timeout_ns);
+	gen = a->wake_gen;
+	pthread_mutex_unlock(&a->wait_lock);
+	rc = _alloc_wait_since(a, gen, timeout_ns);
 	_alloc_waiter_del(a);
 	return rc;
 }

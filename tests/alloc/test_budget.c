@@ -215,6 +215,41 @@ static void test_budget_limit_raise_wakes_waiter(void **state)
 	alloc_destroy(a);
 }
 
+/*
+ * A wake that comes after the waiter is seen registered is never lost.  The
+ * test holds wait_lock so that a waiter which registers without it (the old
+ * order: register, then read the generation under the lock) is caught in
+ * between; a wake delivered there (the generation moved) must still wake it.
+ */
+static void test_budget_wake_right_after_registering_is_not_lost(void **state)
+{
+	struct alloc *a = make(1000, ALLOC_DEFAULT_STOCK_BYTES);
+	struct waiter w = {.a = a, .rc = 1};
+	pthread_t t;
+	bool seen = false;
+
+	pthread_mutex_lock(&a->wait_lock);
+	assert_int_equal(pthread_create(&t, NULL, waiter_main, &w), 0);
+	for (unsigned i = 0; i < 300 && !seen; i++) {
+		seen = _alloc_waiters(a) > 0;
+		if (!seen)
+			test_sleep_ms(1);
+	}
+	if (seen) {
+		/* What alloc_set_mem_limit() would do, in the window. */
+		a->wake_gen++;
+		pthread_cond_broadcast(&a->wait_cond);
+		pthread_mutex_unlock(&a->wait_lock);
+	} else {
+		pthread_mutex_unlock(&a->wait_lock);
+		assert_int_equal(test_wait_for_waiter(a), 0);
+		alloc_set_mem_limit(a, 2000);
+	}
+	pthread_join(t, NULL);
+	assert_int_equal(w.rc, 0);
+	alloc_destroy(a);
+}
+
 static void test_budget_balloon_deflate_wakes_waiter(void **state)
 {
 	struct alloc *a = make(1000, ALLOC_DEFAULT_STOCK_BYTES);
@@ -628,6 +663,7 @@ int main(void)
 		cmocka_unit_test(test_budget_balloon_squeeze_stops_reuse_of_freed_stock),
 		cmocka_unit_test(test_budget_limit_drop_stops_reuse_of_freed_stock),
 		cmocka_unit_test(test_budget_limit_raise_wakes_waiter),
+		cmocka_unit_test(test_budget_wake_right_after_registering_is_not_lost),
 		cmocka_unit_test(test_budget_balloon_deflate_wakes_waiter),
 		cmocka_unit_test(test_budget_free_wakes_waiter),
 		cmocka_unit_test(test_budget_wait_times_out_when_nothing_happens),
