@@ -30,25 +30,11 @@ set grid ytics
 set key outside right top
 set logscale y 2
 set yrange [0.0625:*]
-plot for [i=2:17] '/work/main/docs/results/perf/perf-ratio.dat' using i:xtic(1) title columnheader(i)
+plot for [i=2:10] '/work/main/docs/results/perf/perf-ratio.dat' using i:xtic(1) title columnheader(i)
 unset logscale y
 set yrange [*:*]
 unset style
 set style data linespoints
 set xtics norotate
 set key inside top right
-set origin 0,0
-set size 0.5,0.42
-set logscale x 2
-set logscale y 10
-set title 'sequential write MB/s by file size (MiB)'
-plot '/work/main/docs/results/perf/perf-scale-write.dat' using 1:2 title columnheader(2) lt 1, '/work/main/docs/results/perf/perf-scale-write.dat' using 1:3 title columnheader(3) lt 2, '/work/main/docs/results/perf/perf-scale-write.dat' using 1:4 title columnheader(4) lt 6
-unset logscale
-set origin 0.5,0
-set size 0.5,0.42
-set logscale x 10
-set logscale y 10
-set title 'cold lookups/s by files in the directory'
-plot '/work/main/docs/results/perf/perf-scale-lookup.dat' using 1:2 title columnheader(2) lt 1, '/work/main/docs/results/perf/perf-scale-lookup.dat' using 1:3 title columnheader(3) lt 2, '/work/main/docs/results/perf/perf-scale-lookup.dat' using 1:4 title columnheader(4) lt 6
-unset logscale
 unset multiplot
