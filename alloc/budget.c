@@ -557,8 +557,7 @@ int alloc_wait_for_memory(struct alloc *a, uint64_t timeout_ns)
 	/* Registered and the generation read in one step under wait_lock:
 	 * a waker that saw this thread registered takes wait_lock after it and
 	 * moves the generation past the one read here.  Registering first and
-	 * reading later lost a wake that came in between (the 10 s timeout
-	 * of unit.alloc_budget under TSan, CI of stop 18). */
+	 * reading later would lose a wake that came in between. */
 	pthread_mutex_lock(&a->wait_lock);
 	_alloc_waiter_add(a);
 	gen = a->wake_gen;

@@ -62,7 +62,7 @@ def main():
     # application was told like any other, and the reads then count ENOENT.
     for _ in range(3):
         try:
-            _write_whole(big, big_data)
+            _write_file(big, big_data, sync=True)
             break
         except OSError as e:
             record(e)
@@ -71,7 +71,7 @@ def main():
         i += 1
         name = os.path.join(args.dir, 'c%05d' % (i % 200))
         steps = (
-            lambda: _write_small(name, payload),
+            lambda: _write_file(name, payload),
             lambda: os.stat(name),
             lambda: _read_small(name),
             lambda: os.listdir(args.dir),
@@ -97,17 +97,6 @@ BIG_SIZE = 512 * 1024
 BIG_READ = 128 * 1024
 
 
-def _write_whole(path, data):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        done = 0
-        while done < len(data):
-            done += os.write(fd, data[done:])
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _read_direct(path, buf):
     fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
     try:
@@ -121,10 +110,14 @@ def _read_direct(path, buf):
         os.close(fd)
 
 
-def _write_small(path, payload):
+def _write_file(path, data, sync=False):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.write(fd, payload)
+        done = 0
+        while done < len(data):
+            done += os.write(fd, data[done:])
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
