@@ -77,6 +77,7 @@ struct pfs_conn {
 	 * suid/sgid/caps to us. */
 	bool killpriv_v2;
 	uint64_t getxattr_requests; /* atomic: GETXATTR requests the kernel sent */
+	uint64_t flush_requests;    /* atomic: FLUSH requests (close() of a file) */
 	/* The worker pool and how requests arrive (transport/); set up
 	 * before the mount, gone after the session. */
 	struct pfs_transport *transport;

@@ -164,8 +164,10 @@ void pfs_ctl_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EACCES);
 		return;
 	}
-	/* Contents are generated: no kernel caching, no size. */
+	/* Contents are generated: no kernel caching, no size. A write acts
+	 * when it arrives, so close() has nothing to tell us. */
 	fi->direct_io = 1;
+	fi->noflush = 1;
 	fi->fh = 0;
 	if (acc != O_WRONLY) {
 		r = pfs_ctl_render(fs, file, &h);

@@ -125,10 +125,12 @@ size_t pfs_stats_json(struct pfs *fs, char *out, size_t len)
 	pfs_buf_printf(&b, ",\"fills\":%" PRIu64 ",\"fill_bytes\":%" PRIu64, u.fills, u.fill_bytes);
 	/* What the kernel and we agreed in INIT, and what it costs (fuse_io.c). */
 	pfs_buf_printf(&b,
-		       ",\"kernel_wbcache\":%s,\"killpriv_v2\":%s,\"getxattr_requests\":%" PRIu64,
+		       ",\"kernel_wbcache\":%s,\"killpriv_v2\":%s,\"getxattr_requests\":%" PRIu64
+		       ",\"flush_requests\":%" PRIu64,
 		       fs->conn.kernel_wbcache ? "true" : "false",
 		       __atomic_load_n(&fs->conn.killpriv_v2, __ATOMIC_ACQUIRE) ? "true" : "false",
-		       __atomic_load_n(&fs->conn.getxattr_requests, __ATOMIC_RELAXED));
+		       __atomic_load_n(&fs->conn.getxattr_requests, __ATOMIC_RELAXED),
+		       __atomic_load_n(&fs->conn.flush_requests, __ATOMIC_RELAXED));
 	/* How requests arrive (transport/): io_uring, dev_fuse, or starting. */
 	pfs_buf_printf(&b, ",\"transport\":\"%s\"", pfs_transport_name(fs));
 	/* The allocator's counters, per site and in total, from the same snapshot. */

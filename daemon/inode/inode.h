@@ -176,6 +176,10 @@ struct pfs_shrink_wait {
 bool pfs_shrink_wait_fd(struct pfs *fs, struct pfs_shrink_wait *w);
 /* close() (flush) while fds are short: wait a little for the shrinker. */
 void pfs_shrink_throttle(struct pfs *fs);
+/* Should a file opened now have its close() sent to us (FLUSH)? Only
+ * while the table is past the mark where the shrinker works, since
+ * pfs_shrink_throttle in FLUSH is all a close() is for here. */
+bool pfs_shrink_wants_close(struct pfs *fs);
 /* stat of the backing object, with the cached size and mtime. */
 int pfs_inode_stat(struct pfs *fs, struct pfs_inode *inode, struct stat *st);
 /* "/proc/self/fd/N" for the inode's O_PATH fd. */

@@ -425,6 +425,14 @@ void pfs_shrink_throttle(struct pfs *fs)
 	}
 }
 
+bool pfs_shrink_wants_close(struct pfs *fs)
+{
+	/* high, not the throttle's mark above it: a file opened on the way up
+	 * is closed past the mark. */
+	return fs->shrink.running &&
+	       __atomic_load_n(&fs->inodes.count, __ATOMIC_RELAXED) > fs->shrink.high;
+}
+
 int pfs_inode_shrinker_start(struct pfs *fs)
 {
 	struct rlimit rl;

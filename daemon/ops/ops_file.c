@@ -126,6 +126,11 @@ static int pfs_file_open(struct pfs *fs, struct pfs_inode *inode, struct fuse_fi
 	/* Every change goes through the kernel, so its cached pages stay
 	 * valid across opens. */
 	fi->keep_cache = 1;
+	/* close() does not write back (that is what the cache is for), so the
+	 * FLUSH round trip it costs buys nothing, except the shrinker's brake
+	 * on creators while fds are short (FOPEN_NOFLUSH; the kernel ignores
+	 * it with its own write-back cache, which must flush on close). */
+	fi->noflush = !pfs_shrink_wants_close(fs);
 	return 0;
 }
 
@@ -314,8 +319,11 @@ void pfs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, 
 
 void pfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	/* close() does not write back: that is what the cache is for. */
-	pfs_shrink_throttle(pfs_from_req(req));
+	struct pfs *fs = pfs_from_req(req);
+
+	/* Only files opened while fds were short come here (pfs_file_open). */
+	__atomic_add_fetch(&fs->conn.flush_requests, 1, __ATOMIC_RELAXED);
+	pfs_shrink_throttle(fs);
 	fuse_reply_err(req, 0);
 }
 
