@@ -512,7 +512,7 @@ int pfs_inode_lookup_spare(struct pfs *fs, struct pfs_inode *parent, const char 
 			wake = true;
 	}
 	pthread_mutex_unlock(&s->lock);
-	if (wake && fs->shrink.running && pthread_mutex_trylock(&fs->shrink.lock) == 0) {
+	if (wake && pfs_shrink_running(fs) && pthread_mutex_trylock(&fs->shrink.lock) == 0) {
 		pthread_cond_signal(&fs->shrink.wake);
 		pthread_mutex_unlock(&fs->shrink.lock);
 	}
@@ -616,7 +616,7 @@ static int pfs_inode_write_open(struct pfs *fs, struct pfs_inode *inode, int *cr
 	/* Counted with the records: the shrinker keeps fds, not records,
 	 * under the limit. */
 	if (__atomic_add_fetch(&fs->inodes.count, 1, __ATOMIC_RELAXED) == fs->shrink.high + 1 &&
-	    fs->shrink.running && pthread_mutex_trylock(&fs->shrink.lock) == 0) {
+	    pfs_shrink_running(fs) && pthread_mutex_trylock(&fs->shrink.lock) == 0) {
 		pthread_cond_signal(&fs->shrink.wake);
 		pthread_mutex_unlock(&fs->shrink.lock);
 	}

@@ -101,7 +101,8 @@ struct pfs_inodes {
 struct pfs_shrinker {
 	long high; /* immutable after start: start shrinking above this */
 	pthread_t thread;
-	bool running;	      /* main thread only */
+	bool running;	      /* atomic: set by the main thread at start and stop, read by
+			       * workers (the lock and cond are ready once it is true) */
 	pthread_mutex_t lock; /* stop and the wait on wake */
 	pthread_cond_t wake;
 	bool stop;			/* lock (the shrinker also reads it atomically
@@ -180,6 +181,8 @@ void pfs_shrink_throttle(struct pfs *fs);
  * while the table is past the mark where the shrinker works, since
  * pfs_shrink_throttle in FLUSH is all a close() is for here. */
 bool pfs_shrink_wants_close(struct pfs *fs);
+/* Is the shrinker thread there (its lock and cond ready)? */
+bool pfs_shrink_running(struct pfs *fs);
 /* stat of the backing object, with the cached size and mtime. */
 int pfs_inode_stat(struct pfs *fs, struct pfs_inode *inode, struct stat *st);
 /* "/proc/self/fd/N" for the inode's O_PATH fd. */

@@ -368,7 +368,7 @@ static void pfs_shrink_urgent(struct pfs *fs)
 {
 	struct timespec nap = {.tv_nsec = 10 * 1000 * 1000};
 
-	if (fs->shrink.running)
+	if (pfs_shrink_running(fs))
 		pfs_shrink_wake(fs);
 	if (pfs_shrink_reserve_release(fs)) {
 		__atomic_add_fetch(&fs->shrink.reserve_used, 1, __ATOMIC_RELAXED);
@@ -413,7 +413,7 @@ void pfs_shrink_throttle(struct pfs *fs)
 	long mark = fs->shrink.high + fs->shrink.high / 4;
 	unsigned long long round = __atomic_load_n(&fs->shrink.rounds, __ATOMIC_ACQUIRE);
 
-	if (!fs->shrink.running)
+	if (!pfs_shrink_running(fs))
 		return;
 	for (int i = 0; i < 20 && __atomic_load_n(&fs->inodes.count, __ATOMIC_RELAXED) > mark &&
 			__atomic_load_n(&fs->shrink.rounds, __ATOMIC_ACQUIRE) == round;
@@ -425,11 +425,16 @@ void pfs_shrink_throttle(struct pfs *fs)
 	}
 }
 
+bool pfs_shrink_running(struct pfs *fs)
+{
+	return __atomic_load_n(&fs->shrink.running, __ATOMIC_ACQUIRE);
+}
+
 bool pfs_shrink_wants_close(struct pfs *fs)
 {
 	/* high, not the throttle's mark above it: a file opened on the way up
 	 * is closed past the mark. */
-	return fs->shrink.running &&
+	return pfs_shrink_running(fs) &&
 	       __atomic_load_n(&fs->inodes.count, __ATOMIC_RELAXED) > fs->shrink.high;
 }
 
@@ -460,7 +465,7 @@ int pfs_inode_shrinker_start(struct pfs *fs)
 	pthread_mutex_init(&fs->shrink.lock, NULL);
 	pthread_cond_init(&fs->shrink.wake, NULL);
 	r = -pthread_create(&fs->shrink.thread, NULL, pfs_shrink_main, fs);
-	fs->shrink.running = r == 0;
+	__atomic_store_n(&fs->shrink.running, r == 0, __ATOMIC_RELEASE);
 	if (r)
 		while (pfs_shrink_reserve_release(fs))
 			;
@@ -469,14 +474,14 @@ int pfs_inode_shrinker_start(struct pfs *fs)
 
 void pfs_inode_shrinker_stop(struct pfs *fs)
 {
-	if (!fs->shrink.running)
+	if (!pfs_shrink_running(fs))
 		return;
 	pthread_mutex_lock(&fs->shrink.lock);
 	__atomic_store_n(&fs->shrink.stop, true, __ATOMIC_RELAXED);
 	pthread_cond_signal(&fs->shrink.wake);
 	pthread_mutex_unlock(&fs->shrink.lock);
 	pthread_join(fs->shrink.thread, NULL);
-	fs->shrink.running = false;
+	__atomic_store_n(&fs->shrink.running, false, __ATOMIC_RELEASE);
 	while (pfs_shrink_reserve_release(fs))
 		;
 	if (fs->shrink.invalidated || fs->shrink.reserve_used)
