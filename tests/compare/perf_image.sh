@@ -39,7 +39,7 @@ done
 
 rc=0
 python3 "$src/bench/perf" --build "$build" --scratch "$out" --scratch-image 1G --out "$out/r" \
-  --targets backing,pfs-retry --workloads meta --runs 1 --files 300 --cell-timeout 120 \
+  --targets backing,pfs-retry~dev_fuse --scale-targets backing --workloads meta --runs 1 --files 300 --cell-timeout 120 \
   >"$out/perf.txt" 2>&1 || rc=$?
 [ "$rc" = 0 ] || fail "bench/perf --scratch-image exited $rc: $(tail -n 20 "$out/perf.txt")"
 python3 - "$out/r/perf.json" <<'PY' || exit 1
@@ -58,7 +58,7 @@ echo "ok: no loop device or mount of the image remains"
 
 # Stopped part-way (SIGTERM while it measures): it still removes the image.
 python3 "$src/bench/perf" --build "$build" --scratch "$out" --scratch-image 1G --out "$out/s" \
-  --targets backing,pfs-retry --workloads meta --runs 20 --files 2000 --cell-timeout 120 \
+  --targets backing,pfs-retry~dev_fuse --scale-targets backing --workloads meta --runs 20 --files 2000 --cell-timeout 120 \
   >"$out/stop.txt" 2>&1 &
 pid=$!
 for _ in $(seq 1 600); do
