@@ -447,6 +447,7 @@ int main(int argc, char **argv)
 		    &(struct pfs_transport_config){
 			    .want = (enum pfs_transport_kind)fs.ctl.opt.num[PFS_OPT_transport],
 			    .single_thread = cl.single_thread,
+			    .spin_us = (unsigned)fs.ctl.opt.num[PFS_OPT_ring_spin_us],
 		    },
 		    err, sizeof(err)))
 		pfs_die("%s", err);

@@ -53,6 +53,7 @@ enum pfs_opt_ctl {
 	X(killpriv)                                                                                \
 	X(attr_timeout)                                                                            \
 	X(transport)                                                                               \
+	X(ring_spin_us)                                                                            \
 	X(dirty_throttle)                                                                          \
 	X(writeback_delay_us)
 

@@ -132,7 +132,8 @@ size_t pfs_stats_json(struct pfs *fs, char *out, size_t len)
 		       __atomic_load_n(&fs->conn.getxattr_requests, __ATOMIC_RELAXED),
 		       __atomic_load_n(&fs->conn.flush_requests, __ATOMIC_RELAXED));
 	/* How requests arrive (transport/): io_uring, dev_fuse, or starting. */
-	pfs_buf_printf(&b, ",\"transport\":\"%s\"", pfs_transport_name(fs));
+	pfs_buf_printf(&b, ",\"transport\":\"%s\",\"ring_spin_hits\":%" PRIu64,
+		       pfs_transport_name(fs), pfs_transport_spin_hits(fs));
 	/* The allocator's counters, per site and in total, from the same snapshot. */
 	members = alloc_stats_json_members(&st, NULL, 0);
 	pfs_buf_printf(&b, ",");

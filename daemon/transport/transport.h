@@ -27,6 +27,7 @@ struct pfs;
 struct pfs_transport_config {
 	enum pfs_transport_kind want;
 	bool single_thread; /* -s: one /dev/fuse worker, one ring entry per CPU */
+	unsigned spin_us;   /* ring_spin_us */
 };
 
 /*
@@ -48,6 +49,8 @@ int pfs_transport_run(struct pfs *fs);
 void pfs_transport_destroy(struct pfs *fs);
 /* "io_uring", "dev_fuse", or "starting" before INIT is answered. */
 const char *pfs_transport_name(const struct pfs *fs);
+/* Requests a ring worker caught while it watched for them (ring_spin_us). */
+uint64_t pfs_transport_spin_hits(const struct pfs *fs);
 
 /* fuse_io.c, while it writes the INIT reply: may it take io_uring (the
  * kernel offered FUSE_OVER_IO_URING)? */

@@ -84,6 +84,8 @@ struct pfs_transport {
 	const char *dev_fuse_why; /* why not io_uring (log line), if so */
 	unsigned max_write;
 	unsigned nqueues, depth; /* io_uring: queues (possible CPUs) x entries */
+	uint64_t spin_ns;	 /* ring workers watch for the next request this long */
+	uint64_t spin_hits;	 /* atomic: requests a watching worker caught */
 	unsigned nworkers;
 	unsigned ndev;		    /* workers [0, ndev) read /dev/fuse from the start */
 	struct pfs_worker *workers; /* from the allocator (site request) */

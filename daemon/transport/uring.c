@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "transport_i.h"
@@ -278,6 +279,42 @@ static void pfs_ring_serve(struct pfs_worker *w)
 		memcpy(e->payload, (char *)e->header + PFS_RING_STAGE_OFFSET, e->answer_sz);
 }
 
+static uint64_t pfs_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * ring_spin_us: submit the answer and watch the completion queue for a
+ * while before sleeping in io_uring_enter. A worker that sleeps after each
+ * answer is woken for the next request, and the writer it woke meanwhile
+ * finds the worker's CPU busy and is moved to the idle one; with the worker
+ * still running, the writer stays (and preempts it), and its next request
+ * reaches a worker that needs no wake-up. The kernel's request lands in
+ * our ring by task work, which runs when this thread goes back to user
+ * space, so a plain look at the queue sees it.
+ */
+static bool pfs_ring_spin(struct pfs_worker *w)
+{
+	struct io_uring *ring = &w->ent.ring;
+	struct io_uring_cqe *cqe;
+	uint64_t until;
+
+	io_uring_submit(ring);
+	until = pfs_now_ns() + w->t->spin_ns;
+	do {
+		if (io_uring_peek_cqe(ring, &cqe) == 0)
+			return true;
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause(); /* a spinning sibling thread yields the core */
+#endif
+	} while (pfs_now_ns() < until);
+	return false;
+}
+
 bool pfs_ring_worker_loop(struct pfs_worker *w)
 {
 	struct pfs_transport *t = w->t;
@@ -289,7 +326,11 @@ bool pfs_ring_worker_loop(struct pfs_worker *w)
 	pfs_ring_prep_cmd(w, fd, op);
 	for (;;) {
 		struct io_uring_cqe *cqe;
-		int r = io_uring_submit_and_wait(&e->ring, 1);
+		int r;
+
+		if (t->spin_ns && e->registered && pfs_ring_spin(w))
+			__atomic_add_fetch(&t->spin_hits, 1, __ATOMIC_RELAXED);
+		r = io_uring_submit_and_wait(&e->ring, 1);
 
 		if (r < 0 && r != -EINTR) {
 			pfs_log(LOG_ERR, "io_uring_enter: %s", strerror(-r));

@@ -166,6 +166,7 @@ int pfs_transport_create(struct pfs *fs, const struct pfs_transport_config *cfg,
 	fs->conn.transport = t;
 	t->fs = fs;
 	t->want = cfg->want;
+	t->spin_ns = (uint64_t)cfg->spin_us * 1000;
 	t->stop_fd = -1;
 	t->state = PFS_TS_STARTING;
 	pthread_mutex_init(&t->lock, NULL);
@@ -261,6 +262,13 @@ const char *pfs_transport_name(const struct pfs *fs)
 	if (st == PFS_TS_STOP)
 		return t->ended_on_uring ? "io_uring" : "dev_fuse";
 	return "dev_fuse";
+}
+
+uint64_t pfs_transport_spin_hits(const struct pfs *fs)
+{
+	return fs->conn.transport
+		       ? __atomic_load_n(&fs->conn.transport->spin_hits, __ATOMIC_RELAXED)
+		       : 0;
 }
 
 bool pfs_transport_uring_wanted(const struct pfs *fs)

@@ -6,7 +6,9 @@
 #   - the fallback: auto on /dev/fuse when io_uring is off, said once in
 #     the log; io_uring when the kernel offers it; dev_fuse when asked;
 #   - the worker pool is charged to the budget at mount (site request);
-#   - data written through each transport reads back the same.
+#   - data written through each transport reads back the same;
+#   - ring_spin_us: workers that watch for the next request catch some
+#     (ring_spin_hits), none by default, and a value past 1000 is refused.
 # Turning enable_uring on and off needs root; the previous value is put
 # back on exit whatever happens.
 . "$(dirname "$0")/lib.sh"
@@ -72,5 +74,13 @@ grep -q "transport: io_uring (.* entries of 64 KiB)" "$PFS_LOG" ||
 	pfs_fail "mem_limit=4M: max_write did not shrink to 64 KiB ($(cat "$PFS_LOG"))"
 pfs_ok "mem_limit=4M: the ring's max_write shrank to 64 KiB"
 assert_ge 4194304 "$(stat_get on_small peak)" "mem_limit=4M holds with the pool in it"
+assert_eq 0 "$(stat_get on_small ring_spin_hits)" "ring_spin_us=0 (the default): no worker watched"
+
+# ring_spin_us: a worker watches its entry before it sleeps. The same data, and dd's
+# synchronous writes find a watching worker (counted by the daemon, no clock involved).
+roundtrip on_spin -o transport=io_uring,ring_spin_us=500
+assert_eq io_uring "$TRANSPORT" "transport=io_uring with ring_spin_us=500"
+assert_ge "$(stat_get on_spin ring_spin_hits)" 1 "requests a watching ring worker caught"
+refused "ring_spin_us past its range" "ring_spin_us" -o transport=io_uring,ring_spin_us=5000
 
 pfs_ok "$PFS_CHECKS checks"
