@@ -321,7 +321,8 @@ void pfs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct pfs *fs = pfs_from_req(req);
 
-	/* Only files opened while fds were short come here (pfs_file_open). */
+	/* Only closes of files opened while fds were short come here
+	 * (pfs_file_open), and every close with the kernel's write-back cache. */
 	__atomic_add_fetch(&fs->conn.flush_requests, 1, __ATOMIC_RELAXED);
 	pfs_shrink_throttle(fs);
 	fuse_reply_err(req, 0);
