@@ -100,10 +100,11 @@ static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 	[PFS_OPT_ring_spin_us] =
 		{"ring_spin_us", PFS_OPT_UINT, "0", 0, 1000,
 		 "io_uring: after an answer, a ring worker watches its entry this many "
-		 "microseconds for the next request before it sleeps (0: it sleeps at once). A "
-		 "lone synchronous writer then finds its worker awake on its own CPU instead of "
-		 "waking one and being moved to the other CPU; each burst of requests costs up "
-		 "to this much CPU at its end",
+		 "microseconds for the next request before it sleeps (0: it sleeps at once). With "
+		 "every CPU kept busy, the scheduler leaves a lone synchronous writer on its own "
+		 "CPU, where its next request finds a worker that needs no wake-up. The cost is "
+		 "CPU time: every answer not followed by a request within the watch burns all of "
+		 "it (stats: ring_spin_hits, ring_spin_misses)",
 		 PFS_CTL_NONE},
 	[PFS_OPT_dirty_throttle] = {"dirty_throttle", PFS_OPT_BOOL, "1", 0, 1,
 				    "writers wait while dirty data is past dirty_limit until "

@@ -97,6 +97,7 @@ size_t pfs_stats_json(struct pfs *fs, char *out, size_t len)
 	struct alloc_stats st;
 	char name[64], args[512];
 	size_t members;
+	uint64_t spin_hits, spin_misses;
 
 	pthread_mutex_lock(&fs->ctl.lock);
 	pfs_policy_describe(fs, name, sizeof(name), args, sizeof(args));
@@ -132,8 +133,11 @@ size_t pfs_stats_json(struct pfs *fs, char *out, size_t len)
 		       __atomic_load_n(&fs->conn.getxattr_requests, __ATOMIC_RELAXED),
 		       __atomic_load_n(&fs->conn.flush_requests, __ATOMIC_RELAXED));
 	/* How requests arrive (transport/): io_uring, dev_fuse, or starting. */
-	pfs_buf_printf(&b, ",\"transport\":\"%s\",\"ring_spin_hits\":%" PRIu64,
-		       pfs_transport_name(fs), pfs_transport_spin_hits(fs));
+	pfs_transport_spin_counts(fs, &spin_hits, &spin_misses);
+	pfs_buf_printf(&b,
+		       ",\"transport\":\"%s\",\"ring_spin_hits\":%" PRIu64
+		       ",\"ring_spin_misses\":%" PRIu64,
+		       pfs_transport_name(fs), spin_hits, spin_misses);
 	/* The allocator's counters, per site and in total, from the same snapshot. */
 	members = alloc_stats_json_members(&st, NULL, 0);
 	pfs_buf_printf(&b, ",");

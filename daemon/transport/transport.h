@@ -49,8 +49,9 @@ int pfs_transport_run(struct pfs *fs);
 void pfs_transport_destroy(struct pfs *fs);
 /* "io_uring", "dev_fuse", or "starting" before INIT is answered. */
 const char *pfs_transport_name(const struct pfs *fs);
-/* Requests a ring worker caught while it watched for them (ring_spin_us). */
-uint64_t pfs_transport_spin_hits(const struct pfs *fs);
+/* Ring workers' watches for the next request (ring_spin_us): those that
+ * caught one, and those that ended with none. */
+void pfs_transport_spin_counts(const struct pfs *fs, uint64_t *hits, uint64_t *misses);
 
 /* fuse_io.c, while it writes the INIT reply: may it take io_uring (the
  * kernel offered FUSE_OVER_IO_URING)? */

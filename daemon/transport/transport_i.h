@@ -85,7 +85,8 @@ struct pfs_transport {
 	unsigned max_write;
 	unsigned nqueues, depth; /* io_uring: queues (possible CPUs) x entries */
 	uint64_t spin_ns;	 /* ring workers watch for the next request this long */
-	uint64_t spin_hits;	 /* atomic: requests a watching worker caught */
+	uint64_t spin_hits;	 /* atomic: watches that caught a request */
+	uint64_t spin_misses;	 /* atomic: watches that ended with none */
 	unsigned nworkers;
 	unsigned ndev;		    /* workers [0, ndev) read /dev/fuse from the start */
 	struct pfs_worker *workers; /* from the allocator (site request) */

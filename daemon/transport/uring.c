@@ -296,23 +296,33 @@ static uint64_t pfs_now_ns(void)
  * reaches a worker that needs no wake-up. The kernel's request lands in
  * our ring by task work, which runs when this thread goes back to user
  * space, so a plain look at the queue sees it.
+ *
+ * What the watch buys is a busy CPU, not a faster wake-up: on 2 CPUs a
+ * nice-19 busy loop on the other CPU gains 1-job writes as much with no
+ * watch at all, and a worker that watches only while its watches catch
+ * requests (backing off after misses) gains nothing, because the watches
+ * that miss are the ones that keep the other CPU busy. So every answer is
+ * watched, and the misses are counted (ring_spin_misses) to show the cost.
  */
-static bool pfs_ring_spin(struct pfs_worker *w)
+static void pfs_ring_watch_next(struct pfs_worker *w)
 {
 	struct io_uring *ring = &w->ent.ring;
 	struct io_uring_cqe *cqe;
 	uint64_t until;
+	bool caught = false;
 
 	io_uring_submit(ring);
 	until = pfs_now_ns() + w->t->spin_ns;
 	do {
-		if (io_uring_peek_cqe(ring, &cqe) == 0)
-			return true;
+		if (io_uring_peek_cqe(ring, &cqe) == 0) {
+			caught = true;
+			break;
+		}
 #if defined(__x86_64__) || defined(__i386__)
 		__builtin_ia32_pause(); /* a spinning sibling thread yields the core */
 #endif
 	} while (pfs_now_ns() < until);
-	return false;
+	__atomic_add_fetch(caught ? &w->t->spin_hits : &w->t->spin_misses, 1, __ATOMIC_RELAXED);
 }
 
 bool pfs_ring_worker_loop(struct pfs_worker *w)
@@ -328,8 +338,8 @@ bool pfs_ring_worker_loop(struct pfs_worker *w)
 		struct io_uring_cqe *cqe;
 		int r;
 
-		if (t->spin_ns && e->registered && pfs_ring_spin(w))
-			__atomic_add_fetch(&t->spin_hits, 1, __ATOMIC_RELAXED);
+		if (t->spin_ns && e->registered)
+			pfs_ring_watch_next(w);
 		r = io_uring_submit_and_wait(&e->ring, 1);
 
 		if (r < 0 && r != -EINTR) {

@@ -264,11 +264,12 @@ const char *pfs_transport_name(const struct pfs *fs)
 	return "dev_fuse";
 }
 
-uint64_t pfs_transport_spin_hits(const struct pfs *fs)
+void pfs_transport_spin_counts(const struct pfs *fs, uint64_t *hits, uint64_t *misses)
 {
-	return fs->conn.transport
-		       ? __atomic_load_n(&fs->conn.transport->spin_hits, __ATOMIC_RELAXED)
-		       : 0;
+	const struct pfs_transport *t = fs->conn.transport;
+
+	*hits = t ? __atomic_load_n(&t->spin_hits, __ATOMIC_RELAXED) : 0;
+	*misses = t ? __atomic_load_n(&t->spin_misses, __ATOMIC_RELAXED) : 0;
 }
 
 bool pfs_transport_uring_wanted(const struct pfs *fs)
