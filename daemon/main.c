@@ -448,6 +448,7 @@ int main(int argc, char **argv)
 			    .want = (enum pfs_transport_kind)fs.ctl.opt.num[PFS_OPT_transport],
 			    .single_thread = cl.single_thread,
 			    .spin_us = (unsigned)fs.ctl.opt.num[PFS_OPT_ring_spin_us],
+			    .handoff = (enum pfs_handoff)fs.ctl.opt.num[PFS_OPT_ring_handoff],
 		    },
 		    err, sizeof(err)))
 		pfs_die("%s", err);

@@ -20,6 +20,11 @@
 #define KiB 1024LL
 #define MiB (1024LL * 1024)
 
+/* WORD options' words, in their enum's order (the value is the index). */
+static const char *const pfs_ctldir_words[] = {"hidden", "visible", "none", NULL};
+static const char *const pfs_transport_words[] = {"auto", "io_uring", "dev_fuse", NULL};
+static const char *const pfs_handoff_words[] = {"auto", "on", "off", NULL};
+
 static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 	[PFS_OPT_policy] = {"policy", PFS_OPT_POLICY, "retry", 0, 0,
 			    "what an allocation failure does: a policy below, or a plugin's path "
@@ -67,10 +72,10 @@ static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 		 "write long runs of pages back with O_DIRECT where the backing "
 		 "fs allows it (0/1; 0: always through its page cache)",
 		 PFS_CTL_NONE},
-	[PFS_OPT_ctldir] = {"ctldir", PFS_OPT_CTLDIR, "hidden", 0, 0,
+	[PFS_OPT_ctldir] = {"ctldir", PFS_OPT_WORD, "hidden", 0, 0,
 			    "the .pressurefs control directory: hidden (reachable by name), "
 			    "visible, or none",
-			    PFS_CTL_NONE},
+			    PFS_CTL_NONE, pfs_ctldir_words},
 	[PFS_OPT_stats_file] = {"stats_file", PFS_OPT_STRING, "", 0, 0,
 				"write the final statistics JSON to this file at unmount",
 				PFS_CTL_NONE},
@@ -88,7 +93,7 @@ static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 		 "seconds the kernel keeps a file's attributes (size, times, mode) "
 		 "before it asks again (0: every stat asks the daemon)",
 		 PFS_CTL_NONE},
-	[PFS_OPT_transport] = {"transport", PFS_OPT_TRANSPORT, "auto", 0, 0,
+	[PFS_OPT_transport] = {"transport", PFS_OPT_WORD, "auto", 0, 0,
 			       "how requests arrive: io_uring (FUSE over io_uring), dev_fuse "
 			       "(read/write on /dev/fuse) or auto (io_uring when the kernel offers "
 			       "it). Ring memory, charged to mem_limit at mount: CPUs x depth x "
@@ -96,7 +101,7 @@ static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 			       "(max_write halved from 128K down to 32K first if depth 2 does not "
 			       "fit) and, with the ring workers' 128K stacks, mem_limit/4 beyond "
 			       "depth 2",
-			       PFS_CTL_NONE},
+			       PFS_CTL_NONE, pfs_transport_words},
 	[PFS_OPT_ring_spin_us] =
 		{"ring_spin_us", PFS_OPT_UINT, "0", 0, 1000,
 		 "io_uring: after an answer, a ring worker watches its entry this many "
@@ -106,6 +111,15 @@ static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 		 "CPU time: every answer not followed by a request within the watch burns all of "
 		 "it (stats: ring_spin_hits, ring_spin_misses)",
 		 PFS_CTL_NONE},
+	[PFS_OPT_ring_handoff] =
+		{"ring_handoff", PFS_OPT_WORD, "auto", 0, 0,
+		 "io_uring: a ring worker answers at idle priority (SCHED_IDLE), so the caller it "
+		 "wakes stays on its CPU instead of being moved to an idle one, where its next "
+		 "request would wait for a sleeping worker. on, off, or auto: while the CPUs "
+		 "were at least half a CPU idle over the last 50 ms (/proc/stat). Needs "
+		 "CAP_SYS_NICE or RLIMIT_NICE >= 20 to come back from idle priority: auto is off "
+		 "without them, on refuses to mount. Not with ring_spin_us (stats: ring_handoffs)",
+		 PFS_CTL_NONE, pfs_handoff_words},
 	[PFS_OPT_dirty_throttle] = {"dirty_throttle", PFS_OPT_BOOL, "1", 0, 1,
 				    "writers wait while dirty data is past dirty_limit until "
 				    "writeback brings it under (0/1; 0: they run ahead, for "
@@ -250,10 +264,6 @@ static int pfs_parse_int(const char *s, long long *out)
 	return 0;
 }
 
-static const char *pfs_ctldir_names[] = {"hidden", "visible", "none"};
-/* In enum pfs_transport_kind order. */
-static const char *pfs_transport_names[] = {"auto", "io_uring", "dev_fuse"};
-
 /* "cache_page+writeback" or "a:b" or "a,b" -> mask; "all", "none". */
 static int pfs_parse_sites(const char *text, long long *out, char *bad, size_t badlen)
 {
@@ -321,26 +331,25 @@ int pfs_opt_parse_value(enum pfs_opt_id id, const char *text, long long *num, ch
 			return -EINVAL;
 		}
 		break;
-	case PFS_OPT_CTLDIR:
-		for (v = 0; v < 3; v++)
-			if (strcmp(text, pfs_ctldir_names[v]) == 0)
+	case PFS_OPT_WORD: {
+		char expected[128] = "";
+		size_t used = 0;
+
+		for (v = 0; d->words[v]; v++)
+			if (strcmp(text, d->words[v]) == 0)
 				break;
-		if (v == 3) {
-			pfs_err(err, errlen, "%s='%s': expected hidden, visible or none", d->name,
-				text);
-			return -EINVAL;
-		}
-		break;
-	case PFS_OPT_TRANSPORT:
-		for (v = 0; v < 3; v++)
-			if (strcmp(text, pfs_transport_names[v]) == 0)
-				break;
-		if (v == 3) {
-			pfs_err(err, errlen, "%s='%s': expected auto, io_uring or dev_fuse",
-				d->name, text);
-			return -EINVAL;
-		}
-		break;
+		if (d->words[v])
+			break;
+		/* "a, b or c" */
+		for (int i = 0; d->words[i] && used < sizeof(expected); i++)
+			used += (size_t)snprintf(expected + used, sizeof(expected) - used, "%s%s",
+						 i == 0		   ? ""
+						 : d->words[i + 1] ? ", "
+								   : " or ",
+						 d->words[i]);
+		pfs_err(err, errlen, "%s='%s': expected %s", d->name, text, expected);
+		return -EINVAL;
+	}
 	case PFS_OPT_SITES: {
 		char bad[64] = "", expected[256];
 
@@ -389,11 +398,8 @@ void pfs_opt_format_value(enum pfs_opt_id id, const struct pfs_options *o, char 
 	case PFS_OPT_BOOL:
 		snprintf(buf, len, "%lld", v);
 		break;
-	case PFS_OPT_CTLDIR:
-		snprintf(buf, len, "%s", pfs_ctldir_names[v]);
-		break;
-	case PFS_OPT_TRANSPORT:
-		snprintf(buf, len, "%s", pfs_transport_names[v]);
+	case PFS_OPT_WORD:
+		snprintf(buf, len, "%s", d->words[v]);
 		break;
 	case PFS_OPT_SITES:
 		if (v == 0)
@@ -666,8 +672,7 @@ static const char *pfs_opt_metavar(const struct pfs_opt_desc *d)
 		return "PATH";
 	case PFS_OPT_SITES:
 		return "LIST";
-	case PFS_OPT_CTLDIR:
-	case PFS_OPT_TRANSPORT:
+	case PFS_OPT_WORD:
 		return "MODE";
 	case PFS_OPT_BOOL:
 		return "0|1";

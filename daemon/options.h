@@ -11,19 +11,20 @@
 #include <stdio.h>
 
 enum pfs_opt_type {
-	PFS_OPT_SIZE,	   /* bytes, K/M/G suffixes */
-	PFS_OPT_UINT,	   /* unsigned decimal in [min, max] */
-	PFS_OPT_INT,	   /* signed decimal in [min, max] */
-	PFS_OPT_BOOL,	   /* 0 or 1 */
-	PFS_OPT_STRING,	   /* any non-empty text */
-	PFS_OPT_CTLDIR,	   /* hidden, visible, none */
-	PFS_OPT_SITES,	   /* site list, "all" or "none" */
-	PFS_OPT_POLICY,	   /* NAME or PATH (arguments come as other options) */
-	PFS_OPT_TRANSPORT, /* auto, io_uring, dev_fuse */
+	PFS_OPT_SIZE,	/* bytes, K/M/G suffixes */
+	PFS_OPT_UINT,	/* unsigned decimal in [min, max] */
+	PFS_OPT_INT,	/* signed decimal in [min, max] */
+	PFS_OPT_BOOL,	/* 0 or 1 */
+	PFS_OPT_STRING, /* any non-empty text */
+	PFS_OPT_WORD,	/* one of the desc's words; the value is its index */
+	PFS_OPT_SITES,	/* site list, "all" or "none" */
+	PFS_OPT_POLICY, /* NAME or PATH (arguments come as other options) */
 };
 
 /* How requests reach the daemon (transport/). */
 enum pfs_transport_kind { PFS_TRANSPORT_AUTO, PFS_TRANSPORT_IO_URING, PFS_TRANSPORT_DEV_FUSE };
+/* Whether a ring worker hands its CPU to the caller it answers (ring_handoff). */
+enum pfs_handoff { PFS_HANDOFF_AUTO, PFS_HANDOFF_ON, PFS_HANDOFF_OFF };
 
 /* Where a knob can be changed at run time through the control directory. */
 enum pfs_opt_ctl {
@@ -54,6 +55,7 @@ enum pfs_opt_ctl {
 	X(attr_timeout)                                                                            \
 	X(transport)                                                                               \
 	X(ring_spin_us)                                                                            \
+	X(ring_handoff)                                                                            \
 	X(dirty_throttle)                                                                          \
 	X(writeback_delay_us)
 
@@ -71,6 +73,7 @@ struct pfs_opt_desc {
 	long long min, max; /* numeric range (SIZE, UINT, INT) */
 	const char *help;
 	enum pfs_opt_ctl ctl;
+	const char *const *words; /* WORD: the accepted words, NULL-terminated */
 };
 
 enum pfs_ctldir { PFS_CTLDIR_HIDDEN, PFS_CTLDIR_VISIBLE, PFS_CTLDIR_NONE };

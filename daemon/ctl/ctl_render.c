@@ -98,6 +98,7 @@ size_t pfs_stats_json(struct pfs *fs, char *out, size_t len)
 	char name[64], args[512];
 	size_t members;
 	uint64_t spin_hits, spin_misses;
+	struct pfs_handoff_stats handoff;
 
 	pthread_mutex_lock(&fs->ctl.lock);
 	pfs_policy_describe(fs, name, sizeof(name), args, sizeof(args));
@@ -138,6 +139,13 @@ size_t pfs_stats_json(struct pfs *fs, char *out, size_t len)
 		       ",\"transport\":\"%s\",\"ring_spin_hits\":%" PRIu64
 		       ",\"ring_spin_misses\":%" PRIu64,
 		       pfs_transport_name(fs), spin_hits, spin_misses);
+	pfs_transport_handoff_stats(fs, &handoff);
+	pfs_buf_printf(&b,
+		       ",\"ring_handoff\":\"%s\",\"ring_handoffs\":%" PRIu64
+		       ",\"ring_handoff_stalls\":%" PRIu64 ",\"ring_idle_samples\":%" PRIu64
+		       ",\"ring_idle_cpus\":%" PRIu64 ".%03" PRIu64,
+		       handoff.mode, handoff.handoffs, handoff.stalls, handoff.samples,
+		       handoff.idle_milli / 1000, handoff.idle_milli % 1000);
 	/* The allocator's counters, per site and in total, from the same snapshot. */
 	members = alloc_stats_json_members(&st, NULL, 0);
 	pfs_buf_printf(&b, ",");

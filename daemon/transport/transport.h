@@ -26,8 +26,9 @@ struct pfs;
 
 struct pfs_transport_config {
 	enum pfs_transport_kind want;
-	bool single_thread; /* -s: one /dev/fuse worker, one ring entry per CPU */
-	unsigned spin_us;   /* ring_spin_us */
+	bool single_thread;	  /* -s: one /dev/fuse worker, one ring entry per CPU */
+	unsigned spin_us;	  /* ring_spin_us */
+	enum pfs_handoff handoff; /* ring_handoff */
 };
 
 /*
@@ -52,6 +53,14 @@ const char *pfs_transport_name(const struct pfs *fs);
 /* Ring workers' watches for the next request (ring_spin_us): those that
  * caught one, and those that ended with none. */
 void pfs_transport_spin_counts(const struct pfs *fs, uint64_t *hits, uint64_t *misses);
+/* ring_handoff: the mode in force ("auto", "on", "off"), answers submitted
+ * at idle priority and those that waited 1 ms or more, auto's idle samples
+ * and the last one (idle CPUs x 1000). */
+struct pfs_handoff_stats {
+	const char *mode;
+	uint64_t handoffs, stalls, samples, idle_milli;
+};
+void pfs_transport_handoff_stats(const struct pfs *fs, struct pfs_handoff_stats *out);
 
 /* fuse_io.c, while it writes the INIT reply: may it take io_uring (the
  * kernel offered FUSE_OVER_IO_URING)? */

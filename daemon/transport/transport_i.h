@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "daemon_i.h"
 #include "fuse_uring_uapi.h"
@@ -75,6 +76,10 @@ struct pfs_worker {
 	pthread_t thread;
 	bool started; /* main thread only */
 	struct pfs_ring_entry ent;
+	/* ring_handoff, written by its thread only */
+	uint64_t handoffs;	       /* atomic: answers submitted at idle priority */
+	uint64_t handoff_stalls;       /* atomic: of those, waits of 1 ms or more */
+	uint64_t handoff_paused_until; /* auto: none before (pfs_transport_now_ns) */
 };
 
 struct pfs_transport {
@@ -87,6 +92,19 @@ struct pfs_transport {
 	uint64_t spin_ns;	 /* ring workers watch for the next request this long */
 	uint64_t spin_hits;	 /* atomic: watches that caught a request */
 	uint64_t spin_misses;	 /* atomic: watches that ended with none */
+
+	/* ring_handoff (handoff.c) */
+	enum pfs_handoff handoff; /* atomic: on, auto, or off (also after a failure) */
+	const char *handoff_why;  /* why off when it was asked for, or NULL */
+	char handoff_why_buf[200];
+	int stat_fd;		     /* /proc/stat, for auto */
+	uint64_t clk_tck;	     /* its unit: USER_HZ */
+	pthread_mutex_t sample_lock; /* idle_ticks; held by one sampler (trylock) */
+	uint64_t idle_ticks;	     /* idle + iowait at the last sample */
+	uint64_t sampled_ns;	     /* atomic: when (written under sample_lock) */
+	uint64_t idle_milli;	     /* atomic: idle CPUs x 1000 between the last two */
+	uint64_t idle_samples;	     /* atomic: samples taken */
+	bool handoff_now;	     /* atomic: auto's verdict from the last sample */
 	unsigned nworkers;
 	unsigned ndev;		    /* workers [0, ndev) read /dev/fuse from the start */
 	struct pfs_worker *workers; /* from the allocator (site request) */
@@ -101,6 +119,23 @@ struct pfs_transport {
 	sem_t ended;		     /* a worker saw the session end */
 	int status;		     /* exit status (atomic: 1 = the transport failed) */
 };
+
+static inline uint64_t pfs_transport_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* handoff.c */
+int pfs_handoff_setup(struct pfs_transport *t, enum pfs_handoff want, char *err, size_t errlen);
+void pfs_handoff_teardown(struct pfs_transport *t);
+/* For the transport's log line: "handoff auto", or why it is off. */
+const char *pfs_handoff_describe(const struct pfs_transport *t, char *buf, size_t len);
+/* A ring worker, before it sleeps for its next request: submit the answer
+ * at idle priority when that keeps the caller on its CPU. */
+void pfs_handoff_submit(struct pfs_worker *w);
 
 /* uring.c */
 int pfs_ring_entry_setup(struct pfs_worker *w, char *err, size_t errlen);

@@ -17,6 +17,7 @@
  * /dev/fuse still: a /dev/fuse worker keeps serving those.
  */
 #include <errno.h>
+#include <sched.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,14 +280,6 @@ static void pfs_ring_serve(struct pfs_worker *w)
 		memcpy(e->payload, (char *)e->header + PFS_RING_STAGE_OFFSET, e->answer_sz);
 }
 
-static uint64_t pfs_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * ring_spin_us: submit the answer and watch the completion queue for a
  * while before sleeping in io_uring_enter. A worker that sleeps after each
@@ -312,7 +305,7 @@ static void pfs_ring_watch_next(struct pfs_worker *w)
 	bool caught = false;
 
 	io_uring_submit(ring);
-	until = pfs_now_ns() + w->t->spin_ns;
+	until = pfs_transport_now_ns() + w->t->spin_ns;
 	do {
 		if (io_uring_peek_cqe(ring, &cqe) == 0) {
 			caught = true;
@@ -321,7 +314,7 @@ static void pfs_ring_watch_next(struct pfs_worker *w)
 #if defined(__x86_64__) || defined(__i386__)
 		__builtin_ia32_pause(); /* a spinning sibling thread yields the core */
 #endif
-	} while (pfs_now_ns() < until);
+	} while (pfs_transport_now_ns() < until);
 	__atomic_add_fetch(caught ? &w->t->spin_hits : &w->t->spin_misses, 1, __ATOMIC_RELAXED);
 }
 
@@ -340,6 +333,14 @@ bool pfs_ring_worker_loop(struct pfs_worker *w)
 
 		if (t->spin_ns && e->registered)
 			pfs_ring_watch_next(w);
+		else if (e->registered)
+			pfs_handoff_submit(w);
+		else if (e->registered && getenv("PFS_YIELD")) {
+			struct sched_param sp = {0};
+			sched_setscheduler(0, SCHED_IDLE, &sp);
+			io_uring_submit(&e->ring);
+			sched_setscheduler(0, SCHED_OTHER, &sp);
+		}
 		r = io_uring_submit_and_wait(&e->ring, 1);
 
 		if (r < 0 && r != -EINTR) {

@@ -120,6 +120,8 @@ void pfs_transport_destroy(struct pfs *fs)
 	alloc_free(fs->alloc, t->workers);
 	if (t->stop_fd >= 0)
 		close(t->stop_fd);
+	if (t->uring_possible)
+		pfs_handoff_teardown(t);
 	pthread_mutex_destroy(&t->lock);
 	pthread_cond_destroy(&t->changed);
 	sem_destroy(&t->ended);
@@ -168,6 +170,7 @@ int pfs_transport_create(struct pfs *fs, const struct pfs_transport_config *cfg,
 	t->want = cfg->want;
 	t->spin_ns = (uint64_t)cfg->spin_us * 1000;
 	t->stop_fd = -1;
+	t->stat_fd = -1;
 	t->state = PFS_TS_STARTING;
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->changed, NULL);
@@ -184,6 +187,9 @@ int pfs_transport_create(struct pfs *fs, const struct pfs_transport_config *cfg,
 		goto fail;
 	}
 	if (t->uring_possible) {
+		r = pfs_handoff_setup(t, cfg->handoff, err, errlen);
+		if (r)
+			goto fail;
 		nring = t->nqueues * t->depth;
 		/* One is enough for INIT, FORGET and INTERRUPT under a small
 		 * budget; up to four keep up with a burst of unlinks. */
@@ -272,6 +278,24 @@ void pfs_transport_spin_counts(const struct pfs *fs, uint64_t *hits, uint64_t *m
 	*misses = t ? __atomic_load_n(&t->spin_misses, __ATOMIC_RELAXED) : 0;
 }
 
+void pfs_transport_handoff_stats(const struct pfs *fs, struct pfs_handoff_stats *out)
+{
+	static const char *const modes[] = {"auto", "on", "off"};
+	const struct pfs_transport *t = fs->conn.transport;
+
+	memset(out, 0, sizeof(*out));
+	out->mode = "off";
+	if (!t || !t->uring_possible)
+		return;
+	out->mode = modes[__atomic_load_n(&t->handoff, __ATOMIC_RELAXED)];
+	for (unsigned i = 0; i < t->nworkers; i++) {
+		out->handoffs += __atomic_load_n(&t->workers[i].handoffs, __ATOMIC_RELAXED);
+		out->stalls += __atomic_load_n(&t->workers[i].handoff_stalls, __ATOMIC_RELAXED);
+	}
+	out->samples = __atomic_load_n(&t->idle_samples, __ATOMIC_RELAXED);
+	out->idle_milli = __atomic_load_n(&t->idle_milli, __ATOMIC_RELAXED);
+}
+
 bool pfs_transport_uring_wanted(const struct pfs *fs)
 {
 	return fs->conn.transport && fs->conn.transport->uring_possible;
@@ -298,8 +322,11 @@ void pfs_transport_init_answered(struct pfs *fs, bool uring, bool kernel_offered
 	pthread_cond_broadcast(&t->changed);
 	pthread_mutex_unlock(&t->lock);
 	if (uring) {
-		pfs_log(LOG_INFO, "transport: io_uring (%u CPUs x %u entries of %u KiB)",
-			t->nqueues, t->depth, t->max_write / 1024);
+		char why[256];
+
+		pfs_log(LOG_INFO, "transport: io_uring (%u CPUs x %u entries of %u KiB, %s)",
+			t->nqueues, t->depth, t->max_write / 1024,
+			pfs_handoff_describe(t, why, sizeof(why)));
 		return;
 	}
 	if (t->want == PFS_TRANSPORT_IO_URING) {

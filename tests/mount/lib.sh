@@ -176,7 +176,9 @@ pfs_mount_at() {
 	set -- ${PFS_TEST_TRANSPORT:+-o transport=$PFS_TEST_TRANSPORT} ${PFS_DAEMON_FLAGS:-} $fg "$@"
 	echo "+ $PFS_EXE $* $b $m" >"$PFS_LOG"
 	pfs_say "mount: ${PFS_EXE##*/} $*"
-	"$PFS_EXE" "$@" "$b" "$m" </dev/null >"$PFS_T/daemon.$PFS_NMOUNT.out" 2>>"$PFS_LOG" &
+	# PFS_EXEC_WRAP: commands that set something up and exec the daemon
+	# (prlimit, setpriv), so $! is still the daemon.
+	${PFS_EXEC_WRAP:-} "$PFS_EXE" "$@" "$b" "$m" </dev/null >"$PFS_T/daemon.$PFS_NMOUNT.out" 2>>"$PFS_LOG" &
 	PFS_PID=$!
 	PFS_PIDS+=("$PFS_PID")
 	PFS_MOUNTS+=("$m")

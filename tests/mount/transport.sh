@@ -9,7 +9,10 @@
 #   - data written through each transport reads back the same;
 #   - ring_spin_us: workers that watch for the next request catch some
 #     (ring_spin_hits) and watch in vain after the last one of a burst
-#     (ring_spin_misses), neither by default; a value past 1000 is refused.
+#     (ring_spin_misses), neither by default; a value past 1000 is refused;
+#   - ring_handoff: on hands answers off at idle priority, auto (the
+#     default) samples the CPUs' idle time; without CAP_SYS_NICE and
+#     RLIMIT_NICE, on is refused in one line and auto runs without it.
 # Turning enable_uring on and off needs root; the previous value is put
 # back on exit whatever happens.
 . "$(dirname "$0")/lib.sh"
@@ -20,7 +23,8 @@ pfs_uring_take
 refused() {
 	local what=$1 want=$2 status
 	shift 2
-	pfs_run 30 "$PFS_EXE" -f "$@" "$B" "$M" </dev/null >"$W/out" 2>"$W/err"
+	# shellcheck disable=SC2086
+	pfs_run 30 ${PFS_EXEC_WRAP:-} "$PFS_EXE" -f "$@" "$B" "$M" </dev/null >"$W/out" 2>"$W/err"
 	status=$?
 	if pfs_is_mounted "$M"; then
 		pfs_fusermount_u "$M"
@@ -71,7 +75,7 @@ assert_ge "$(stat_get on_dev sites.request.live)" $((2 * (256 << 10))) \
 # A small budget: max_write shrinks until two entries per CPU fit in 1/8.
 roundtrip on_small -o transport=io_uring,mem_limit=4M
 assert_eq io_uring "$TRANSPORT" "transport=io_uring under mem_limit=4M"
-grep -q "transport: io_uring (.* entries of 64 KiB)" "$PFS_LOG" ||
+grep -q "transport: io_uring (.* entries of 64 KiB," "$PFS_LOG" ||
 	pfs_fail "mem_limit=4M: max_write did not shrink to 64 KiB ($(cat "$PFS_LOG"))"
 pfs_ok "mem_limit=4M: the ring's max_write shrank to 64 KiB"
 assert_ge 4194304 "$(stat_get on_small peak)" "mem_limit=4M holds with the pool in it"
@@ -86,5 +90,41 @@ assert_eq io_uring "$TRANSPORT" "transport=io_uring with ring_spin_us=500"
 assert_ge "$(stat_get on_spin ring_spin_hits)" 1 "requests a watching ring worker caught"
 assert_ge "$(stat_get on_spin ring_spin_misses)" 1 "watches that ended with no request"
 refused "ring_spin_us past its range" "ring_spin_us" -o transport=io_uring,ring_spin_us=5000
+
+# ring_handoff=on: every answer at idle priority; the data is the same.
+roundtrip on_handoff -o transport=io_uring,ring_handoff=on
+assert_eq on "$(stat_get on_handoff ring_handoff)" "ring_handoff=on is in force (as root)"
+assert_ge "$(stat_get on_handoff ring_handoffs)" 64 "dd's 64 synchronous writes were answered at idle priority"
+roundtrip off_handoff -o transport=io_uring,ring_handoff=off
+assert_eq 0 "$(stat_get off_handoff ring_handoffs)" "ring_handoff=off: no answer at idle priority"
+assert_eq 0 "$(stat_get off_handoff ring_idle_samples)" "ring_handoff=off: no idle samples"
+assert_eq 0 "$(stat_get off_handoff ring_handoff_stalls)" "ring_handoff=off: no handoff waited"
+refused "ring_handoff=on with ring_spin_us" "not with ring_spin_us" \
+	-o transport=io_uring,ring_handoff=on,ring_spin_us=50
+refused "ring_handoff past its words" "expected auto, on or off" -o ring_handoff=always
+
+# auto (the default): it samples /proc/stat every 50 ms while requests come.
+pfs_mount -o transport=io_uring
+pfs_must dd if=/dev/zero of="$M/auto" bs=4096 count=16 status=none
+sleep 0.2
+stats_snap handoff_auto
+pfs_umount_clean
+assert_eq auto "$(stat_get handoff_auto ring_handoff)" "ring_handoff=auto by default (as root)"
+assert_ge "$(stat_get handoff_auto ring_idle_samples)" 1 "auto sampled the CPUs' idle time"
+grep -q "transport: io_uring (.*handoff auto)" "$PFS_LOG" ||
+	pfs_fail "the transport's log line does not name the handoff ($(cat "$PFS_LOG"))"
+pfs_ok "the transport's log line names the handoff"
+
+# Without CAP_SYS_NICE and with RLIMIT_NICE 0, a thread at idle priority could
+# not come back: on is refused, auto runs without the handoff and says why.
+PFS_EXEC_WRAP="prlimit --nice=0:0 setpriv --bounding-set=-sys_nice"
+refused "ring_handoff=on without CAP_SYS_NICE" "ring_handoff=on: .*CAP_SYS_NICE or RLIMIT_NICE" \
+	-o transport=io_uring,ring_handoff=on
+roundtrip nocap_auto -o transport=io_uring
+PFS_EXEC_WRAP=
+assert_eq off "$(stat_get nocap_auto ring_handoff)" "auto without CAP_SYS_NICE: off"
+grep -q "handoff off: .*CAP_SYS_NICE" "$PFS_LOG" ||
+	pfs_fail "auto without CAP_SYS_NICE: the log does not say why ($(cat "$PFS_LOG"))"
+pfs_ok "auto without CAP_SYS_NICE says why in the log"
 
 pfs_ok "$PFS_CHECKS checks"
