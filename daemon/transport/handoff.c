@@ -83,8 +83,6 @@ int pfs_handoff_setup(struct pfs_transport *t, enum pfs_handoff want, char *err,
 	char why[200];
 
 	t->handoff = PFS_HANDOFF_OFF;
-	t->stat_fd = -1;
-	pthread_mutex_init(&t->sample_lock, NULL);
 	if (want == PFS_HANDOFF_OFF)
 		return 0;
 	if (t->spin_ns) {

@@ -129,6 +129,8 @@ static inline uint64_t pfs_transport_now_ns(void)
 }
 
 /* handoff.c */
+/* With io_uring possible: decide the mode (stat_fd and sample_lock are
+ * made by pfs_transport_create, for the teardown to close in any case). */
 int pfs_handoff_setup(struct pfs_transport *t, enum pfs_handoff want, char *err, size_t errlen);
 void pfs_handoff_teardown(struct pfs_transport *t);
 /* For the transport's log line: "handoff auto", or why it is off. */

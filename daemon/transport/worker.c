@@ -120,8 +120,7 @@ void pfs_transport_destroy(struct pfs *fs)
 	alloc_free(fs->alloc, t->workers);
 	if (t->stop_fd >= 0)
 		close(t->stop_fd);
-	if (t->uring_possible)
-		pfs_handoff_teardown(t);
+	pfs_handoff_teardown(t); /* also after a fallback to /dev/fuse */
 	pthread_mutex_destroy(&t->lock);
 	pthread_cond_destroy(&t->changed);
 	sem_destroy(&t->ended);
@@ -171,8 +170,10 @@ int pfs_transport_create(struct pfs *fs, const struct pfs_transport_config *cfg,
 	t->spin_ns = (uint64_t)cfg->spin_us * 1000;
 	t->stop_fd = -1;
 	t->stat_fd = -1;
+	t->handoff = PFS_HANDOFF_OFF; /* pfs_handoff_setup decides, with io_uring only */
 	t->state = PFS_TS_STARTING;
 	pthread_mutex_init(&t->lock, NULL);
+	pthread_mutex_init(&t->sample_lock, NULL);
 	pthread_cond_init(&t->changed, NULL);
 	sem_init(&t->ended, 0, 0);
 
