@@ -126,17 +126,19 @@ void pfs_handoff_teardown(struct pfs_transport *t)
 	pthread_mutex_destroy(&t->sample_lock);
 }
 
+const char *pfs_handoff_mode_name(const struct pfs_transport *t)
+{
+	static const char *const modes[] = {"auto", "on", "off"}; /* enum pfs_handoff */
+
+	return modes[__atomic_load_n(&t->handoff, __ATOMIC_RELAXED)];
+}
+
 const char *pfs_handoff_describe(const struct pfs_transport *t, char *buf, size_t len)
 {
-	enum pfs_handoff mode = __atomic_load_n(&t->handoff, __ATOMIC_RELAXED);
-
-	if (mode == PFS_HANDOFF_ON)
-		return "handoff on";
-	if (mode == PFS_HANDOFF_AUTO)
-		return "handoff auto";
-	if (!t->handoff_why)
-		return "handoff off";
-	snprintf(buf, len, "handoff off: %s", t->handoff_why);
+	if (__atomic_load_n(&t->handoff, __ATOMIC_RELAXED) != PFS_HANDOFF_OFF || !t->handoff_why)
+		snprintf(buf, len, "handoff %s", pfs_handoff_mode_name(t));
+	else
+		snprintf(buf, len, "handoff off: %s", t->handoff_why);
 	return buf;
 }
 

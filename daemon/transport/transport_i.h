@@ -133,6 +133,8 @@ static inline uint64_t pfs_transport_now_ns(void)
  * made by pfs_transport_create, for the teardown to close in any case). */
 int pfs_handoff_setup(struct pfs_transport *t, enum pfs_handoff want, char *err, size_t errlen);
 void pfs_handoff_teardown(struct pfs_transport *t);
+/* "auto", "on" or "off": the mode in force. */
+const char *pfs_handoff_mode_name(const struct pfs_transport *t);
 /* For the transport's log line: "handoff auto", or why it is off. */
 const char *pfs_handoff_describe(const struct pfs_transport *t, char *buf, size_t len);
 /* A ring worker, before it sleeps for its next request: submit the answer

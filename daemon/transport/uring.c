@@ -17,13 +17,11 @@
  * /dev/fuse still: a /dev/fuse worker keeps serving those.
  */
 #include <errno.h>
-#include <sched.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "transport_i.h"
@@ -331,16 +329,10 @@ bool pfs_ring_worker_loop(struct pfs_worker *w)
 		struct io_uring_cqe *cqe;
 		int r;
 
-		if (t->spin_ns && e->registered)
+		if (e->registered && t->spin_ns)
 			pfs_ring_watch_next(w);
 		else if (e->registered)
 			pfs_handoff_submit(w);
-		else if (e->registered && getenv("PFS_YIELD")) {
-			struct sched_param sp = {0};
-			sched_setscheduler(0, SCHED_IDLE, &sp);
-			io_uring_submit(&e->ring);
-			sched_setscheduler(0, SCHED_OTHER, &sp);
-		}
 		r = io_uring_submit_and_wait(&e->ring, 1);
 
 		if (r < 0 && r != -EINTR) {

@@ -281,14 +281,13 @@ void pfs_transport_spin_counts(const struct pfs *fs, uint64_t *hits, uint64_t *m
 
 void pfs_transport_handoff_stats(const struct pfs *fs, struct pfs_handoff_stats *out)
 {
-	static const char *const modes[] = {"auto", "on", "off"};
 	const struct pfs_transport *t = fs->conn.transport;
 
 	memset(out, 0, sizeof(*out));
 	out->mode = "off";
 	if (!t || !t->uring_possible)
 		return;
-	out->mode = modes[__atomic_load_n(&t->handoff, __ATOMIC_RELAXED)];
+	out->mode = pfs_handoff_mode_name(t);
 	for (unsigned i = 0; i < t->nworkers; i++) {
 		out->handoffs += __atomic_load_n(&t->workers[i].handoffs, __ATOMIC_RELAXED);
 		out->stalls += __atomic_load_n(&t->workers[i].handoff_stalls, __ATOMIC_RELAXED);
