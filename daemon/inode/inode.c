@@ -382,8 +382,11 @@ static int pfs_open_retry(struct pfs *fs, const char *path, int flags)
 	}
 }
 
-/* A regular file's fd becomes its data fd (see struct pfs_inode). */
-static void pfs_inode_data_open(struct pfs *fs, struct pfs_inode *inode)
+/* A regular file's fd becomes its data fd (see struct pfs_inode). From an fd
+ * that a create has just opened on the object (from_fd >= 0), the record's
+ * fd is opened through it, with no O_PATH fd on the way: a regular file's
+ * read fd, or O_PATH if it cannot be read. */
+static int pfs_inode_data_open(struct pfs *fs, struct pfs_inode *inode, int from_fd)
 {
 	char path[64];
 	int fd;
@@ -391,19 +394,29 @@ static void pfs_inode_data_open(struct pfs *fs, struct pfs_inode *inode)
 	inode->data_fd = -1;
 	inode->data_err = -EBADF;
 	inode->write_fd = -1;
-	if (inode->type != S_IFREG)
-		return;
-	/* Read-only: writers open write_fd when they open the file. */
-	pfs_inode_proc_path(inode, path, sizeof(path));
-	fd = pfs_open_retry(fs, path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	if (from_fd >= 0)
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", from_fd);
+	else
+		pfs_inode_proc_path(inode, path, sizeof(path));
+	if (inode->type == S_IFREG) {
+		/* Read-only: writers open write_fd when they open the file. */
+		fd = pfs_open_retry(fs, path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			inode->data_err = 0;
+			if (from_fd < 0)
+				close(inode->fd);
+			inode->fd = fd;
+			inode->data_fd = fd;
+			return 0;
+		}
 		inode->data_err = -errno;
-		return;
 	}
-	inode->data_err = 0;
-	close(inode->fd);
-	inode->fd = fd;
-	inode->data_fd = fd;
+	if (from_fd >= 0) {
+		inode->fd = pfs_open_retry(fs, path, O_PATH | O_CLOEXEC);
+		if (inode->fd < 0)
+			return -errno;
+	}
+	return 0;
 }
 
 struct pfs_inode *pfs_inode_spare_alloc(struct pfs *fs)
@@ -425,13 +438,25 @@ int pfs_inode_lookup(struct pfs *fs, struct pfs_inode *parent, const char *name,
 int pfs_inode_lookup_spare(struct pfs *fs, struct pfs_inode *parent, const char *name,
 			   struct fuse_entry_param *e, struct pfs_inode **spare)
 {
+	return pfs_inode_lookup_created(fs, parent, name, -1, e, spare);
+}
+
+int pfs_inode_lookup_created(struct pfs *fs, struct pfs_inode *parent, const char *name,
+			     int from_fd, struct fuse_entry_param *e, struct pfs_inode **spare)
+{
 	struct pfs_inode_shard *s;
 	struct pfs_inode *in, *fresh = NULL;
 	struct stat st;
 	bool wake = false;
-	int fd, r;
+	int fd = -1, r;
 
 	memset(e, 0, sizeof(*e));
+	if (from_fd >= 0) {
+		/* The record's own fd is opened only if a new one is made. */
+		if (fstat(from_fd, &st) < 0)
+			return -errno;
+		goto have_stat;
+	}
 	for (struct pfs_shrink_wait w = {0};;) {
 		fd = openat(parent->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0)
@@ -446,9 +471,11 @@ int pfs_inode_lookup_spare(struct pfs *fs, struct pfs_inode *parent, const char 
 		close(fd);
 		return r;
 	}
+have_stat:
 	if (st.st_dev == fs->inodes.root.dev && st.st_ino == fs->inodes.root.ino) {
 		/* ".." of a top-level directory, or a bind loop: the root. */
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		in = &fs->inodes.root;
 		goto out_stat;
 	}
@@ -458,7 +485,8 @@ int pfs_inode_lookup_spare(struct pfs *fs, struct pfs_inode *parent, const char 
 	if (in) {
 		in->nlookup++;
 		pthread_mutex_unlock(&s->lock);
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		goto out_hint;
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -471,14 +499,24 @@ int pfs_inode_lookup_spare(struct pfs *fs, struct pfs_inode *parent, const char 
 		fresh = pfs_inode_spare_alloc(fs);
 	}
 	if (!fresh) {
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		return -ENOMEM;
 	}
 	fresh->dev = st.st_dev;
 	fresh->ino = st.st_ino;
 	fresh->fd = fd;
 	fresh->type = st.st_mode & S_IFMT;
-	pfs_inode_data_open(fs, fresh);
+	r = pfs_inode_data_open(fs, fresh, from_fd);
+	if (r) {
+		if (spare) {
+			memset(fresh, 0, sizeof(*fresh));
+			*spare = fresh;
+		} else {
+			alloc_free(fs->alloc, fresh);
+		}
+		return r;
+	}
 	fresh->nlookup = 1;
 	pthread_mutex_init(&fresh->open_lock, NULL);
 	pthread_mutex_init(&fresh->append_lock, NULL);

@@ -135,6 +135,12 @@ int pfs_inode_lookup(struct pfs *fs, struct pfs_inode *parent, const char *name,
  * so they fail with ENOMEM before, not after, touching the backing dir. */
 int pfs_inode_lookup_spare(struct pfs *fs, struct pfs_inode *parent, const char *name,
 			   struct fuse_entry_param *e, struct pfs_inode **spare);
+/* The same for the object behind from_fd, which a create has just opened
+ * under name (-1: look the name up): the entry is that object even if a
+ * rename has put another under the name since, and its record's fd is
+ * opened through from_fd, without a lookup by name. */
+int pfs_inode_lookup_created(struct pfs *fs, struct pfs_inode *parent, const char *name,
+			     int from_fd, struct fuse_entry_param *e, struct pfs_inode **spare);
 struct pfs_inode *pfs_inode_spare_alloc(struct pfs *fs);
 void pfs_inode_spare_free(struct pfs *fs, struct pfs_inode *spare);
 /* Drop n kernel lookups. */

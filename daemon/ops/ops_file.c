@@ -191,13 +191,13 @@ void pfs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t m
 	pfs_creds_leave(&creds);
 	if (r)
 		goto out_free;
+	r = pfs_inode_lookup_created(fs, dir, name, fd, &e, &spare);
+	pfs_inode_spare_free(fs, spare);
+	spare = NULL;
 	if (!want_write && fd >= 0) {
 		close(fd);
 		fd = -1;
 	}
-	r = pfs_inode_lookup_spare(fs, dir, name, &e, &spare);
-	pfs_inode_spare_free(fs, spare);
-	spare = NULL;
 	if (r)
 		goto out_free;
 	inode = (struct pfs_inode *)(uintptr_t)e.ino;
