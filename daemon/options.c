@@ -113,9 +113,10 @@ static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 		 PFS_CTL_NONE},
 	[PFS_OPT_ring_handoff] =
 		{"ring_handoff", PFS_OPT_WORD, "auto", 0, 0,
-		 "io_uring: a ring worker answers at idle priority (SCHED_IDLE), so the caller it "
-		 "wakes stays on its CPU instead of being moved to an idle one, where its next "
-		 "request would wait for a sleeping worker. on, off, or auto: while the CPUs "
+		 "io_uring: a ring worker answers a waiting caller at idle priority (SCHED_IDLE), "
+		 "so the caller it wakes stays on its CPU instead of being moved to an idle one, "
+		 "where its next request would wait for a sleeping worker (RELEASE, which "
+		 "nobody waits for, is answered as usual). on, off, or auto: while the CPUs "
 		 "were at least half a CPU idle over the last 50 ms (/proc/stat). Needs "
 		 "CAP_SYS_NICE or RLIMIT_NICE >= 20 to come back from idle priority: auto is off "
 		 "without them, on refuses to mount. Not with ring_spin_us (stats: ring_handoffs)",

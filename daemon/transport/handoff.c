@@ -187,8 +187,9 @@ void pfs_handoff_submit(struct pfs_worker *w)
 
 	if (mode == PFS_HANDOFF_OFF)
 		return;
-	now = mode == PFS_HANDOFF_ON || (__atomic_load_n(&t->handoff_now, __ATOMIC_RELAXED) &&
-					 pfs_transport_now_ns() >= w->handoff_paused_until);
+	now = !w->ent.unwaited &&
+	      (mode == PFS_HANDOFF_ON || (__atomic_load_n(&t->handoff_now, __ATOMIC_RELAXED) &&
+					  pfs_transport_now_ns() >= w->handoff_paused_until));
 	if (now && sched_setscheduler(0, SCHED_IDLE, &normal) == 0) {
 		uint64_t from = pfs_transport_now_ns(), took;
 

@@ -251,6 +251,9 @@ static void pfs_ring_serve(struct pfs_worker *w)
 	e->unique = in.unique;
 	e->answered = false;
 	e->staged = false;
+	/* The kernel sends RELEASE in the background (close() does not wait
+	 * for it): its answer wakes nobody, so the handoff would buy nothing. */
+	e->unwaited = in.opcode == FUSE_RELEASE || in.opcode == FUSE_RELEASEDIR;
 	/* in.len counts the header, the per-op struct and the payload. */
 	if (payload_sz > e->payload_size || in.len < sizeof(in) + payload_sz ||
 	    in.len - sizeof(in) - payload_sz > FUSE_URING_OP_IN_OUT_SZ) {
