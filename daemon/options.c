@@ -113,13 +113,14 @@ static const struct pfs_opt_desc pfs_opt_table[PFS_OPT_COUNT] = {
 		 PFS_CTL_NONE},
 	[PFS_OPT_ring_handoff] =
 		{"ring_handoff", PFS_OPT_WORD, "auto", 0, 0,
-		 "io_uring: a ring worker answers a waiting caller at idle priority (SCHED_IDLE), "
-		 "so the caller it wakes stays on its CPU instead of being moved to an idle one, "
-		 "where its next request would wait for a sleeping worker (RELEASE, which "
-		 "nobody waits for, is answered as usual). on, off, or auto: while the CPUs "
-		 "were at least half a CPU idle over the last 50 ms (/proc/stat). Needs "
+		 "io_uring: ring workers answer at idle priority (SCHED_IDLE), so the caller a "
+		 "worker wakes stays on its CPU instead of being moved to an idle one, where its "
+		 "next request would wait for a sleeping worker. A worker stays at idle priority "
+		 "while requests come; the main thread raises one that waits behind another "
+		 "thread (stats: ring_handoffs, ring_handoff_stalls). on, off, or auto: while the "
+		 "CPUs were at least half a CPU idle over the last 50 ms (/proc/stat). Needs "
 		 "CAP_SYS_NICE or RLIMIT_NICE >= 20 to come back from idle priority: auto is off "
-		 "without them, on refuses to mount. Not with ring_spin_us (stats: ring_handoffs)",
+		 "without them, on refuses to mount. Not with ring_spin_us",
 		 PFS_CTL_NONE, pfs_handoff_words},
 	[PFS_OPT_dirty_throttle] = {"dirty_throttle", PFS_OPT_BOOL, "1", 0, 1,
 				    "writers wait while dirty data is past dirty_limit until "

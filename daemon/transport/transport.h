@@ -54,8 +54,8 @@ const char *pfs_transport_name(const struct pfs *fs);
  * caught one, and those that ended with none. */
 void pfs_transport_spin_counts(const struct pfs *fs, uint64_t *hits, uint64_t *misses);
 /* ring_handoff: the mode in force ("auto", "on", "off"), answers submitted
- * at idle priority and those that waited 1 ms or more, auto's idle samples
- * and the last one (idle CPUs x 1000). */
+ * at idle priority, workers the guard raised back after they waited behind
+ * another thread, auto's idle samples and the last one (idle CPUs x 1000). */
 struct pfs_handoff_stats {
 	const char *mode;
 	uint64_t handoffs, stalls, samples, idle_milli;

@@ -77,10 +77,17 @@ struct pfs_worker {
 	pthread_t thread;
 	bool started; /* main thread only */
 	struct pfs_ring_entry ent;
-	/* ring_handoff, written by its thread only */
+	/* ring_handoff (handoff.c) */
+	pid_t tid;		       /* for the guard (pfs_handoff_guard) */
+	bool idle_prio;		       /* atomic: at SCHED_IDLE (set by its thread, cleared
+					* by whichever of it and the guard raises it) */
+	uint64_t serving_since;	       /* atomic: serving a request at idle priority since */
+	uint64_t taken;		       /* atomic: requests taken from the ring */
+	bool pending_seen;	       /* guard only: its last look found a request unread */
+	uint64_t pending_taken;	       /* guard only: taken at that look */
 	uint64_t handoffs;	       /* atomic: answers submitted at idle priority */
-	uint64_t handoff_stalls;       /* atomic: of those, waits of 1 ms or more */
-	uint64_t handoff_paused_until; /* auto: none before (pfs_transport_now_ns) */
+	uint64_t handoff_stalls;       /* atomic: raised by the guard */
+	uint64_t handoff_paused_until; /* atomic: no handoff before (pfs_transport_now_ns) */
 };
 
 struct pfs_transport {
@@ -106,6 +113,9 @@ struct pfs_transport {
 	uint64_t idle_milli;	     /* atomic: idle CPUs x 1000 between the last two */
 	uint64_t idle_samples;	     /* atomic: samples taken */
 	bool handoff_now;	     /* atomic: auto's verdict from the last sample */
+	unsigned idle_workers;	     /* atomic: ring workers at idle priority */
+	uint64_t guard_taken;	     /* main thread: requests the idle workers took ... */
+	uint64_t guard_active_ns;    /* ... as of this look, the last that saw one move */
 	unsigned nworkers;
 	unsigned ndev;		    /* workers [0, ndev) read /dev/fuse from the start */
 	struct pfs_worker *workers; /* from the allocator (site request) */
@@ -117,7 +127,8 @@ struct pfs_transport {
 	enum pfs_transport_state state;
 	unsigned registered, failed; /* ring entries the kernel took / refused */
 	bool ended_on_uring;	     /* set before state turns PFS_TS_STOP */
-	sem_t ended;		     /* a worker saw the session end */
+	sem_t wake;		     /* the main thread's: the session ended, or the
+				      * first worker went to idle priority */
 	int status;		     /* exit status (atomic: 1 = the transport failed) */
 };
 
@@ -138,9 +149,20 @@ void pfs_handoff_teardown(struct pfs_transport *t);
 const char *pfs_handoff_mode_name(const struct pfs_transport *t);
 /* For the transport's log line: "handoff auto", or why it is off. */
 const char *pfs_handoff_describe(const struct pfs_transport *t, char *buf, size_t len);
-/* A ring worker, before it sleeps for its next request: submit the answer
- * at idle priority when that keeps the caller on its CPU. */
+/* A ring worker, before it submits its answer and sleeps for its next
+ * request: go to idle priority, or back, as the mode and auto's verdict say. */
 void pfs_handoff_submit(struct pfs_worker *w);
+/* A ring worker has a request to serve. */
+static inline void pfs_handoff_serving(struct pfs_worker *w)
+{
+	__atomic_store_n(&w->taken, w->taken + 1, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&w->idle_prio, __ATOMIC_RELAXED))
+		__atomic_store_n(&w->serving_since, pfs_transport_now_ns(), __ATOMIC_RELAXED);
+}
+/* The main thread, every PFS_HANDOFF_GUARD_NS while a worker is at idle
+ * priority: raise the workers that wait behind another thread. Returns how
+ * long to wait before the next look (ns), or 0 when no worker is idle. */
+uint64_t pfs_handoff_guard(struct pfs_transport *t);
 
 /* uring.c */
 int pfs_ring_entry_setup(struct pfs_worker *w, char *err, size_t errlen);

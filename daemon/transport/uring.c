@@ -120,7 +120,12 @@ bool pfs_uring_probe(char *why, size_t whylen)
 int pfs_ring_entry_setup(struct pfs_worker *w, char *err, size_t errlen)
 {
 	struct pfs_ring_entry *e = &w->ent;
-	struct io_uring_params params = {.flags = IORING_SETUP_SQE128};
+	/* TASKRUN_FLAG: a request the kernel has queued for this worker, which
+	 * it has not yet run to take, shows in the ring's flags, where the
+	 * handoff's guard looks (COOP_TASKRUN, which it needs, only spares the
+	 * interrupt of a running worker: ours take requests in io_uring_enter). */
+	struct io_uring_params params = {.flags = IORING_SETUP_SQE128 | IORING_SETUP_COOP_TASKRUN |
+						  IORING_SETUP_TASKRUN_FLAG};
 	int r;
 
 	/* One entry command and one stop poll at a time. */
@@ -245,6 +250,7 @@ static void pfs_ring_serve(struct pfs_worker *w)
 	size_t op_in;
 	char *start;
 
+	pfs_handoff_serving(w);
 	memcpy(&in, e->header->in_out, sizeof(in));
 	payload_sz = e->header->ring_ent_in_out.payload_sz;
 	e->commit_id = e->header->ring_ent_in_out.commit_id;
@@ -335,7 +341,7 @@ bool pfs_ring_worker_loop(struct pfs_worker *w)
 		if (e->registered && t->spin_ns)
 			pfs_ring_watch_next(w);
 		else if (e->registered)
-			pfs_handoff_submit(w);
+			pfs_handoff_submit(w); /* the answer goes with the wait below */
 		r = io_uring_submit_and_wait(&e->ring, 1);
 
 		if (r < 0 && r != -EINTR) {

@@ -123,7 +123,7 @@ void pfs_transport_destroy(struct pfs *fs)
 	pfs_handoff_teardown(t); /* also after a fallback to /dev/fuse */
 	pthread_mutex_destroy(&t->lock);
 	pthread_cond_destroy(&t->changed);
-	sem_destroy(&t->ended);
+	sem_destroy(&t->wake);
 	alloc_free(fs->alloc, t);
 	fs->conn.transport = NULL;
 }
@@ -175,7 +175,7 @@ int pfs_transport_create(struct pfs *fs, const struct pfs_transport_config *cfg,
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_mutex_init(&t->sample_lock, NULL);
 	pthread_cond_init(&t->changed, NULL);
-	sem_init(&t->ended, 0, 0);
+	sem_init(&t->wake, 0, 0);
 
 	t->max_write = PFS_MAX_WRITE;
 	if (cfg->want == PFS_TRANSPORT_DEV_FUSE)
@@ -306,7 +306,7 @@ void pfs_transport_session_ended(struct pfs_transport *t, bool failed)
 	if (failed)
 		__atomic_store_n(&t->status, 1, __ATOMIC_RELAXED);
 	fuse_session_exit(t->fs->conn.se);
-	sem_post(&t->ended);
+	sem_post(&t->wake);
 }
 
 void pfs_transport_init_answered(struct pfs *fs, bool uring, bool kernel_offered)
@@ -424,6 +424,7 @@ static void *pfs_worker_main(void *arg)
 	st = t->state;
 	pthread_mutex_unlock(&t->lock);
 	if (st == PFS_TS_URING) {
+		w->tid = gettid();
 		pfs_worker_pin((int)w->qid);
 		if (pfs_ring_worker_loop(w))
 			return NULL;
@@ -537,14 +538,21 @@ int pfs_transport_run(struct pfs *fs)
 	/* Signals (fuse_set_signal_handlers) only set the session's exit flag.
 	 * This thread is the only one that takes them, so one interrupts this
 	 * wait; a signal that comes just before it is seen a second later.
-	 * CLOCK_MONOTONIC: a step of the wall clock must not stretch that. */
-	while (!fuse_session_exited(fs->conn.se)) {
+	 * CLOCK_MONOTONIC: a step of the wall clock must not stretch that.
+	 * While ring workers are at idle priority, it is also their guard. */
+	for (uint64_t next = 0; !fuse_session_exited(fs->conn.se);) {
+		uint64_t wait_ns = next ? next : 1000000000ull;
 		struct timespec ts;
 
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += 1;
-		if (sem_clockwait(&t->ended, CLOCK_MONOTONIC, &ts) == 0)
-			break;
+		ts.tv_sec += (time_t)(wait_ns / 1000000000ull);
+		ts.tv_nsec += (long)(wait_ns % 1000000000ull);
+		if (ts.tv_nsec >= 1000000000l) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000l;
+		}
+		(void)sem_clockwait(&t->wake, CLOCK_MONOTONIC, &ts);
+		next = pfs_handoff_guard(t);
 	}
 	pfs_transport_stop(t);
 	(void)started;

@@ -11,8 +11,10 @@
 #     (ring_spin_hits) and watch in vain after the last one of a burst
 #     (ring_spin_misses), neither by default; a value past 1000 is refused;
 #   - ring_handoff: on hands answers off at idle priority, auto (the
-#     default) samples the CPUs' idle time; without CAP_SYS_NICE and
-#     RLIMIT_NICE, on is refused in one line and auto runs without it.
+#     default) samples the CPUs' idle time; a worker left waiting at idle
+#     priority behind a busy loop is raised back by the guard; without
+#     CAP_SYS_NICE and RLIMIT_NICE, on is refused in one line and auto runs
+#     without it.
 # Turning enable_uring on and off needs root; the previous value is put
 # back on exit whatever happens.
 . "$(dirname "$0")/lib.sh"
@@ -95,6 +97,24 @@ refused "ring_spin_us past its range" "ring_spin_us" -o transport=io_uring,ring_
 roundtrip on_handoff -o transport=io_uring,ring_handoff=on
 assert_eq on "$(stat_get on_handoff ring_handoff)" "ring_handoff=on is in force (as root)"
 assert_ge "$(stat_get on_handoff ring_handoffs)" 64 "dd's 64 synchronous writes were answered at idle priority"
+# The guard: a busy loop on the writer's CPU. A worker that stayed at idle
+# priority would wait behind it for most of a second per request; the main
+# thread raises it back (ring_handoff_stalls) and the writes go on, well
+# within the bound (20,000 synchronous writes).
+pfs_mount -o transport=io_uring,ring_handoff=on
+cpu=$(($(nproc) - 1))
+taskset -c "$cpu" sh -c 'while :; do :; done' &
+hog=$!
+pfs_helper "$hog"
+pfs_run 120 taskset -c "$cpu" dd if=/dev/zero of="$M/guard" bs=4096 count=20000 status=none ||
+	pfs_fail "20,000 writes beside a busy loop on their CPU did not finish in 120 s"
+kill "$hog"
+wait "$hog" 2>/dev/null
+stats_snap guard
+pfs_umount_clean
+assert_ge "$(stat_get guard ring_handoff_stalls)" 1 \
+	"the guard raised a worker that waited behind the busy loop"
+assert_eq 81920000 "$(stat -c %s "$B/guard")" "the writes beside the busy loop all landed"
 roundtrip off_handoff -o transport=io_uring,ring_handoff=off
 assert_eq 0 "$(stat_get off_handoff ring_handoffs)" "ring_handoff=off: no answer at idle priority"
 assert_eq 0 "$(stat_get off_handoff ring_idle_samples)" "ring_handoff=off: no idle samples"
