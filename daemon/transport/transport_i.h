@@ -60,7 +60,7 @@ struct pfs_ring_entry {
 	bool staged;	    /* ... in the stage area, to move to the payload */
 	uint32_t answer_sz; /* payload bytes of the answer */
 	bool registered;    /* the kernel accepted the entry once */
-	bool unwaited;	    /* nobody sleeps on the answer (RELEASE): no handoff */
+	bool unwaited;	    /* nobody sleeps on the answer (RELEASE) */
 };
 
 struct pfs_transport;

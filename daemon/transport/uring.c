@@ -258,7 +258,8 @@ static void pfs_ring_serve(struct pfs_worker *w)
 	e->answered = false;
 	e->staged = false;
 	/* The kernel sends RELEASE in the background (close() does not wait
-	 * for it): its answer wakes nobody, so the handoff would buy nothing. */
+	 * for it): its answer wakes nobody, so it leaves the worker's priority
+	 * as it is (pfs_handoff_submit). */
 	e->unwaited = in.opcode == FUSE_RELEASE || in.opcode == FUSE_RELEASEDIR;
 	/* in.len counts the header, the per-op struct and the payload. */
 	if (payload_sz > e->payload_size || in.len < sizeof(in) + payload_sz ||
