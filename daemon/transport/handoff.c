@@ -199,8 +199,8 @@ static bool pfs_handoff_raise(struct pfs_worker *w, pid_t tid)
 	__atomic_sub_fetch(&t->idle_workers, 1, __ATOMIC_RELAXED);
 	if (sched_setscheduler(tid, SCHED_OTHER, &pfs_normal_param) != 0) {
 		/* pfs_handoff_permitted said this works; if a limit changed
-		 * under us, stop handing off (a worker that cannot come back
-		 * stays at idle priority: said once, loudly). */
+		 * under us, stop handing off (each idle worker that cannot
+		 * come back says so once, and stays at idle priority). */
 		pfs_log(LOG_ERR, "ring_handoff: back from idle priority: %s; handoff off",
 			strerror(errno));
 		__atomic_store_n(&t->handoff, PFS_HANDOFF_OFF, __ATOMIC_RELAXED);
