@@ -12,13 +12,15 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon_i.h"
 #include "ctl/ctl.h"
 #include "transport/transport.h"
 
 /* Emergency handles, for when the allocator says no (stats at the limit). */
-#define PFS_CTL_SLOTS 4
+#define PFS_CTL_SLOTS	     4
+#define PFS_CTL_SLOT_WAIT_MS 200 /* for a slot the kernel has not released yet */
 static _Alignas(16) char pfs_ctl_slot_mem[PFS_CTL_SLOTS]
 					 [sizeof(struct pfs_ctl_handle) + PFS_CTL_RENDER_MAX];
 static atomic_flag pfs_ctl_slot_busy[PFS_CTL_SLOTS];
@@ -245,11 +247,19 @@ int pfs_ctl_render(struct pfs *fs, const struct pfs_ctl_file *file, struct pfs_c
 	if (h) {
 		h->slot = -1;
 	} else if (b.len <= PFS_CTL_RENDER_MAX) {
-		for (int i = 0; i < PFS_CTL_SLOTS && !h; i++)
-			if (!atomic_flag_test_and_set(&pfs_ctl_slot_busy[i])) {
-				h = (struct pfs_ctl_handle *)pfs_ctl_slot_mem[i];
-				h->slot = i;
-			}
+		/* A slot comes back with the kernel's RELEASE of the file that
+		 * holds it, which is asynchronous: a reader that opens the next
+		 * control file right after closing one can come first. So wait
+		 * for one, a bounded time. */
+		for (int ms = 0; !h && ms <= PFS_CTL_SLOT_WAIT_MS; ms++) {
+			if (ms)
+				usleep(1000);
+			for (int i = 0; i < PFS_CTL_SLOTS && !h; i++)
+				if (!atomic_flag_test_and_set(&pfs_ctl_slot_busy[i])) {
+					h = (struct pfs_ctl_handle *)pfs_ctl_slot_mem[i];
+					h->slot = i;
+				}
+		}
 	}
 	if (!h) {
 		r = -ENOMEM;
