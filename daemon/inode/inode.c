@@ -429,6 +429,18 @@ void pfs_inode_spare_free(struct pfs *fs, struct pfs_inode *spare)
 	alloc_free(fs->alloc, spare);
 }
 
+/* A record made for a lookup that did not keep it: back to the caller's
+ * spare (zeroed, as pfs_inode_spare_alloc gives it) or freed. */
+static void pfs_inode_unused(struct pfs *fs, struct pfs_inode *fresh, struct pfs_inode **spare)
+{
+	if (spare) {
+		memset(fresh, 0, sizeof(*fresh));
+		*spare = fresh;
+	} else {
+		alloc_free(fs->alloc, fresh);
+	}
+}
+
 int pfs_inode_lookup(struct pfs *fs, struct pfs_inode *parent, const char *name,
 		     struct fuse_entry_param *e)
 {
@@ -509,12 +521,7 @@ have_stat:
 	fresh->type = st.st_mode & S_IFMT;
 	r = pfs_inode_data_open(fs, fresh, from_fd);
 	if (r) {
-		if (spare) {
-			memset(fresh, 0, sizeof(*fresh));
-			*spare = fresh;
-		} else {
-			alloc_free(fs->alloc, fresh);
-		}
+		pfs_inode_unused(fs, fresh, spare);
 		return r;
 	}
 	fresh->nlookup = 1;
@@ -530,12 +537,7 @@ have_stat:
 		pthread_mutex_destroy(&fresh->open_lock);
 		pthread_mutex_destroy(&fresh->append_lock);
 		close(fresh->fd);
-		if (spare) {
-			memset(fresh, 0, sizeof(*fresh));
-			*spare = fresh;
-		} else {
-			alloc_free(fs->alloc, fresh);
-		}
+		pfs_inode_unused(fs, fresh, spare);
 		goto out_hint;
 	}
 	in = fresh;
@@ -619,13 +621,13 @@ static void pfs_inode_writer_drop(struct pfs *fs, struct pfs_inode *inode)
 }
 
 /* open_lock held: make sure write_fd is open. *create_fd, the creating
- * open's O_RDWR fd, is taken if it is this very file (a rename may have
- * put another under the name since): for a file created read-only by a
- * daemon without CAP_DAC_OVERRIDE it is the only fd that can write. */
+ * open's O_RDWR fd, is taken if the inode has none: the create made the
+ * inode's record from that fd (pfs_inode_lookup_created), so it is this
+ * very file. For a file created read-only by a daemon without
+ * CAP_DAC_OVERRIDE it is the only fd that can write. */
 static int pfs_inode_write_open(struct pfs *fs, struct pfs_inode *inode, int *create_fd)
 {
 	char path[64];
-	struct stat st;
 	int fd = -1;
 
 	if (inode->write_fd >= 0) {
@@ -637,8 +639,7 @@ static int pfs_inode_write_open(struct pfs *fs, struct pfs_inode *inode, int *cr
 		pfs_inode_proc_path(inode, path, sizeof(path));
 		return faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) < 0 ? -errno : 0;
 	}
-	if (create_fd && *create_fd >= 0 && fstat(*create_fd, &st) == 0 &&
-	    st.st_dev == inode->dev && st.st_ino == inode->ino) {
+	if (create_fd && *create_fd >= 0) {
 		fd = *create_fd;
 		*create_fd = -1;
 	}

@@ -541,16 +541,10 @@ int pfs_transport_run(struct pfs *fs)
 	 * CLOCK_MONOTONIC: a step of the wall clock must not stretch that.
 	 * While ring workers are at idle priority, it is also their guard. */
 	for (uint64_t next = 0; !fuse_session_exited(fs->conn.se);) {
-		uint64_t wait_ns = next ? next : 1000000000ull;
-		struct timespec ts;
+		uint64_t at = pfs_transport_now_ns() + (next ? next : 1000000000ull);
+		struct timespec ts = {.tv_sec = (time_t)(at / 1000000000ull),
+				      .tv_nsec = (long)(at % 1000000000ull)};
 
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)(wait_ns / 1000000000ull);
-		ts.tv_nsec += (long)(wait_ns % 1000000000ull);
-		if (ts.tv_nsec >= 1000000000l) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000l;
-		}
 		(void)sem_clockwait(&t->wake, CLOCK_MONOTONIC, &ts);
 		next = pfs_handoff_guard(t);
 	}
